@@ -1,0 +1,185 @@
+"""The ``mcpgate`` command: render, check, and the secrets a person needs.
+
+Exit codes: 0 success, 2 a mistake in the input (message on stderr, no traceback), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from .errors import MCPGateError
+from .identity import otpauth_uri
+from .inventory import HostStack, default_secrets_dir, load_inventory
+from .policy import format_matrix
+from .render import Rendered, render_stack
+from .secrets import ROTATABLE, StackSecrets
+from .validate import reference_dir, validate_rendered
+
+
+def _render_host(hs: HostStack, secrets_dir: Path | None) -> tuple[Rendered, StackSecrets]:
+    secrets = StackSecrets(hs.store(secrets_dir), hs.stack)
+    return render_stack(hs.stack, secrets, inventory=hs.inventory, host=hs.host), secrets
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    for hs in load_inventory(args.inventory, args.host):
+        rendered, _ = _render_host(hs, args.secrets)
+        root = out / hs.host
+        for d in rendered.dirs:
+            (root / d.path).mkdir(parents=True, exist_ok=True)
+            (root / d.path).chmod(d.mode)
+        for f in rendered.files:
+            path = root / f.path
+            # Create private from the first byte: a secret is never readable by others, even briefly.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(f.content)
+            path.chmod(f.mode)
+        print(f"{hs.host}: {len(rendered.files)} files in {root} (base folder on the host: {hs.stack.base_dir})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    ref = reference_dir()
+    failed = False
+    for hs in load_inventory(args.inventory, args.host):
+        rendered, _ = _render_host(hs, args.secrets)
+        problems = validate_rendered(rendered, ref)
+        print(f"== {hs.host}: https://{hs.stack.hostname}/mcp")
+        print(f"   issuer {hs.stack.issuer}; {len(hs.stack.enabled_backends)} enabled backend(s)")
+        if ref is None:
+            print("   schemas: upstream reference folder not found (set MCPGATE_REFERENCE_DIR); schema checks skipped")
+        else:
+            print(f"   schemas: checked against {ref}")
+        if problems:
+            failed = True
+            print("   rendered configs have problems:", file=sys.stderr)
+            for p in problems:
+                print(f"     - {p}", file=sys.stderr)
+        else:
+            print("   rendered configs: ok")
+        print()
+        print(format_matrix(hs.stack))
+        print()
+    return 2 if failed else 0
+
+
+def cmd_secrets_show(args: argparse.Namespace) -> int:
+    for hs in load_inventory(args.inventory, args.host):
+        stack = hs.stack
+        secrets = StackSecrets(hs.store(args.secrets), stack)
+        print(f"== {hs.host}")
+        print()
+        print('Claude.ai: Settings > Connectors > "Add custom connector"')
+        print(f"  Remote MCP server URL:  {stack.resource}")
+        for client in stack.clients:
+            print()
+            print(f"  client {client.name}  (Advanced settings)")
+            print(f"    OAuth Client ID:      {client.id}")
+            if client.public:
+                print("    OAuth Client Secret:  (none: public client, PKCE only)")
+            else:
+                print(f"    OAuth Client Secret:  {secrets.client_secret(client.id)}")
+                print(f"    token auth method:    {client.auth_method}")
+        print()
+        print(f"Users (sign in at {stack.issuer}, password then TOTP):")
+        for user in stack.users:
+            print(f"  {user.name}")
+            print(f"    initial password:  {secrets.user_password(user.name)}")
+            print(f"    TOTP (scan or paste into an authenticator app): {otpauth_uri(stack, secrets, user.name)}")
+        print()
+    return 0
+
+
+def _one_host(args: argparse.Namespace) -> HostStack:
+    hosts = load_inventory(args.inventory, args.host)
+    if len(hosts) != 1:
+        names = ", ".join(h.host for h in hosts)
+        raise MCPGateError(f"the inventory has several hosts ({names}): choose one with --host")
+    return hosts[0]
+
+
+def cmd_secrets_set(args: argparse.Namespace) -> int:
+    hs = _one_host(args)
+    secrets = StackSecrets(hs.store(args.secrets), hs.stack)
+    allowed = secrets.settable_names()
+    if args.name not in allowed:
+        raise MCPGateError(
+            f"{args.name!r} is not a secret this inventory asks for; settable: {', '.join(allowed) or 'none'}"
+        )
+    value = getpass.getpass(f"{args.name} for {hs.host}: ") if sys.stdin.isatty() else sys.stdin.read()
+    value = value.strip()
+    if not value:
+        raise MCPGateError(f"no value given for {args.name!r} (it is read from stdin, never from the command line)")
+    secrets.store.set(f"tokens/{args.name}", value)
+    print(f"{hs.host}: stored {args.name} in {secrets.store.root} (0600)")
+    return 0
+
+
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    hs = _one_host(args)
+    secrets = StackSecrets(hs.store(args.secrets), hs.stack)
+    item = secrets.rotate(args.name)
+    print(f"{hs.host}: rotated {item.name}; the next deploy restarts {item.restarts}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcpgate", description="Self-hosted MCP servers behind Tailscale Funnel, Authelia and agentgateway."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, host_required: bool = False) -> None:
+        p.add_argument("inventory", help="pyinfra inventory file, e.g. inventory/home.py")
+        p.add_argument("--host", required=host_required, help="only this inventory host")
+        p.add_argument(
+            "--secrets",
+            type=Path,
+            default=None,
+            help=f"secrets store folder (default: $MCPGATE_SECRETS_DIR or {default_secrets_dir()})",
+        )
+
+    p = sub.add_parser("render", help="write the files the deploy would place on each host")
+    common(p)
+    p.add_argument("--out", required=True, help="output folder; files go to OUT/<host>/<path under base_dir>")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("check", help="validate the inventory and rendered configs, print the tool x scope policy")
+    common(p)
+    p.set_defaults(func=cmd_check)
+
+    sp = sub.add_parser("secrets", help="the secrets store").add_subparsers(dest="secrets_command", required=True)
+    p = sp.add_parser("show", help="what to paste into Claude.ai, and each user's password and TOTP URI")
+    common(p)
+    p.set_defaults(func=cmd_secrets_show)
+    p = sp.add_parser("set", help="store a secret you supply (backend token, Tailscale auth key) from stdin")
+    common(p)
+    p.add_argument("name", help="the secret's name, as the inventory gives it (token_secret, auth_key_secret)")
+    p.set_defaults(func=cmd_secrets_set)
+    p = sp.add_parser("rotate", help=f"replace a secret that can change safely ({', '.join(ROTATABLE)})")
+    common(p)
+    p.add_argument("name", choices=sorted(ROTATABLE))
+    p.set_defaults(func=cmd_secrets_rotate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MCPGateError as err:
+        print(f"mcpgate: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

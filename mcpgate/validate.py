@@ -1,0 +1,158 @@
+"""Checks on rendered configs: they parse, agree with each other, and (where the upstream JSON
+schemas are at hand) validate against Authelia's and agentgateway's schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .render import (
+    AUTHELIA_SECRET_ENV,
+    MOUNTS,
+    PROJECT_ROOT,
+    Rendered,
+    service_paths,
+)
+
+_SECRET_FILTER = re.compile(
+    r"""\{\{\s*secret\s+"(?P<path>[^"]+)"\s*(?:\|\s*mindent\s+(?P<indent>\d+)\s+"\|"\s*)?(?:\|\s*msquote\s*)?\}\}"""
+)
+
+
+def reference_dir() -> Path | None:
+    """The upstream schemas: MCPGATE_REFERENCE_DIR, or ../shared/reference beside the checkout."""
+    env = os.environ.get("MCPGATE_REFERENCE_DIR")
+    candidates = [Path(env)] if env else [PROJECT_ROOT.parent / "shared" / "reference"]
+    for c in candidates:
+        if (c / "authelia-4.39").is_dir() and (c / "agentgateway-1.4").is_dir():
+            return c
+    return None
+
+
+def expand_authelia_templates(text: str, files: dict[str, str]) -> str:
+    """Do what Authelia's template filter does with ``{{ secret "path" | mindent N "|" | msquote }}``."""
+
+    def sub(m: re.Match[str]) -> str:
+        path = m.group("path")
+        if path not in files:
+            raise ValueError(f"template reads {path}, which the deploy does not place in the container")
+        value = files[path]
+        if m.group("indent"):
+            pad = " " * int(m.group("indent"))
+            body = "\n".join(pad + line if line else line for line in value.rstrip("\n").split("\n"))
+            return "|\n" + body
+        return value
+
+    return _SECRET_FILTER.sub(sub, text)
+
+
+def authelia_config(rendered: Rendered) -> dict[str, Any]:
+    """The Authelia configuration as Authelia sees it once its template filter has run."""
+    paths = service_paths("authelia")
+    in_container = {
+        f"{MOUNTS['authelia']['secrets']}/{f.path.rsplit('/', 1)[1]}": f.content.decode()
+        for f in rendered.files
+        if f.path.startswith(paths["secrets"] + "/")
+    }
+    text = rendered.file(f"{paths['config']}/configuration.yml").content.decode()
+    return yaml.safe_load(expand_authelia_templates(text, in_container))
+
+
+def _schema_errors(schema: dict[str, Any], doc: Any, what: str) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    return [
+        f"{what}: {'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
+        for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+def authelia_schema(ref: Path, custom_scopes: list[str]) -> dict[str, Any]:
+    """Authelia's schema, widened as its validator is: scopes declared under oidc.scopes are allowed."""
+    schema = json.loads((ref / "authelia-4.39" / "configuration.schema.json").read_text())
+    enum = schema["$defs"]["IdentityProvidersOpenIDConnectClient"]["properties"]["scopes"]["items"]["enum"]
+    enum.extend(s for s in custom_scopes if s not in enum)
+    return schema
+
+
+def validate_rendered(rendered: Rendered, ref: Path | None = None) -> list[str]:
+    """Problems with the rendered files; an empty list when all is well."""
+    stack = rendered.stack
+    problems: list[str] = []
+    docs: dict[str, Any] = {}
+    for f in rendered.files:
+        if f.path.endswith((".yml", ".yaml")) and not f.path.startswith("build/"):
+            try:
+                if f.path.endswith("authelia/config/configuration.yml"):
+                    docs[f.path] = authelia_config(rendered)
+                else:
+                    docs[f.path] = yaml.safe_load(f.content)
+            except (yaml.YAMLError, ValueError) as err:
+                problems.append(f"{f.path}: does not parse: {err}")
+    if problems:
+        return problems
+
+    authelia = docs["authelia/config/configuration.yml"]
+    users = docs["authelia/config/users.yml"]
+    gateway = docs["agentgateway/config/config.yaml"]
+
+    # Cross-checks: the facts every config must agree on.
+    cookie = authelia["session"]["cookies"][0]
+    if cookie["authelia_url"] != stack.issuer:
+        problems.append(f"authelia authelia_url {cookie['authelia_url']} != issuer {stack.issuer}")
+    if not authelia["server"]["address"].endswith("/auth"):
+        problems.append("authelia is not served under /auth")
+    route = gateway["binds"][0]["listeners"][0]["routes"][0]
+    authn = route["policies"]["mcpAuthentication"]
+    if authn["issuer"] != stack.issuer:
+        problems.append(f"agentgateway issuer {authn['issuer']} != {stack.issuer}")
+    if authn["audiences"] != [stack.resource]:
+        problems.append(f"agentgateway audiences {authn['audiences']} != [{stack.resource}]")
+    oidc = authelia["identity_providers"]["oidc"]
+    for client in oidc["clients"]:
+        if client.get("audience") != [stack.resource]:
+            problems.append(f"client {client['client_id']}: audience must be [{stack.resource}]")
+        if client.get("access_token_signed_response_alg") != "RS256":
+            problems.append(f"client {client['client_id']}: access tokens would be opaque")
+        undeclared = set(client["scopes"]) - set(oidc.get("scopes", {})) - {"openid", "offline_access"}
+        if undeclared:
+            problems.append(f"client {client['client_id']}: scopes {sorted(undeclared)} are not declared")
+    for name in AUTHELIA_SECRET_ENV:
+        for value in _walk(authelia):
+            if isinstance(value, str) and value and value == _secret_value(rendered, name):
+                problems.append(f"authelia configuration carries the {name} inline")
+    if set(users["users"]) != {u.name for u in stack.users}:
+        problems.append("users.yml does not list exactly the inventory's users")
+
+    if ref is not None:
+        problems += _schema_errors(authelia_schema(ref, list(stack.scopes)), authelia, "authelia configuration")
+        user_schema = json.loads((ref / "authelia-4.39" / "user-database.schema.json").read_text())
+        problems += _schema_errors(user_schema, users, "authelia users")
+        gw_schema = json.loads((ref / "agentgateway-1.4" / "config.schema.json").read_text())
+        problems += _schema_errors(gw_schema, gateway, "agentgateway config")
+    return problems
+
+
+def _secret_value(rendered: Rendered, name: str) -> str | None:
+    try:
+        return rendered.file(f"{service_paths('authelia')['secrets']}/{name}").content.decode()
+    except KeyError:
+        return None
+
+
+def _walk(node: Any):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+    else:
+        yield node
