@@ -74,11 +74,9 @@ if [ -e "${MCPGATE_DOCKERD_PIDFILE}" ]; then
 fi
 mkdir -p "$(dirname "${MCPGATE_DOCKERD_LOG}")" "$(dirname "${MCPGATE_DOCKERD_PIDFILE}")"
 
-if [ -n "${MCPGATE_DOCKER_STORAGE_DRIVER:-}" ]; then
-	drivers=("${MCPGATE_DOCKER_STORAGE_DRIVER}")
-else
-	drivers=(overlay2 vfs)
-fi
+# Storage drivers to try, in order (space-separated).
+read -r -a drivers <<<"${MCPGATE_DOCKER_STORAGE_DRIVER:-overlay2 vfs}"
+[ "${#drivers[@]}" -gt 0 ] || die "MCPGATE_DOCKER_STORAGE_DRIVER is empty"
 
 for driver in "${drivers[@]}"; do
 	printf '\n===== %s mcpgate harness: starting dockerd --storage-driver=%s =====\n' \
