@@ -10,6 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from .errors import InventoryError, MCPGateError
 from .model import Stack, load_stack
@@ -27,6 +28,17 @@ def default_secrets_dir() -> Path:
     """
     env = os.environ.get("MCPGATE_SECRETS_DIR")
     return Path(env) if env else PROJECT_ROOT / "secrets"
+
+
+def _line_in(tb: TracebackType | None, path: str) -> int | None:
+    """The last line of ``path`` in a traceback."""
+    line = None
+    target = str(Path(path).resolve())
+    while tb is not None:
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == target:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,11 @@ def load_inventory(path: str, only_host: str | None = None) -> list[HostStack]:
         raise MCPGateError(f"{path}:{err.lineno}: {err.msg}") from None
     except MCPGateError:
         raise
-    except Exception as err:  # an inventory is user code: report, don't dump a traceback
-        raise MCPGateError(f"loading inventory {path!r} failed: {type(err).__name__}: {err}") from None
+    except Exception as err:  # an inventory is user code: report where it failed, not a traceback
+        cause = getattr(err, "exception", err)  # pyinfra wraps errors raised by the file
+        line = _line_in(getattr(cause, "_traceback", None) or cause.__traceback__, path)
+        where = f"{path}:{line}" if line else path
+        raise MCPGateError(f"loading inventory {where} failed: {type(cause).__name__}: {cause}") from None
 
     hosts = list(inventory)
     names = [h.name for h in hosts]

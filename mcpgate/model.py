@@ -515,16 +515,16 @@ class Stack(_Strict):
     def _cross_checks(self) -> Stack:
         problems: list[str] = []
 
-        def dupes(kind: str, names: list[str]) -> None:
+        def dupes(field: str, kind: str, names: list[str]) -> None:
             seen: set[str] = set()
             for n in names:
                 if n in seen:
-                    problems.append(f"{kind} {n!r} is declared twice")
+                    problems.append(f"{field}: {kind} {n!r} is declared twice; names must be unique")
                 seen.add(n)
 
-        dupes("user", [u.name for u in self.users])
-        dupes("backend", [b.name for b in self.backends])
-        dupes("client", [c.id for c in self.clients])
+        dupes("users", "user", [u.name for u in self.users])
+        dupes("backends", "backend", [b.name for b in self.backends])
+        dupes("clients", "client", [c.id for c in self.clients])
 
         declared = set(self.scopes)
         hint = ", ".join(sorted(declared))
@@ -569,7 +569,7 @@ class Stack(_Strict):
         secret_names = [b.token_secret for b in self.backends if b.token_secret]
         if self.tailscale.enabled:
             secret_names.append(self.tailscale.auth_key_secret)
-        dupes("secret", secret_names)
+        dupes("token_secret", "secret", secret_names)
 
         if problems:
             raise ValueError("\n".join(problems))

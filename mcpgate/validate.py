@@ -84,7 +84,6 @@ def authelia_schema(ref: Path, custom_scopes: list[str]) -> dict[str, Any]:
 
 def validate_rendered(rendered: Rendered, ref: Path | None = None) -> list[str]:
     """Problems with the rendered files; an empty list when all is well."""
-    stack = rendered.stack
     problems: list[str] = []
     docs: dict[str, Any] = {}
     for f in rendered.files:
@@ -103,7 +102,24 @@ def validate_rendered(rendered: Rendered, ref: Path | None = None) -> list[str]:
     users = docs["authelia/config/users.yml"]
     gateway = docs["agentgateway/config/config.yaml"]
 
-    # Cross-checks: the facts every config must agree on.
+    stack = rendered.stack
+    if ref is not None:
+        problems += _schema_errors(authelia_schema(ref, list(stack.scopes)), authelia, "authelia configuration")
+        user_schema = json.loads((ref / "authelia-4.39" / "user-database.schema.json").read_text())
+        problems += _schema_errors(user_schema, users, "authelia users")
+        gw_schema = json.loads((ref / "agentgateway-1.4" / "config.schema.json").read_text())
+        problems += _schema_errors(gw_schema, gateway, "agentgateway config")
+    try:
+        problems += _cross_checks(rendered, authelia, users, gateway)
+    except (KeyError, IndexError, TypeError) as err:
+        problems.append(f"rendered configs do not have the expected shape: missing {err}")
+    return problems
+
+
+def _cross_checks(rendered: Rendered, authelia: Any, users: Any, gateway: Any) -> list[str]:
+    """The facts every config must agree on."""
+    stack = rendered.stack
+    problems: list[str] = []
     cookie = authelia["session"]["cookies"][0]
     if cookie["authelia_url"] != stack.issuer:
         problems.append(f"authelia authelia_url {cookie['authelia_url']} != issuer {stack.issuer}")
@@ -130,13 +146,6 @@ def validate_rendered(rendered: Rendered, ref: Path | None = None) -> list[str]:
                 problems.append(f"authelia configuration carries the {name} inline")
     if set(users["users"]) != {u.name for u in stack.users}:
         problems.append("users.yml does not list exactly the inventory's users")
-
-    if ref is not None:
-        problems += _schema_errors(authelia_schema(ref, list(stack.scopes)), authelia, "authelia configuration")
-        user_schema = json.loads((ref / "authelia-4.39" / "user-database.schema.json").read_text())
-        problems += _schema_errors(user_schema, users, "authelia users")
-        gw_schema = json.loads((ref / "agentgateway-1.4" / "config.schema.json").read_text())
-        problems += _schema_errors(gw_schema, gateway, "agentgateway config")
     return problems
 
 

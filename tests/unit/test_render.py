@@ -1,0 +1,203 @@
+"""Rendering: deterministic bytes, the right owners and modes, and configs that get the hard parts right."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mcpgate.model import Stack, load_stack
+from mcpgate.render import AUTHELIA_SECRET_ENV, DISCOVERY_ALIASES, Rendered, render_stack
+from mcpgate.secrets import SecretStore, StackSecrets
+from mcpgate.validate import authelia_config, reference_dir, validate_rendered
+
+REF = reference_dir()
+needs_reference = pytest.mark.skipif(
+    REF is None, reason="upstream schemas not found: ../shared/reference is absent and MCPGATE_REFERENCE_DIR unset"
+)
+
+
+@pytest.fixture
+def rendered(stack: Stack, secrets: StackSecrets) -> Rendered:
+    return render_stack(stack, secrets)
+
+
+def _yaml(rendered: Rendered, path: str) -> Any:
+    return yaml.safe_load(rendered.file(path).content)
+
+
+def test_rendering_twice_is_byte_identical(stack: Stack, secrets: StackSecrets, store: SecretStore) -> None:
+    first = render_stack(stack, secrets)
+    second = render_stack(stack, StackSecrets(SecretStore(store.root), stack))
+    assert [(f.path, f.content, f.mode, f.owner) for f in first.files] == [
+        (f.path, f.content, f.mode, f.owner) for f in second.files
+    ]
+    assert first.dirs == second.dirs
+    assert [b.image for b in first.builds] == [b.image for b in second.builds]
+
+
+def test_secret_files_are_0600_in_0700_folders(rendered: Rendered) -> None:
+    dirs = {d.path: d for d in rendered.dirs}
+    for f in rendered.files:
+        if f.secret:
+            assert f.mode == 0o600, f.path
+            parent = f.path.rsplit("/", 1)[0]
+            assert dirs[parent].mode == 0o700, parent
+            assert dirs[parent].owner == f.owner, f.path
+
+
+def test_no_secret_value_appears_in_a_non_secret_file(rendered: Rendered, secrets: StackSecrets) -> None:
+    values = [
+        secrets.session_secret(),
+        secrets.storage_encryption_key(),
+        secrets.oidc_hmac_secret(),
+        secrets.reset_password_jwt_secret(),
+        secrets.redis_password(),
+        secrets.client_secret("claude-ai"),
+        secrets.user_password("alice"),
+        secrets.user_totp_seed("alice"),
+        "ha-long-lived-token",
+        secrets.oidc_private_key_pem().splitlines()[1],
+    ]
+    for f in rendered.files:
+        if not f.secret:
+            for v in values:
+                assert v.encode() not in f.content, f.path
+
+
+def test_authelia_configuration(rendered: Rendered, stack: Stack) -> None:
+    config = authelia_config(rendered)
+    assert config["server"]["address"] == "tcp://0.0.0.0:9091/auth"
+    cookie = config["session"]["cookies"][0]
+    assert cookie == {"domain": stack.hostname, "authelia_url": f"https://{stack.hostname}/auth"}
+    assert config["session"]["redis"] == {"host": "redis", "port": 6379}
+    assert config["storage"] == {"local": {"path": "/data/db.sqlite3"}}
+    assert "filesystem" in config["notifier"]
+    assert config["authentication_backend"]["file"]["password"]["argon2"]["variant"] == "argon2id"
+    assert config["access_control"] == {
+        "default_policy": "deny",
+        "rules": [{"domain": stack.hostname, "policy": "two_factor"}],
+    }
+    oidc = config["identity_providers"]["oidc"]
+    assert set(oidc["scopes"]) == set(stack.scopes)
+    (jwk,) = oidc["jwks"]
+    assert jwk["algorithm"] == "RS256" and jwk["key"].startswith("-----BEGIN PRIVATE KEY-----")
+    (client,) = oidc["clients"]
+    assert client["client_id"] == "claude-ai"
+    assert client["client_secret"].startswith("$pbkdf2-sha512$")
+    assert client["public"] is False
+    assert client["token_endpoint_auth_method"] == "client_secret_post"
+    assert client["redirect_uris"] == [
+        "https://claude.ai/api/mcp/auth_callback",
+        "https://claude.com/api/mcp/auth_callback",
+    ]
+    assert client["require_pkce"] is True and client["pkce_challenge_method"] == "S256"
+    assert client["access_token_signed_response_alg"] == "RS256"
+    assert client["audience"] == [f"https://{stack.hostname}/mcp"]
+    assert client["requested_audience_mode"] == "implicit"
+    assert client["grant_types"] == ["authorization_code", "refresh_token"]
+    assert "offline_access" in client["scopes"] and "openid" in client["scopes"]
+    assert set(stack.scopes) <= set(client["scopes"])
+    assert client["authorization_policy"] == "two_factor"
+
+
+def test_authelia_secrets_are_files_never_inline(rendered: Rendered) -> None:
+    text = rendered.file("authelia/config/configuration.yml").content.decode()
+    for key in ("secret:", "password:", "encryption_key:", "hmac_secret:", "jwt_secret:"):
+        assert not re.search(rf"^[ \t]*{key}[ \t]*\S", text, re.M), key
+    assert '{{ secret "/secrets/oidc_jwks_rs256.pem" | mindent 10 "|" | msquote }}' in text
+    names = {f.path.rsplit("/", 1)[1] for f in rendered.files if f.path.startswith("authelia/secrets/")}
+    assert names == {*AUTHELIA_SECRET_ENV, "oidc_jwks_rs256.pem"}
+
+
+def test_users_database(rendered: Rendered, secrets: StackSecrets) -> None:
+    users = _yaml(rendered, "authelia/config/users.yml")["users"]
+    assert users["alice"]["password"] == secrets.user_password_hash("alice")
+    assert users["alice"]["displayname"] == "Alice"
+
+
+def test_identity_import_files_carry_seed_and_subject(rendered: Rendered, secrets: StackSecrets) -> None:
+    totp = rendered.file("authelia/identity/totp.yml").content.decode()
+    ids = rendered.file("authelia/identity/identifiers.yml").content.decode()
+    assert secrets.user_totp_seed("alice") in totp
+    assert secrets.user_subject("alice") in ids
+
+
+def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
+    config = _yaml(rendered, "agentgateway/config/config.yaml")
+    (bind,) = config["binds"]
+    assert bind["port"] == 3000
+    (route,) = bind["listeners"][0]["routes"]
+    paths = [m["path"]["exact"] for m in route["matches"]]
+    assert "/mcp" in paths and "/.well-known/oauth-protected-resource/mcp" in paths
+    authn = route["policies"]["mcpAuthentication"]
+    assert authn["issuer"] == stack.issuer
+    assert authn["audiences"] == [stack.resource]
+    assert authn["jwks"] == {"url": "http://authelia:9091/auth/jwks.json"}
+    assert authn["resourceMetadata"]["resource"] == stack.resource
+    advertised = authn["resourceMetadata"]["scopesSupported"]
+    assert advertised == ["notes:read", "notes:write", "home:control", "offline_access"]
+    assert "jwtAuth" not in route["policies"]
+    targets = {t["name"]: t for t in route["backends"][0]["mcp"]["targets"]}
+    assert targets["notes"]["mcp"]["host"] == "http://notes:8080/mcp"
+    ha = targets["home-assistant"]
+    assert ha["mcp"]["host"] == "http://homeassistant.lan:8123/api/mcp"
+    assert ha["policies"]["backendAuth"] == {"key": {"file": "/secrets/home-assistant-token"}}
+    rules = route["policies"]["mcpAuthorization"]["rules"]
+    assert len(rules) == 3 and all("in jwt.scp" in r["allow"] for r in rules)
+
+
+def test_backend_token_file_is_the_stored_token(rendered: Rendered) -> None:
+    f = rendered.file("agentgateway/secrets/home-assistant-token")
+    assert f.content == b"ha-long-lived-token" and f.secret and f.mode == 0o600
+
+
+def test_ingress_sets_forwarded_headers_itself(rendered: Rendered, stack: Stack) -> None:
+    caddy = rendered.file("ingress/config/Caddyfile").content.decode()
+    assert f"header_up X-Forwarded-Host {stack.hostname}" in caddy
+    assert "header_up X-Forwarded-Proto https" in caddy
+    assert "trusted_proxies" not in caddy  # no client-sent X-Forwarded-* is ever believed
+    assert "@authelia path /auth /auth/*" in caddy
+    assert "uri strip_prefix" not in caddy and "handle_path" not in caddy  # /auth is never stripped
+    for alias, target in DISCOVERY_ALIASES:
+        assert f"handle {alias} {{\n\t\trewrite * {target}" in caddy
+    assert "respond 404" in caddy
+    assert "reverse_proxy agentgateway:3000" in caddy
+
+
+def test_redis_requires_its_password(rendered: Rendered, secrets: StackSecrets) -> None:
+    conf = rendered.file("redis/config/redis.conf").content.decode()
+    assert f"requirepass {secrets.redis_password()}\n" in conf
+    assert "appendonly yes" in conf and "dir /data" in conf
+
+
+def test_build_context_is_content_addressed(stack: Stack, secrets: StackSecrets) -> None:
+    (build,) = render_stack(stack, secrets).builds
+    assert build.backend == "notes" and build.dir == "build/notes"
+    assert re.fullmatch(r"mcpgate-local/notes:[0-9a-f]{16}", build.image)
+
+
+def test_only_enabled_backends_are_rendered(stack_data: dict[str, Any], tmp_path: Path) -> None:
+    stack_data["backends"][1]["enabled"] = False
+    stack = load_stack("h", stack_data)
+    rendered = render_stack(stack, StackSecrets(SecretStore(tmp_path / "s"), stack))  # no HA token needed
+    assert "home-assistant" not in rendered.file("agentgateway/config/config.yaml").content.decode()
+
+
+@needs_reference
+def test_rendered_configs_validate_against_upstream_schemas(rendered: Rendered) -> None:
+    assert validate_rendered(rendered, REF) == []
+
+
+@needs_reference
+def test_schema_validation_catches_a_broken_config(rendered: Rendered) -> None:
+    broken = rendered.file("agentgateway/config/config.yaml")
+    text = broken.content.decode().replace("mcpAuthentication:", "mcpAuthenticaton:")
+    rendered.files[rendered.files.index(broken)] = type(broken)(**{**broken.__dict__, "content": text.encode()})
+    problems = validate_rendered(rendered, REF)
+    assert any("agentgateway config" in p for p in problems)
+
+
