@@ -1,8 +1,9 @@
 #!/bin/sh
 # Container healthcheck for mcpgate-local/authelia (adapted from upstream's healthcheck.sh).
-# Authelia writes its listener's scheme/host/port/path into /app/.healthcheck.env at startup;
-# without that file (or before Authelia wrote it) the defaults below are used, which match
-# mcpgate's `server.address: tcp://0.0.0.0:9091/auth`: http://127.0.0.1:9091/auth/api/health.
+# The image ships no /app/.healthcheck.env (see Dockerfile), so the defaults below apply,
+# matching mcpgate's `server.address: tcp://0.0.0.0:9091/auth`:
+# http://127.0.0.1:9091/auth/api/health. X_AUTHELIA_HEALTHCHECK_{SCHEME,HOST,PORT,PATH} in the
+# environment, or a /app/.healthcheck.env written by Authelia (if one is mounted), override them.
 
 # shellcheck source=/dev/null
 [ -r /app/.healthcheck.env ] && . /app/.healthcheck.env

@@ -6,7 +6,7 @@
 #   - `authelia config validate` accepts testdata/configuration.yml (OIDC under /auth, cookie
 #     domain <node>.<tailnet>.ts.net, redis sessions, sqlite, filesystem notifier, file users,
 #     one two_factor rule, one RS256 client) and rejects broken variants (non-zero exit);
-#   - the container runs beside mcpgate-local/redis:7.0.15 and /auth/api/health answers 200,
+#   - the container runs (non-root, --read-only) beside mcpgate-local/redis:7.0.15 and /auth/api/health answers 200,
 #     from the host and through the image's HEALTHCHECK (docker reports "healthy");
 #   - discovery/JWKS answer with the https issuer when X-Forwarded-Proto/Host are set, and 400
 #     without them (so a JWKS fetch must carry them or go through the ingress);
@@ -87,7 +87,7 @@ sed -n 's/^Digest: //p' "$WORK/client.out" >"$WORK/secrets/client_secret.digest"
 run crypto hash generate pbkdf2 --variant sha512 --random --random.length 32 >"$WORK/alice.out" || die "pbkdf2 failed"
 ALICE_PASSWORD="$(sed -n 's/^Random Password: //p' "$WORK/alice.out")"
 ALICE_DIGEST="$(sed -n 's/^Digest: //p' "$WORK/alice.out")"
-[ -n "$ALICE_PASSWORD" ] && [ -n "$ALICE_DIGEST" ] || die "could not parse pbkdf2 output"
+{ [ -n "$ALICE_PASSWORD" ] && [ -n "$ALICE_DIGEST" ]; } || die "could not parse pbkdf2 output"
 sed "s|__ALICE_DIGEST__|${ALICE_DIGEST}|" "$HERE/testdata/users.yml" >"$WORK/config/users.yml"
 chmod -R a+rX "$WORK"
 
@@ -119,7 +119,10 @@ chmod 0644 "$WORK/redis/redis.conf"
 docker_ network create "$NAME" >/dev/null || die "network create failed"
 docker_ run -d --name "${NAME}-redis" --network "$NAME" --network-alias redis --init \
 	-v "$WORK/redis:/config:ro" "$REDIS_IMAGE" redis-server /config/redis.conf >/dev/null || die "redis did not start"
+# As the deploy runs it: non-root, read-only root filesystem, /data the only writable mount.
+chmod 0777 "$WORK/data"
 docker_ run -d --name "${NAME}-authelia" --network "$NAME" --init --env-file "$WORK/env" \
+	--user 10091:10091 --read-only --tmpfs /tmp:rw,noexec,nosuid,size=16m \
 	-v "$WORK/config:/config:ro" -v "$WORK/secrets:/secrets:ro" -v "$WORK/data:/data" \
 	--health-interval 2s --health-start-period 2s -p 127.0.0.1::9091 "$IMAGE" >/dev/null || die "authelia did not start"
 PORT="$(docker_ port "${NAME}-authelia" 9091/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n1)"
