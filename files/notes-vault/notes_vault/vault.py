@@ -231,12 +231,18 @@ class Vault:
                 os.close(dir_fd)
         except OSError as exc:
             raise self._os_error(path, exc) from None
-        with io.FileIO(fd, "r", closefd=True) as f:
+        try:
             st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise VaultError(f"path {path!r} is a folder, not a note")
             if not stat.S_ISREG(st.st_mode):
                 raise VaultError(f"path {path!r} is not a regular file")
             if st.st_size > cap:
                 raise VaultError(f"note {path!r} is {st.st_size} bytes, larger than the read limit of {cap} bytes")
+        except BaseException:
+            os.close(fd)
+            raise
+        with io.FileIO(fd, "r", closefd=True) as f:
             data = f.read(cap + 1)
         if len(data) > cap:  # grew after fstat
             raise VaultError(f"note {path!r} is larger than the read limit of {cap} bytes")
