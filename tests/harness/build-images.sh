@@ -45,6 +45,7 @@ for arg in "$@"; do
 done
 
 require_root
+harness_lock build-images
 apt_install debootstrap
 docker_answers || die "no Docker engine answers '${MCPGATE_DOCKER} info'; run tests/harness/docker-up.sh first"
 

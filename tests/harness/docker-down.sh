@@ -11,6 +11,7 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 require_root
+harness_lock docker
 
 # Managed containerd and shims of our dockerd talk over this socket.
 containerd_sock=/var/run/docker/containerd/containerd.sock
@@ -45,8 +46,8 @@ if ! pid="$(pid_alive_as "${MCPGATE_DOCKERD_PIDFILE}" dockerd "--pidfile=${MCPGA
 fi
 
 children="$(descendants "${pid}")"
-running="$(timeout 10 "${MCPGATE_DOCKER}" ps -q 2>/dev/null | wc -l || true)"
-log "stopping our dockerd pid ${pid} (${running} running container(s) will be stopped)"
+running="$(timeout 10 "${MCPGATE_DOCKER}" ps --format '{{.Names}}' 2>/dev/null | tr '\n' ' ' || true)"
+log "stopping our dockerd pid ${pid}${running:+; it stops the running containers: ${running}}"
 kill -TERM "${pid}"
 clean=1
 # dockerd waits up to 15s per container before killing it; allow for that.

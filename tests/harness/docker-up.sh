@@ -16,6 +16,7 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 require_root
+harness_lock docker
 
 if [ ! -x "${MCPGATE_DOCKERD}" ] || [ ! -x "${MCPGATE_DOCKER}" ]; then
 	apt_install docker.io
@@ -82,11 +83,12 @@ for driver in "${drivers[@]}"; do
 	printf '\n===== %s mcpgate harness: starting dockerd --storage-driver=%s =====\n' \
 		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${driver}" >>"${MCPGATE_DOCKERD_LOG}"
 	log "starting dockerd (storage driver ${driver}), log ${MCPGATE_DOCKERD_LOG}"
-	# setsid: its own session, so it outlives the shell that started it.
+	# setsid: its own session, so it outlives the shell that started it;
+	# 9>&-: it must not inherit the harness lock.
 	setsid "${MCPGATE_DOCKERD}" \
 		--storage-driver="${driver}" \
 		--pidfile="${MCPGATE_DOCKERD_PIDFILE}" \
-		</dev/null >>"${MCPGATE_DOCKERD_LOG}" 2>&1 &
+		</dev/null >>"${MCPGATE_DOCKERD_LOG}" 2>&1 9>&- &
 	pid=$!
 	rc=0
 	wait_ready "${pid}" || rc=$?

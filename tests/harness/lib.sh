@@ -104,6 +104,18 @@ wait_gone() {
 	done
 }
 
+# harness_lock NAME : serialize concurrent runs of the scripts sharing NAME
+# (an flock held until the script exits).
+harness_lock() {
+	local lockfile="/run/lock/mcpgate-harness-$1.lock"
+	mkdir -p /run/lock
+	exec 9>"${lockfile}"
+	if ! flock -n 9; then
+		log "waiting for another harness run holding ${lockfile}"
+		flock -w 1800 9 || die "timed out waiting for ${lockfile}"
+	fi
+}
+
 docker_answers() {
 	timeout 10 "${MCPGATE_DOCKER}" info >/dev/null 2>&1
 }

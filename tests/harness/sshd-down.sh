@@ -21,6 +21,7 @@ for arg in "$@"; do
 done
 
 require_root
+harness_lock sshd
 
 dir="${MCPGATE_SSHD_DIR}"
 cfg="${dir}/sshd_config"

@@ -19,6 +19,7 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 require_root
+harness_lock sshd
 
 SSHD=/usr/sbin/sshd
 [ -x "${SSHD}" ] || apt_install openssh-server
@@ -153,7 +154,7 @@ else
 	fi
 	log "starting sshd on 127.0.0.1:${port} (log ${log_file})"
 	# sshd daemonizes itself and writes the pidfile.
-	"${SSHD}" -f "${cfg}" -E "${log_file}" || die "sshd failed to start; see ${log_file}"
+	"${SSHD}" -f "${cfg}" -E "${log_file}" 9>&- || die "sshd failed to start; see ${log_file}"
 fi
 
 deadline=$((SECONDS + 15))
@@ -163,7 +164,8 @@ until pid="$(pid_alive_as "${pidfile}" sshd "-f ${cfg}")" && listening; do
 done
 
 # The real check: log in with the generated key, verifying the host key.
-if ! out="$(ssh -F "${ssh_cfg}" mcpgate-test 'echo "ok $(id -un)"' 2>&1)" || [ "${out}" != "ok root" ]; then
+# (9>&-: the ControlMaster it leaves behind must not hold the harness lock.)
+if ! out="$(ssh -F "${ssh_cfg}" mcpgate-test 'echo "ok $(id -un)"' 2>&1 9>&-)" || [ "${out}" != "ok root" ]; then
 	tail -n 5 "${log_file}" | sed 's/^/    /' >&2
 	die "ssh -F ${ssh_cfg} mcpgate-test failed: ${out}"
 fi
