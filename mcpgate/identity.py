@@ -1,11 +1,14 @@
 """Identity state Authelia keeps in its database, pinned from the secrets store.
 
-Each user's TOTP seed and OIDC subject are imported with ``authelia storage user totp import`` and
-``authelia storage user identifiers import`` from files, so a rebuilt host keeps every
-authenticator app and every token's ``sub``, and no secret is ever on a command line.
+Each user's TOTP seed is imported with ``authelia storage user totp import FILE`` (an upsert), so
+the seed never appears on a command line; each user's OIDC subject (a UUID, not a secret) is
+pinned with ``authelia storage user identifiers add``. A rebuilt host keeps every authenticator
+app and every token's ``sub``.
 """
 
 from __future__ import annotations
+
+import base64
 
 import yaml
 
@@ -23,24 +26,33 @@ def totp_yaml(stack: Stack, secrets: StackSecrets) -> str:
     entries = [
         {
             "created_at": CREATED_AT,
+            "last_used_at": None,
             "username": u.name,
             "issuer": stack.hostname,
             "algorithm": TOTP_ALGORITHM,
             "digits": TOTP_DIGITS,
             "period": TOTP_PERIOD,
-            "secret": secrets.user_totp_seed(u.name),
+            # Authelia stores the base32 text as bytes; its YAML carries them base64-encoded.
+            "secret": base64.b64encode(secrets.user_totp_seed(u.name).encode()).decode(),
         }
         for u in stack.users
     ]
     return yaml.safe_dump({"totp_configurations": entries}, sort_keys=False)
 
 
-def identifiers_yaml(stack: Stack, secrets: StackSecrets) -> str:
-    entries = [
-        {"identifier": secrets.user_subject(u.name), "service": "openid", "sector_id": "", "username": u.name}
-        for u in stack.users
-    ]
-    return yaml.safe_dump({"identifiers": entries}, sort_keys=False)
+def subjects(stack: Stack, secrets: StackSecrets) -> dict[str, str]:
+    """user -> the ``sub`` Authelia must give them."""
+    return {u.name: secrets.user_subject(u.name) for u in stack.users}
+
+
+def parse_identifiers_export(text: str) -> dict[str, str]:
+    """user -> openid identifier, from ``authelia storage user identifiers export``."""
+    data = yaml.safe_load(text) or {}
+    return {
+        e["username"]: e["identifier"]
+        for e in data.get("identifiers") or []
+        if e.get("service") == "openid" and not e.get("sector_id")
+    }
 
 
 def otpauth_uri(stack: Stack, secrets: StackSecrets, user: str) -> str:

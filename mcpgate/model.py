@@ -449,7 +449,7 @@ class Tailscale(_Strict):
 class ServiceUids(_Strict):
     """uid:gid each stack service runs as; config and secret files on the host are owned by it."""
 
-    redis: str = "999:999"  # the official redis image's own user
+    redis: str = "10379:10379"
     authelia: str = "10091:10091"
     agentgateway: str = "10300:10300"
     ingress: str = "10080:10080"
@@ -593,14 +593,6 @@ class Stack(_Strict):
     @property
     def authelia_port(self) -> int:
         return 9091
-
-    @property
-    def authelia_internal_url(self) -> str:
-        return f"http://authelia:{self.authelia_port}/auth"
-
-    @property
-    def jwks_internal_url(self) -> str:
-        return f"{self.authelia_internal_url}/jwks.json"
 
     @property
     def enabled_backends(self) -> list[Backend]:

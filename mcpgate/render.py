@@ -48,6 +48,7 @@ AUTHELIA_SECRET_ENV = {
     "reset_password_jwt_secret": "AUTHELIA_IDENTITY_VALIDATION_RESET_PASSWORD_JWT_SECRET_FILE",
 }
 AUTHELIA_JWKS_KEY = "oidc_jwks_rs256.pem"
+AGENTGATEWAY_JWKS = "jwks.json"
 
 # Container-side mount points, shared by the renderer (paths inside configs) and the deploy.
 MOUNTS = {
@@ -271,10 +272,25 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
     add_dir(paths["secrets"], 0o700, uids.agentgateway)
     from .policy import compile_rules
 
+    # The public half of Authelia's signing key, from the same store: agentgateway needs no network
+    # to verify tokens, and Authelia would answer 400 to a JWKS fetch that lacks the public
+    # X-Forwarded-Proto/Host (it builds its issuer from them).
+    add(
+        f"{paths['config']}/{AGENTGATEWAY_JWKS}",
+        json.dumps(secrets.oidc_public_jwks(), indent=2, sort_keys=True) + "\n",
+        mode=0o600,
+        owner=uids.agentgateway,
+        service="agentgateway",
+        secret=False,
+    )
     add(
         f"{paths['config']}/config.yaml",
         env.get_template("agentgateway/config.yaml.j2").render(
-            stack=stack, rules=compile_rules(stack), backends=stack.enabled_backends, token_path=token_path
+            stack=stack,
+            rules=compile_rules(stack),
+            backends=stack.enabled_backends,
+            token_path=token_path,
+            jwks_path=f"{MOUNTS['agentgateway']['config']}/{AGENTGATEWAY_JWKS}",
         ),
         mode=0o600,
         owner=uids.agentgateway,
@@ -331,10 +347,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
 
 
 def identity_files(stack: Stack, secrets: StackSecrets) -> dict[str, str]:
-    """Files Authelia's storage CLI imports: each user's TOTP seed and OIDC subject."""
-    from .identity import identifiers_yaml, totp_yaml
+    """Files Authelia's storage CLI imports: each user's TOTP seed."""
+    from .identity import totp_yaml
 
-    return {
-        "totp.yml": totp_yaml(stack, secrets),
-        "identifiers.yml": identifiers_yaml(stack, secrets),
-    }
+    return {"totp.yml": totp_yaml(stack, secrets)}

@@ -252,6 +252,19 @@ class StackSecrets:
         """RFC 7638 thumbprint of the signing key: stable for as long as the key is."""
         return RSAKey.import_key(self.oidc_private_key_pem()).thumbprint()
 
+    def oidc_public_jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public JWK Set Authelia serves for this key (same kid, alg and use)."""
+        public = RSAKey.import_key(self.oidc_private_key_pem()).as_dict(private=False)
+        jwk = {
+            "use": "sig",
+            "kty": "RSA",
+            "kid": self.oidc_key_id(),
+            "alg": "RS256",
+            "n": public["n"],
+            "e": public["e"],
+        }
+        return {"keys": [jwk]}
+
     def redis_password(self) -> str:
         return self.store.get_or_create("redis/password", lambda: random_string(48))
 

@@ -219,7 +219,6 @@ def test_derived_urls(stack_data: dict[str, Any]) -> None:
     stack = load_stack("gateway.lan", stack_data)
     assert stack.issuer == "https://mcp-gateway.example-tailnet.ts.net/auth"
     assert stack.resource == "https://mcp-gateway.example-tailnet.ts.net/mcp"
-    assert stack.jwks_internal_url == "http://authelia:9091/auth/jwks.json"
     assert stack.scopes_supported == ["notes:read", "notes:write", "home:control", "offline_access"]
 
 

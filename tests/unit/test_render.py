@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -119,11 +121,11 @@ def test_users_database(rendered: Rendered, secrets: StackSecrets) -> None:
     assert users["alice"]["displayname"] == "Alice"
 
 
-def test_identity_import_files_carry_seed_and_subject(rendered: Rendered, secrets: StackSecrets) -> None:
-    totp = rendered.file("authelia/identity/totp.yml").content.decode()
-    ids = rendered.file("authelia/identity/identifiers.yml").content.decode()
-    assert secrets.user_totp_seed("alice") in totp
-    assert secrets.user_subject("alice") in ids
+def test_totp_import_file_carries_the_seed_as_authelia_stores_it(rendered: Rendered, secrets: StackSecrets) -> None:
+    (entry,) = _yaml(rendered, "authelia/identity/totp.yml")["totp_configurations"]
+    assert entry["username"] == "alice"
+    assert (entry["algorithm"], entry["digits"], entry["period"]) == ("SHA1", 6, 30)
+    assert base64.b64decode(entry["secret"]).decode() == secrets.user_totp_seed("alice")
 
 
 def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
@@ -136,7 +138,7 @@ def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
     authn = route["policies"]["mcpAuthentication"]
     assert authn["issuer"] == stack.issuer
     assert authn["audiences"] == [stack.resource]
-    assert authn["jwks"] == {"url": "http://authelia:9091/auth/jwks.json"}
+    assert authn["jwks"] == {"file": "/config/jwks.json"}
     assert authn["resourceMetadata"]["resource"] == stack.resource
     advertised = authn["resourceMetadata"]["scopesSupported"]
     assert advertised == ["notes:read", "notes:write", "home:control", "offline_access"]
@@ -148,6 +150,20 @@ def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
     assert ha["policies"]["backendAuth"] == {"key": {"file": "/secrets/home-assistant-token"}}
     rules = route["policies"]["mcpAuthorization"]["rules"]
     assert len(rules) == 3 and all("in jwt.scp" in r["allow"] for r in rules)
+
+
+def test_gateway_jwks_is_the_public_half_of_authelias_key(rendered: Rendered, secrets: StackSecrets) -> None:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet, RSAKey
+
+    jwks = json.loads(rendered.file("agentgateway/config/jwks.json").content)
+    (jwk,) = jwks["keys"]
+    assert "d" not in jwk and "p" not in jwk  # public only
+    assert jwk["kid"] == secrets.oidc_key_id() and jwk["alg"] == "RS256" and jwk["use"] == "sig"
+    # A token signed with Authelia's private key verifies with the rendered public set.
+    private = RSAKey.import_key(secrets.oidc_private_key_pem())
+    token = jwt.encode({"alg": "RS256", "kid": jwk["kid"]}, {"iss": "x"}, private)
+    assert jwt.decode(token, KeySet.import_key_set(jwks)).claims == {"iss": "x"}
 
 
 def test_backend_token_file_is_the_stored_token(rendered: Rendered) -> None:
@@ -199,5 +215,3 @@ def test_schema_validation_catches_a_broken_config(rendered: Rendered) -> None:
     rendered.files[rendered.files.index(broken)] = type(broken)(**{**broken.__dict__, "content": text.encode()})
     problems = validate_rendered(rendered, REF)
     assert any("agentgateway config" in p for p in problems)
-
-

@@ -1,0 +1,51 @@
+"""What the deploy works from, per host: the validated stack, its rendered files and containers.
+
+Built once per host while pyinfra loads ``deploy.py`` — before it changes anything — so a mistake in
+the inventory or a missing secret stops the run with a clear message and the host untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .containers import ContainerSpec, stack_containers
+from .errors import MCPGateError
+from .inventory import DATA_KEY, default_secrets_dir
+from .model import Stack, load_stack
+from .render import Rendered, render_stack
+from .secrets import SecretStore, StackSecrets
+
+
+@dataclass(frozen=True)
+class DeployContext:
+    host: str
+    stack: Stack
+    secrets: StackSecrets
+    rendered: Rendered
+    containers: tuple[ContainerSpec, ...]
+
+    def container(self, service: str) -> ContainerSpec:
+        return next(c for c in self.containers if c.service == service)
+
+
+_contexts: dict[str, DeployContext] = {}
+
+
+def build_context(host_name: str, data: Any) -> DeployContext:
+    stack = load_stack(host_name, data)
+    secrets = StackSecrets(SecretStore.for_host(default_secrets_dir(), host_name), stack)
+    rendered = render_stack(stack, secrets, inventory="<inventory>", host=host_name)
+    return DeployContext(host_name, stack, secrets, rendered, tuple(stack_containers(stack, rendered)))
+
+
+def context_for(host: Any) -> DeployContext:
+    """The deploy context of a pyinfra host; user mistakes become pyinfra's one-line errors."""
+    from pyinfra.api.exceptions import PyinfraError
+
+    if host.name not in _contexts:
+        try:
+            _contexts[host.name] = build_context(host.name, host.data.get(DATA_KEY))
+        except MCPGateError as err:
+            raise PyinfraError(str(err)) from None
+    return _contexts[host.name]

@@ -1,0 +1,540 @@
+"""pyinfra facts and operations for the stack: honest change detection on a live host.
+
+pyinfra's own ``docker.container`` only asks "does it exist, is it running"; these operations
+compare what the model wants with what the host has, and do something only on a difference:
+
+- :func:`stack_files` writes rendered files (owner, mode and content compared by sha256);
+- :func:`docker_container` recreates a container when its spec hash label differs, and restarts
+  it when the digest of its mounted files differs from the one it last started with;
+- :func:`wait_healthy` waits only for a container that is not healthy yet.
+
+A run that finds everything as wanted yields no command at all, so pyinfra reports no change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FactBase, FileUploadCommand, operation
+
+from .containers import LABEL_SERVICE, LABEL_SPEC, ContainerSpec
+from .render import HostDir, HostFile
+
+STATE_DIR = ".state"  # under base_dir: the config digest each container last started with
+UPLOAD_DIR = ".upload"  # under base_dir: private staging for uploads that go through sudo
+
+
+# --- facts --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    kind: str  # "d" or "f"
+    owner: str  # uid:gid
+    mode: int
+    sha256: str | None
+
+
+class StackTree(FactBase):
+    """Every folder and file under the stack's base folder: owner, mode and (files) sha256."""
+
+    def command(self, base: str) -> str:
+        b = shlex.quote(base)
+        return (
+            f"if [ -d {b} ]; then "
+            f"find {b} \\( -type d -o -type f \\) -printf '%y|%U:%G|%m|%p\\n'; "
+            f"find {b} -type f -exec sha256sum {{}} + | sed 's/^/S|/'; "
+            "fi"
+        )
+
+    def process(self, output: list[str]) -> dict[str, PathInfo]:
+        entries: dict[str, tuple[str, str, int]] = {}
+        sums: dict[str, str] = {}
+        for line in output:
+            if line.startswith("S|"):
+                digest, _, path = line[2:].partition("  ")
+                sums[path] = digest
+            elif line[:2] in ("d|", "f|"):
+                kind, owner, mode, path = line.split("|", 3)
+                entries[path] = (kind, owner, int(mode, 8))
+        return {p: PathInfo(k, o, m, sums.get(p)) for p, (k, o, m) in entries.items()}
+
+    def default(self) -> dict[str, PathInfo]:
+        return {}
+
+
+class DockerEngine(FactBase):
+    """The running engine's version, or None when no engine answers."""
+
+    def requires_command(self) -> str:
+        return "docker"
+
+    def command(self) -> str:
+        return "docker version --format '{{.Server.Version}}' 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return output[0].strip() if output and output[0].strip() else None
+
+    def default(self) -> None:
+        return None
+
+
+class DockerContainers(FactBase):
+    """``docker inspect`` of every container mcpgate made, by name."""
+
+    def requires_command(self) -> str:
+        return "docker"
+
+    def command(self) -> str:
+        return (
+            f"ids=$(docker ps -aq --filter label={LABEL_SERVICE} 2>/dev/null); "
+            '[ -n "$ids" ] && docker inspect $ids 2>/dev/null || echo "[]"'
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        text = "\n".join(output).strip()
+        return {c["Name"].lstrip("/"): c for c in (json.loads(text) if text else [])}
+
+    def default(self) -> dict[str, Any]:
+        return {}
+
+
+class DockerNetworks(FactBase):
+    """Existing networks by name: whether each is internal."""
+
+    def requires_command(self) -> str:
+        return "docker"
+
+    def command(self) -> str:
+        return "docker network ls --format '{{.Name}}|{{.Internal}}' 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, bool]:
+        return {n: i == "true" for n, _, i in (line.partition("|") for line in output if "|" in line)}
+
+    def default(self) -> dict[str, bool]:
+        return {}
+
+
+class ContainerReady(FactBase):
+    """Whether a container is ready: healthy, or running (and ``probe`` succeeds) without a healthcheck."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+    def command(self, container: str, probe: str | None = None) -> str:
+        return f"if {ready_check(container, probe)}; then echo ready; else echo waiting; fi"
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "ready"
+
+    def default(self) -> bool:
+        return False
+
+
+def ready_check(name: str, probe: str | None = None) -> str:
+    """A shell condition that holds when the container is ready."""
+    status = (
+        "{{if .State.Health}}{{.State.Health.Status}}{{else if .State.Running}}running{{else}}{{.State.Status}}{{end}}"
+    )
+    s = f"s=$(docker inspect --format {shlex.quote(status)} {shlex.quote(name)} 2>/dev/null)"
+    running = f'[ "$s" = running ] && {probe}' if probe else '[ "$s" = running ]'
+    return f'{{ {s}; [ "$s" = healthy ] || {{ {running}; }}; }}'
+
+
+class DockerVolumes(FactBase):
+    """For each named volume that exists: its mountpoint's owner and mode."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+    def command(self, names: list[str]) -> str:
+        quoted = " ".join(shlex.quote(n) for n in names)
+        return (
+            f"for n in {quoted}; do "
+            "mp=$(docker volume inspect --format '{{.Mountpoint}}' \"$n\" 2>/dev/null) || continue; "
+            'echo "$n|$(stat -c \'%u:%g|%a\' "$mp")|$mp"; done'
+        )
+
+    def process(self, output: list[str]) -> dict[str, tuple[str, int, str]]:
+        out = {}
+        for line in output:
+            name, owner, mode, mountpoint = line.split("|", 3)
+            out[name] = (owner, int(mode, 8), mountpoint)
+        return out
+
+    def default(self) -> dict[str, tuple[str, int, str]]:
+        return {}
+
+
+class DockerImages(FactBase):
+    """The local image id of each given reference that exists."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+    def command(self, refs: list[str]) -> str:
+        quoted = " ".join(shlex.quote(r) for r in refs)
+        return (
+            f"for r in {quoted}; do "
+            'i=$(docker image inspect --format \'{{.Id}}\' "$r" 2>/dev/null) && echo "$r|$i"; done; true'
+        )
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        return dict(line.strip().split("|", 1) for line in output if "|" in line)
+
+    def default(self) -> dict[str, str]:
+        return {}
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def shell_command(*args: str) -> str:
+    """One shell command, every argument quoted."""
+    return shlex.join(args)
+
+
+@operation()
+def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune: bool = True):
+    """
+    Make folders and files under ``base_dir`` exactly as rendered: content, owner, mode.
+
+    + base_dir: the stack's folder on the host
+    + dirs: folders to create (relative to base_dir), in order
+    + files: files to write (relative to base_dir)
+    + prune: remove files in these folders that the render no longer has
+
+    Files are written next to their target and renamed into place, so a container never reads a
+    half-written file, and every folder holding a secret is 0700 before anything is put in it.
+
+    **Example:**
+
+    .. code:: python
+
+        stack_files(name="agentgateway files", base_dir="/opt/mcpgate", dirs=[...], files=[...])
+    """
+    tree = host.get_fact(StackTree, base=base_dir)
+    upload_dir = posixpath.join(base_dir, UPLOAD_DIR)
+
+    for d in [HostDir("", 0o755, "0:0"), *dirs]:
+        path = posixpath.join(base_dir, d.path) if d.path else base_dir
+        have = tree.get(path)
+        if have is None:
+            yield f"install -d -m {d.mode:o} -o {d.owner.split(':')[0]} -g {d.owner.split(':')[1]} {_q(path)}"
+        elif have.kind != "d":
+            raise ValueError(f"{path} exists on the host and is not a folder; move it away")
+        else:
+            if have.owner != d.owner:
+                yield f"chown {d.owner} {_q(path)}"
+            if have.mode != d.mode:
+                yield f"chmod {d.mode:o} {_q(path)}"
+
+    if files and tree.get(upload_dir) is None:
+        # Staging for the sudo path: private to the connecting user.
+        yield f"install -d -m 700 {_q(upload_dir)}"
+
+    for f in files:
+        path = posixpath.join(base_dir, f.path)
+        have = tree.get(path)
+        if have is not None and have.kind != "f":
+            raise ValueError(f"{path} exists on the host and is not a file; move it away")
+        if have is None or have.sha256 != f.sha256:
+            tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.mcpgate-new")
+            staging = posixpath.join(upload_dir, f"{f.sha256[:16]}.tmp")
+            yield FileUploadCommand(io.BytesIO(f.content), tmp, remote_temp_filename=staging)
+            yield f"chown {f.owner} {_q(tmp)} && chmod {f.mode:o} {_q(tmp)} && mv -f {_q(tmp)} {_q(path)}"
+        else:
+            if have.owner != f.owner:
+                yield f"chown {f.owner} {_q(path)}"
+            if have.mode != f.mode:
+                yield f"chmod {f.mode:o} {_q(path)}"
+
+    if prune:
+        wanted = {posixpath.join(base_dir, f.path) for f in files}
+        managed = {posixpath.join(base_dir, d.path) for d in dirs}
+        for path, info in sorted(tree.items()):
+            if info.kind == "f" and posixpath.dirname(path) in managed and path not in wanted:
+                yield f"rm -f {_q(path)}"
+
+
+@operation()
+def docker_network(network: str, internal: bool):
+    """
+    A user-defined bridge network; ``internal`` ones have no route out and no address on the host.
+
+    **Example:**
+
+    .. code:: python
+
+        docker_network(name="Private network", network="mcpgate-internal", internal=True)
+    """
+    nets = host.get_fact(DockerNetworks)
+    if network not in nets:
+        flags = ["--driver", "bridge", "--label", f"{LABEL_SERVICE}=network"]
+        if internal:
+            # No gateway address on the host's side either: the host cannot reach Redis or a backend.
+            flags += ["--internal", "--opt", "com.docker.network.bridge.inhibit_ipv4=true"]
+        yield shell_command("docker", "network", "create", *flags, network)
+    elif nets[network] != internal:
+        raise ValueError(
+            f"docker network {network} exists with internal={nets[network]}; stop its containers, "
+            f"remove it (docker network rm {network}) and deploy again"
+        )
+    else:
+        host.noop(f"network {network} exists")
+
+
+@operation()
+def docker_volume(volume: str, owner: str):
+    """
+    A named volume whose root belongs to the service that writes to it (mode 0700).
+
+    **Example:**
+
+    .. code:: python
+
+        docker_volume(name="Redis data", volume="mcpgate-redis-data", owner="10379:10379")
+    """
+    have = host.get_fact(DockerVolumes, names=[volume]).get(volume)
+    if have is None:
+        yield shell_command("docker", "volume", "create", "--label", f"{LABEL_SERVICE}=volume", volume)
+        mp = f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
+        yield f'chown {owner} "{mp}" && chmod 700 "{mp}"'
+        return
+    current_owner, mode, mountpoint = have
+    if current_owner != owner:
+        yield f"chown {owner} {_q(mountpoint)}"
+    if mode != 0o700:
+        yield f"chmod 700 {_q(mountpoint)}"
+
+
+@operation()
+def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, str] | None = None):
+    """
+    Make an image present: pull a pinned reference, or build a content-addressed tag from a folder.
+
+    **Example:**
+
+    .. code:: python
+
+        docker_image(ref="redis:7.4.2-alpine")
+        docker_image(ref="mcpgate-local/notes:0123abcd", build_dir="/opt/mcpgate/build/notes")
+    """
+    if ref in host.get_fact(DockerImages, refs=[ref]):
+        host.noop(f"image {ref} is present")
+        return
+    if build_dir is None:
+        yield shell_command("docker", "pull", ref)
+        return
+    args = []
+    for key, value in sorted((build_args or {}).items()):
+        args += ["--build-arg", f"{key}={value}"]
+    yield shell_command("docker", "build", "--pull=false", "-t", ref, *args, build_dir)
+
+
+def _state_file(base_dir: str, name: str) -> str:
+    return posixpath.join(base_dir, STATE_DIR, f"{name}.config")
+
+
+@operation()
+def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
+    """
+    Run a container exactly as specified; restart it when its mounted files changed.
+
+    + spec: the container, see ``mcpgate.containers``
+    + base_dir: the stack's folder, which keeps the digest each container last started with
+    + config_digest: hash of the files the container reads (``Rendered.config_digest``)
+
+    Recreated when the spec hash label differs (image, env, mounts, ports, limits...); restarted
+    when only its files changed; started when stopped; otherwise left alone.
+
+    **Example:**
+
+    .. code:: python
+
+        docker_container(spec=redis_spec(stack), base_dir="/opt/mcpgate", config_digest="ab12...")
+    """
+    have = host.get_fact(DockerContainers).get(spec.name)
+    state_file = _state_file(base_dir, spec.name)
+    tree = host.get_fact(StackTree, base=posixpath.join(base_dir, STATE_DIR))
+    applied = tree.get(state_file)
+    record = (
+        f"install -d -m 700 {_q(posixpath.dirname(state_file))} && printf %s {_q(config_digest)} > {_q(state_file)}"
+    )
+    # The state file holds the digest itself; compare through its sha256.
+    applied_ok = applied is not None and applied.sha256 == hashlib.sha256(config_digest.encode()).hexdigest()
+
+    labels = (have or {}).get("Config", {}).get("Labels") or {}
+    # A tag moved to another image (pulled again, rebuilt) counts as a changed spec.
+    image_id = host.get_fact(DockerImages, refs=[spec.image]).get(spec.image)
+    stale_image = have is not None and image_id is not None and have.get("Image") != image_id
+    if have is None or labels.get(LABEL_SPEC) != spec.spec_hash or stale_image:
+        if have is not None:
+            yield shell_command("docker", "rm", "-f", spec.name)
+        yield shell_command("docker", "create", *spec.run_args())
+        for network in spec.networks[1:]:
+            yield shell_command("docker", "network", "connect", network, spec.name)
+        yield shell_command("docker", "start", spec.name)
+        yield record
+        return
+    running = have.get("State", {}).get("Running", False)
+    if not applied_ok:
+        yield shell_command("docker", "restart", "--time", "10", spec.name)
+        yield record
+    elif not running:
+        yield shell_command("docker", "start", spec.name)
+
+
+@operation()
+def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
+    """
+    Wait until a container is healthy (or running, and ``probe`` succeeds, when it has no
+    healthcheck); fail loudly with its last log lines otherwise. A ready container costs nothing.
+
+    **Example:**
+
+    .. code:: python
+
+        wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
+    """
+    if host.get_fact(ContainerReady, container=container, probe=probe):
+        host.noop(f"{container} is ready")
+        return
+    yield (
+        f"i=0; until {ready_check(container, probe)}; do "
+        f"i=$((i+1)); if [ $i -gt {timeout} ]; then "
+        f"echo '{container} did not become ready in {timeout}s; its last log lines:' >&2; "
+        f"docker logs --tail 40 {_q(container)} >&2; exit 1; fi; sleep 1; done"
+    )
+
+
+class VolumeMarker(FactBase):
+    """The content of a marker file at the root of a named volume ('' when absent)."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+    def command(self, volume: str, marker: str) -> str:
+        return (
+            f"mp=$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)} 2>/dev/null) "
+            f'&& cat "$mp"/{_q(marker)} 2>/dev/null; true'
+        )
+
+    def process(self, output: list[str]) -> str:
+        return "\n".join(output).strip()
+
+    def default(self) -> str:
+        return ""
+
+
+class AutheliaIdentifiers(FactBase):
+    """user -> OIDC subject as Authelia's database has it (empty when Authelia is not running)."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+    def command(self, container: str, config: str) -> str:
+        c, tmp = _q(container), "/tmp/mcpgate-identifiers.yml"
+        return (
+            f"if docker exec {c} authelia storage user identifiers export --config {_q(config)} "
+            f"--file {tmp} >/dev/null 2>&1; then docker exec {c} cat {tmp}; docker exec {c} rm -f {tmp}; fi; true"
+        )
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        from .identity import parse_identifiers_export
+
+        return parse_identifiers_export("\n".join(output))
+
+    def default(self) -> dict[str, str]:
+        return {}
+
+
+@operation()
+def authelia_identity(
+    container: str,
+    volume: str,
+    owner: str,
+    config: str,
+    totp_file: str,
+    totp_digest: str,
+    subjects: dict[str, str],
+):
+    """
+    Seed each user's TOTP from the store (file import, never on a command line) and pin each
+    user's OIDC ``sub``, so a rebuilt host keeps authenticator apps and token subjects.
+
+    The TOTP import runs when the marker in Authelia's data volume does not name the current
+    import file: after the volume was created, or when a user or seed changed.
+
+    **Example:**
+
+    .. code:: python
+
+        authelia_identity(container="mcpgate-authelia", volume="mcpgate-authelia-data", ...)
+    """
+    marker = ".mcpgate-totp-import"
+    if host.get_fact(VolumeMarker, volume=volume, marker=marker) != totp_digest:
+        yield shell_command("docker", "exec", container, "authelia", "storage", "user", "totp", "import",
+                            "--config", config, totp_file)  # fmt: skip
+        mp = f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
+        yield (
+            f'printf %s {_q(totp_digest)} > "{mp}/{marker}" && chown {owner} "{mp}/{marker}" '
+            f'&& chmod 600 "{mp}/{marker}"'
+        )
+    have = host.get_fact(AutheliaIdentifiers, container=container, config=config)
+    for user, subject in subjects.items():
+        if user not in have:
+            yield shell_command("docker", "exec", container, "authelia", "storage", "user", "identifiers", "add",
+                                user, "--identifier", subject, "--service", "openid", "--config", config)  # fmt: skip
+        elif have[user] != subject:
+            raise ValueError(
+                f"Authelia's database gives {user} the subject {have[user]}, not the stored {subject}; "
+                "tokens would change owner. Remove the authelia data volume to re-seed, or put that "
+                "subject into the secrets store (users/<name>.sub)"
+            )
+
+
+class PathExists(FactBase):
+    """Whether a path exists on the host, and as what ("directory", "regular file", ...)."""
+
+    def command(self, path: str) -> str:
+        return f"stat -c %F {_q(path)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return output[0].strip() if output and output[0].strip() else None
+
+    def default(self) -> None:
+        return None
+
+
+@operation()
+def data_directory(path: str, owner: str | None):
+    """
+    A host folder a backend mounts (e.g. the notes vault): created private to the backend's user
+    when missing; an existing folder is the user's data and is left exactly as it is.
+
+    **Example:**
+
+    .. code:: python
+
+        data_directory(name="notes vault folder", path="/srv/notes", owner="1000:1000")
+    """
+    kind = host.get_fact(PathExists, path=path)
+    if kind == "directory":
+        host.noop(f"{path} exists")
+        return
+    if kind is not None:
+        raise ValueError(f"{path} exists on the host and is a {kind}, not a folder")
+    uid, gid = (owner or "0:0").split(":")
+    yield f"install -d -m 750 -o {uid} -g {gid} {_q(path)}"

@@ -1,0 +1,97 @@
+"""The stack's containers, in dependency order, each waited for before the next one needs it."""
+
+from pyinfra import host
+from pyinfra.api import deploy
+
+from mcpgate.containers import EDGE_NETWORK, INTERNAL_NETWORK
+from mcpgate.deploy import context_for
+from mcpgate.hostops import (
+    authelia_identity,
+    data_directory,
+    docker_container,
+    docker_image,
+    docker_network,
+    docker_volume,
+    wait_healthy,
+)
+from mcpgate.identity import subjects
+from mcpgate.render import MOUNTS
+
+# How long a service may take to become ready after a (re)start.
+READY_TIMEOUT = {"redis": 60, "authelia": 180, "agentgateway": 120, "ingress": 60}
+
+
+@deploy("Networks, volumes and data folders")
+def stack_prerequisites() -> None:
+    ctx = context_for(host)
+    docker_network(name=f"network {INTERNAL_NETWORK} (internal)", network=INTERNAL_NETWORK, internal=True)
+    docker_network(name=f"network {EDGE_NETWORK}", network=EDGE_NETWORK, internal=False)
+    for spec in ctx.containers:
+        for volume, owner in spec.owned_volumes.items():
+            docker_volume(name=f"volume {volume}", volume=volume, owner=owner)
+    for backend in ctx.stack.enabled_backends:
+        for v in backend.volumes:
+            if v.is_host_path:
+                data_directory(name=f"{backend.name}: {v.source}", path=v.source, owner=backend.user)
+
+
+def _run(ctx, service: str) -> None:
+    spec = ctx.container(service)
+    build = next((b for b in ctx.rendered.builds if b.image == spec.image), None)
+    if build is None:
+        docker_image(name=f"image {spec.image}", ref=spec.image)
+    else:
+        docker_image(
+            name=f"build {spec.image}",
+            ref=spec.image,
+            build_dir=f"{ctx.stack.base_dir}/{build.dir}",
+            build_args={"BASE_IMAGE": build.base_image} if build.base_image else {},
+        )
+    digest = ctx.rendered.config_digest(service)
+    docker_container(name=f"container {spec.name}", spec=spec, base_dir=ctx.stack.base_dir, config_digest=digest)
+    wait_healthy(
+        name=f"{spec.name} ready",
+        container=spec.name,
+        timeout=READY_TIMEOUT.get(service, 90),
+    )
+
+
+@deploy("Redis")
+def redis() -> None:
+    _run(context_for(host), "redis")
+
+
+@deploy("Authelia")
+def authelia() -> None:
+    ctx = context_for(host)
+    _run(ctx, "authelia")
+    spec = ctx.container("authelia")
+    totp = ctx.rendered.file("authelia/identity/totp.yml")
+    authelia_identity(
+        name="users' TOTP seeds and OIDC subjects",
+        container=spec.name,
+        volume=next(iter(spec.owned_volumes)),
+        owner=ctx.stack.uids.authelia,
+        config=f"{MOUNTS['authelia']['config']}/configuration.yml",
+        totp_file=f"{MOUNTS['authelia']['identity']}/totp.yml",
+        totp_digest=totp.sha256,
+        subjects=subjects(ctx.stack, ctx.secrets),
+    )
+
+
+@deploy("MCP backends")
+def backends() -> None:
+    ctx = context_for(host)
+    for spec in ctx.containers:
+        if spec.service.startswith("backend-"):
+            _run(ctx, spec.service)
+
+
+@deploy("agentgateway")
+def agentgateway() -> None:
+    _run(context_for(host), "agentgateway")
+
+
+@deploy("Ingress")
+def ingress() -> None:
+    _run(context_for(host), "ingress")

@@ -1,0 +1,95 @@
+"""Tailscale: the node joins the tailnet once, and Funnel serves https://<node>/ to the ingress."""
+
+import io
+import json
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FactBase, FileUploadCommand, deploy, operation
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.operations import apt, files, server
+
+from mcpgate.deploy import context_for
+from mcpgate.errors import SecretsError
+from mcpgate.hostops import shell_command
+from mcpgate.tailscale import backend_running, funnel_matches, funnel_target, node_name
+
+KEYRING = "/usr/share/keyrings/tailscale-archive-keyring.gpg"
+AUTH_KEY_FILE = "/run/mcpgate-tailscale-authkey"  # tmpfs, root only, removed right after use
+
+
+class TailscaleJSON(FactBase):
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "tailscale"
+
+    def command(self, what: str) -> str:
+        args = {"status": "status --json", "funnel": "funnel status --json"}[what]
+        return f"tailscale {args} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        text = "\n".join(output).strip()
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return None
+
+    def default(self) -> None:
+        return None
+
+
+@operation()
+def tailscale_up(auth_key: str | None, hostname: str):
+    """Join the tailnet, only when the node is not already running; the key never hits argv or logs."""
+    status = host.get_fact(TailscaleJSON, what="status")
+    if backend_running(status):
+        name = node_name(status)
+        if name != hostname:
+            raise PyinfraError(
+                f"this node is {name} on the tailnet, but the inventory's hostname is {hostname}; "
+                "the issuer and cookies would not match. Fix hostname in the inventory."
+            )
+        host.noop("tailscale is running")
+        return
+    if auth_key is None:
+        raise PyinfraError("tailscale is not logged in and the store has no auth key (mcpgate secrets set ...)")
+    yield FileUploadCommand(io.BytesIO(auth_key.encode()), AUTH_KEY_FILE)
+    yield f"chmod 600 {AUTH_KEY_FILE}"
+    node = hostname.split(".", 1)[0]
+    yield (f"tailscale up --auth-key=file:{AUTH_KEY_FILE} --hostname={node}; rc=$?; rm -f {AUTH_KEY_FILE}; exit $rc")
+
+
+@operation()
+def tailscale_funnel(hostname: str, ingress_port: int):
+    """Funnel on 443 to the ingress; changed only when ``tailscale funnel status --json`` differs."""
+    if funnel_matches(host.get_fact(TailscaleJSON, what="funnel"), hostname, ingress_port):
+        host.noop("funnel already serves the ingress")
+        return
+    yield shell_command("tailscale", "funnel", "reset")
+    yield shell_command("tailscale", "funnel", "--bg", "--yes", "--https=443", funnel_target(ingress_port))
+
+
+@deploy("Tailscale and Funnel")
+def tailscale() -> None:
+    ctx = context_for(host)
+    ts = ctx.stack.tailscale
+    distro = host.get_fact(LinuxDistribution)
+    distro_id = "ubuntu" if "ubuntu" in (distro.get("name") or "").lower() else "debian"
+    meta = distro.get("release_meta", {})
+    codename = meta.get("VERSION_CODENAME") or meta.get("UBUNTU_CODENAME")
+    base = f"https://pkgs.tailscale.com/stable/{distro_id}/{codename}"
+    files.download(name="Tailscale's apt signing key", src=f"{base}.noarmor.gpg", dest=KEYRING, mode="0644")
+    apt.repo(
+        name="Tailscale's apt repository",
+        src=f"deb [signed-by={KEYRING}] https://pkgs.tailscale.com/stable/{distro_id} {codename} main",
+        filename="tailscale",
+    )
+    apt.packages(name="Install tailscale", packages=["tailscale"], update=True, cache_time=3600)
+    server.service(name="tailscaled enabled and running", service="tailscaled", running=True, enabled=True)
+    try:
+        key = ctx.secrets.token(ts.auth_key_secret)
+    except SecretsError:
+        key = None
+    tailscale_up(name="tailscale up (once)", auth_key=key.strip() if key else None, hostname=ctx.stack.hostname)
+    if ts.funnel:
+        tailscale_funnel(name="Funnel 443 -> ingress", hostname=ctx.stack.hostname, ingress_port=ctx.stack.ingress_port)
