@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from pathlib import Path
@@ -96,6 +97,16 @@ def cmd_secrets_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    """The validated stack of each host as JSON (no secret in it): for scripts and the host checks."""
+    out = [
+        {"host": hs.host, "inventory": hs.inventory, "mcpgate": hs.stack.model_dump(mode="json")}
+        for hs in load_inventory(args.inventory, args.host)
+    ]
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def _one_host(args: argparse.Namespace) -> HostStack:
     hosts = load_inventory(args.inventory, args.host)
     if len(hosts) != 1:
@@ -153,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate the inventory and rendered configs, print the tool x scope policy")
     common(p)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("describe", help="print each host's validated stack as JSON (no secrets)")
+    common(p)
+    p.set_defaults(func=cmd_describe)
 
     sp = sub.add_parser("secrets", help="the secrets store").add_subparsers(dest="secrets_command", required=True)
     p = sp.add_parser("show", help="what to paste into Claude.ai, and each user's password and TOTP URI")

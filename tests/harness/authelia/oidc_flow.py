@@ -7,6 +7,7 @@ claims as one JSON object: {"header": {...}, "claims": {...}}.
 
 usage: oidc_flow.py BASE_URL HOST USER PASSWORD TOTP_SECRET CLIENT_ID CLIENT_SECRET SCOPES RESOURCE
 """
+
 import base64
 import hashlib
 import hmac
@@ -23,7 +24,7 @@ def totp(secret):
     key = base64.b32decode(secret + "=" * (-len(secret) % 8))
     h = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
     o = h[-1] & 15
-    return "%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7FFFFFFF) % 1000000)
+    return f"{(struct.unpack('>I', h[o : o + 4])[0] & 0x7FFFFFFF) % 1000000:06d}"
 
 
 def b64url_json(part):
@@ -39,8 +40,12 @@ class Client:
     def request(self, method, path, body=None, ctype="application/json"):
         """path is relative to https://HOST (it may carry the /auth prefix)."""
         conn = http.client.HTTPConnection(self.netloc, timeout=10)
-        headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": self.host,
-                   "Origin": f"https://{self.host}", "Accept": "application/json"}
+        headers = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": self.host,
+            "Origin": f"https://{self.host}",
+            "Accept": "application/json",
+        }
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if body is not None:
@@ -65,10 +70,18 @@ def main():
     redirect_uri = "https://claude.ai/api/mcp/auth_callback"
     verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = urllib.parse.urlencode({
-        "client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri,
-        "scope": scopes, "state": "smoke-state-123", "code_challenge": challenge,
-        "code_challenge_method": "S256", "resource": resource})
+    query = urllib.parse.urlencode(
+        {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": redirect_uri,
+            "scope": scopes,
+            "state": "smoke-state-123",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": resource,
+        }
+    )
 
     st, h, _ = c.request("GET", f"{p}/api/oidc/authorization?{query}")
     if st not in (302, 303):
@@ -78,13 +91,16 @@ def main():
     if not flow_id:
         sys.exit(f"authorize: no flow_id in {h['location']}")
 
-    st, _, d = c.request("POST", f"{p}/api/firstfactor", {
-        "username": user, "password": password, "keepMeLoggedIn": False,
-        "flow": "openid_connect", "flowID": flow_id})
+    st, _, d = c.request(
+        "POST",
+        f"{p}/api/firstfactor",
+        {"username": user, "password": password, "keepMeLoggedIn": False, "flow": "openid_connect", "flowID": flow_id},
+    )
     if json.loads(d).get("status") != "OK":
         sys.exit(f"firstfactor: {st} {d!r}")
-    st, _, d = c.request("POST", f"{p}/api/secondfactor/totp", {
-        "token": totp(totp_secret), "flow": "openid_connect", "flowID": flow_id})
+    st, _, d = c.request(
+        "POST", f"{p}/api/secondfactor/totp", {"token": totp(totp_secret), "flow": "openid_connect", "flowID": flow_id}
+    )
     j = json.loads(d)
     if j.get("status") != "OK":
         sys.exit(f"secondfactor: {st} {d!r}")
@@ -101,8 +117,11 @@ def main():
         qs = urllib.parse.parse_qs(u.query)
         if "/consent" in u.path:
             fid = qs.get("flow_id", [flow_id])[0]
-            st, _, d = c.request("POST", f"{p}/api/oidc/consent", {
-                "flow_id": fid, "client_id": client_id, "consent": True, "pre_configure": False})
+            st, _, d = c.request(
+                "POST",
+                f"{p}/api/oidc/consent",
+                {"flow_id": fid, "client_id": client_id, "consent": True, "pre_configure": False},
+            )
             j = json.loads(d)
             if j.get("status") != "OK":
                 sys.exit(f"consent: {st} {d!r}")
@@ -115,18 +134,31 @@ def main():
     if not code:
         sys.exit("no authorization code")
 
-    st, _, d = c.request("POST", f"{p}/api/oidc/token", {
-        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-        "client_id": client_id, "client_secret": client_secret, "code_verifier": verifier,
-        "resource": resource}, ctype="application/x-www-form-urlencoded")
+    st, _, d = c.request(
+        "POST",
+        f"{p}/api/oidc/token",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "code_verifier": verifier,
+            "resource": resource,
+        },
+        ctype="application/x-www-form-urlencoded",
+    )
     tok = json.loads(d)
     if st != 200 or "access_token" not in tok:
         sys.exit(f"token: {st} {d!r}")
     parts = tok["access_token"].split(".")
     if len(parts) != 3:
         sys.exit(f"access token is not a JWT: {tok['access_token'][:20]}...")
-    print(json.dumps({"header": b64url_json(parts[0]), "claims": b64url_json(parts[1]),
-                      "refresh_token": "refresh_token" in tok}))
+    print(
+        json.dumps(
+            {"header": b64url_json(parts[0]), "claims": b64url_json(parts[1]), "refresh_token": "refresh_token" in tok}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""End-to-end fixtures: the real stack deployed onto this machine over SSH, and torn down after."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import VAULT_DIR, Deployer, RunResult, containers, missing_requirements, teardown_stack
+
+TIMINGS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("mcpgate deploy wall times")
+        for line in TIMINGS:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def deployer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
+    reason = missing_requirements()
+    if reason:
+        pytest.skip(f"end-to-end stack unavailable: {reason}")
+    if containers():
+        pytest.skip("a mcpgate stack already runs on this Docker engine; the end-to-end tests would replace it")
+    workdir = tmp_path_factory.mktemp("e2e")
+    vault = Path(VAULT_DIR)
+    teardown_stack()
+    shutil.rmtree(vault, ignore_errors=True)
+    vault.mkdir(parents=True)
+    (vault / "projects").mkdir()
+    (vault / "projects" / "gateway.md").write_text("# Gateway\n\nThe MCP gateway runs on the home server.\n")
+    (vault / "shopping.md").write_text("- milk\n- coffee beans\n")
+    for p in [vault, *vault.rglob("*")]:
+        shutil.chown(p, 10001, 10001)
+    try:
+        yield Deployer(workdir)
+    finally:
+        teardown_stack()
+        shutil.rmtree(vault, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def first_run(deployer: Deployer) -> RunResult:
+    result = deployer.deploy()
+    TIMINGS.append(f"first deploy from nothing: {result.seconds:.1f} s ({result.changes} operations changed)")
+    assert result.returncode == 0, result.output[-6000:]
+    return result

@@ -1,0 +1,203 @@
+"""Drive real deploys of inventory/local.py onto this machine over real SSH, and read the result.
+
+bin/test starts the harness (one dockerd, local images, sshd on 127.0.0.1:2222) and sets
+MCPGATE_E2E=1. The deploy runs pyinfra exactly as a user does; variants of the inventory are
+written next to the test's secrets store and differ from inventory/local.py by what a test changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SSHD_DIR = Path(os.environ.get("MCPGATE_SSHD_DIR", "/run/mcpgate-sshd"))
+LOCAL_IMAGES = {
+    "redis": "mcpgate-local/redis:7.0.15",
+    "authelia": "mcpgate-local/authelia:4.39.20",
+    "ingress": "mcpgate-local/caddy:2.6.2",
+}
+PYTHON_BASE = "mcpgate-local/python:3.11-bookworm"
+BASE_DIR = "/opt/mcpgate-e2e"
+VAULT_DIR = "/var/lib/mcpgate-e2e-notes"
+INGRESS_PORT = 18088
+HOSTNAME = "mcp-gateway.home.test"
+HOST = "127.0.0.1"  # the inventory's host name with MCPGATE_SSH_PORT set
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+def image_exists(ref: str) -> bool:
+    return docker("image", "inspect", ref, check=False).returncode == 0
+
+
+def missing_requirements() -> str | None:
+    """Why the end-to-end stack cannot run here, or None."""
+    if os.environ.get("MCPGATE_E2E") != "1":
+        return "the test harness is not up (run the suite with bin/test as root)"
+    if docker("info", check=False).returncode != 0:
+        return "no Docker engine answers"
+    reason_file = os.environ.get("MCPGATE_AUTHELIA_UNAVAILABLE_FILE")
+    if not image_exists(LOCAL_IMAGES["authelia"]):
+        reason = Path(reason_file).read_text().strip() if reason_file and Path(reason_file).is_file() else ""
+        return f"no local Authelia image {LOCAL_IMAGES['authelia']} (building it failed: {reason or 'see bin/test'})"
+    gateway = os.environ.get("MCPGATE_AGENTGATEWAY_IMAGE")
+    if not gateway:
+        return "no local agentgateway image: it cannot be pulled here; set MCPGATE_AGENTGATEWAY_IMAGE to one"
+    if not image_exists(gateway):
+        return f"MCPGATE_AGENTGATEWAY_IMAGE={gateway} is not a local image"
+    for ref in (*LOCAL_IMAGES.values(), PYTHON_BASE):
+        if not image_exists(ref):
+            return f"local image {ref} is missing (tests/harness/build-images.sh)"
+    return None
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    output: str
+    seconds: float
+    changed_ops: list[str]
+    errors: int
+
+    @property
+    def changes(self) -> int:
+        return len(self.changed_ops)
+
+
+_ROW = re.compile(
+    r"^\s*(?P<name>.+?)\s+(?P<hosts>\d+|-)\s+(?P<success>\d+|-)\s+(?P<error>\d+|-)\s+(?P<nochange>\d+|-)\s*$"
+)
+
+
+def parse_results(output: str) -> tuple[list[str], int]:
+    """Operations pyinfra's results table counts as changed, and the error count of its total."""
+    changed, errors, in_table = [], 0, False
+    for line in output.splitlines():
+        clean = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if re.match(r"^\s*Operation\s+Hosts\s+Success\s+Error\s+No Change", clean):
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        m = _ROW.match(clean)
+        if not m:
+            continue
+        if m["name"].strip() == "Grand total":
+            errors = 0 if m["error"] == "-" else int(m["error"])
+            break
+        if m["success"] != "-":
+            changed.append(m["name"].strip())
+    return changed, errors
+
+
+class Deployer:
+    """Runs pyinfra against the SSH target with a given variant of inventory/local.py."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.secrets_dir = workdir / "secrets"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_IMAGE_")},
+            "MCPGATE_SECRETS_DIR": str(self.secrets_dir),
+            "MCPGATE_SSH_PORT": os.environ.get("MCPGATE_SSHD_PORT", "2222"),
+            "MCPGATE_SSH_USER": "root",
+            "MCPGATE_SSH_KEY": str(SSHD_DIR / "id_ed25519"),
+            "MCPGATE_SSH_KNOWN_HOSTS": str(SSHD_DIR / "known_hosts"),
+            "MCPGATE_IMAGE_REDIS": LOCAL_IMAGES["redis"],
+            "MCPGATE_IMAGE_AUTHELIA": LOCAL_IMAGES["authelia"],
+            "MCPGATE_IMAGE_INGRESS": LOCAL_IMAGES["ingress"],
+            "MCPGATE_IMAGE_AGENTGATEWAY": os.environ.get("MCPGATE_AGENTGATEWAY_IMAGE", ""),
+            "MCPGATE_PYTHON_BASE_IMAGE": PYTHON_BASE,
+            "MCPGATE_LOCAL_BASE_DIR": BASE_DIR,
+            "MCPGATE_LOCAL_PORT": str(INGRESS_PORT),
+            "MCPGATE_LOCAL_VAULT": VAULT_DIR,
+            "MCPGATE_LOCAL_HOSTNAME": HOSTNAME,
+            "MCPGATE_DOCKER_INSTALL": "existing",
+        }
+
+    def inventory(self, edit: str | None = None) -> Path:
+        """inventory/local.py itself, or a variant: ``edit`` is Python run on ``_stack`` (a dict)."""
+        if edit is None:
+            return PROJECT_ROOT / "inventory" / "local.py"
+        path = self.workdir / "inventory_variant.py"
+        path.write_text(
+            "import runpy as _runpy\n"
+            f"_base = _runpy.run_path({str(PROJECT_ROOT / 'inventory' / 'local.py')!r})\n"
+            "local = _base['local']\n"
+            "_stack = local[0][1]['mcpgate']\n" + edit + "\n"
+        )
+        return path
+
+    def deploy(self, inventory: Path | None = None) -> RunResult:
+        inv = inventory or self.inventory()
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pyinfra", "-y", str(inv), "deploy.py"],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            timeout=1800,
+        )
+        seconds = time.monotonic() - start
+        output = proc.stdout + proc.stderr
+        changed, errors = parse_results(output)
+        return RunResult(proc.returncode, output, seconds, changed, errors)
+
+    def mcpgate(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mcpgate", *args],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            input=stdin,
+        )
+
+    def host_checks(self, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """tests/host against the SSH target, as a user would run them."""
+        inv = inventory or self.inventory()
+        return subprocess.run(
+            [
+                sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/host",
+                "--hosts=ssh://mcpgate-test", f"--ssh-config={SSHD_DIR / 'ssh_config'}",
+                f"--inventory={inv}", f"--secrets={self.secrets_dir}",
+            ],
+            capture_output=True, text=True, cwd=PROJECT_ROOT, env=self.env, timeout=600,
+        )  # fmt: skip
+
+    def store_file(self, name: str) -> str:
+        return (self.secrets_dir / HOST / name).read_text()
+
+
+def containers() -> dict[str, dict[str, Any]]:
+    ids = docker("ps", "-aq", "--filter", "label=org.mcpgate.service").stdout.split()
+    if not ids:
+        return {}
+    return {c["Name"].lstrip("/"): c for c in json.loads(docker("inspect", *ids).stdout)}
+
+
+def started_at() -> dict[str, str]:
+    return {name: c["State"]["StartedAt"] for name, c in containers().items()}
+
+
+def teardown_stack() -> None:
+    """Remove every container, volume and network of the stack, and its folders on this machine."""
+    for name in containers():
+        docker("rm", "-f", name, check=False)
+    for vol in docker("volume", "ls", "-q", "--filter", "label=org.mcpgate.service").stdout.split():
+        docker("volume", "rm", "-f", vol, check=False)
+    for net in ("mcpgate-internal", "mcpgate-edge"):
+        docker("network", "rm", net, check=False)
+    shutil.rmtree(BASE_DIR, ignore_errors=True)

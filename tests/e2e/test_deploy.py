@@ -1,0 +1,124 @@
+"""The deploy on a real host (this machine over SSH): from nothing, idempotent, only what changed restarts.
+
+The steps build on each other and run in file order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.conftest import TIMINGS
+from tests.e2e.harness import BASE_DIR, INGRESS_PORT, Deployer, RunResult, containers, started_at, teardown_stack
+from tests.e2e.oauth import Flow, Session, jwt_parts, login
+
+GATEWAY = "mcpgate-agentgateway"
+STACK = ["mcpgate-redis", "mcpgate-authelia", "mcpgate-backend-notes", GATEWAY, "mcpgate-ingress"]
+USED_CODES: set[str] = set()
+
+
+def _session() -> Session:
+    return Session(f"http://127.0.0.1:{INGRESS_PORT}", "mcp-gateway.home.test")
+
+
+def _token_for(deployer: Deployer, scope: str = "openid offline_access notes:read") -> dict:
+    """A full login as alice with the stored password and TOTP seed; the token response."""
+    flow = Flow(_session(), "claude-ai", scope, resource="https://mcp-gateway.home.test/mcp")
+    code = login(
+        flow, "alice", deployer.store_file("users/alice.password"), deployer.store_file("users/alice.totp"), USED_CODES
+    )
+    r = flow.token(code, deployer.store_file("clients/claude-ai.secret"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _jwks_kids() -> list[str]:
+    r = _session().request("GET", "/auth/jwks.json")
+    assert r.status_code == 200, r.text
+    return [k["kid"] for k in r.json()["keys"]]
+
+
+def _restarted(before: dict[str, str]) -> set[str]:
+    after = started_at()
+    return {name for name in STACK if after.get(name) != before.get(name)}
+
+
+def test_first_deploy_from_nothing_passes_the_host_checks(deployer: Deployer, first_run: RunResult) -> None:
+    assert first_run.changes > 10
+    checks = deployer.host_checks()
+    assert checks.returncode == 0, checks.stdout[-8000:] + checks.stderr[-2000:]
+    assert " passed" in checks.stdout and " failed" not in checks.stdout
+
+
+def test_second_run_changes_nothing_and_restarts_nothing(deployer: Deployer, first_run: RunResult) -> None:
+    before = started_at()
+    result = deployer.deploy()
+    TIMINGS.append(f"no-op deploy: {result.seconds:.1f} s ({result.changes} operations changed)")
+    assert result.returncode == 0, result.output[-4000:]
+    assert result.changed_ops == [], result.changed_ops
+    assert result.errors == 0
+    assert started_at() == before
+
+
+def test_one_scope_change_restarts_only_agentgateway(deployer: Deployer, first_run: RunResult) -> None:
+    variant = deployer.inventory(
+        "_stack['backends'][0]['tools'] = {'notes:read': ['search'], 'notes:write': ['read', 'write', 'delete']}"
+    )
+    before = started_at()
+    result = deployer.deploy(variant)
+    TIMINGS.append(f"one-scope-change deploy: {result.seconds:.1f} s ({result.changes} operations changed)")
+    assert result.returncode == 0, result.output[-4000:]
+    assert _restarted(before) == {GATEWAY}
+    assert any("agentgateway files" in op for op in result.changed_ops), result.changed_ops
+    assert all("agentgateway" in op for op in result.changed_ops), result.changed_ops
+    rules = Path(f"{BASE_DIR}/agentgateway/config/config.yaml").read_text()
+    assert "mcp.tool.name in ['read', 'write', 'delete']" in rules
+    # Back to the inventory as it is: again only agentgateway moves.
+    before = started_at()
+    assert deployer.deploy().returncode == 0
+    assert _restarted(before) == {GATEWAY}
+
+
+def test_redis_password_rotation_restarts_redis_and_authelia_only(deployer: Deployer, first_run: RunResult) -> None:
+    old = deployer.store_file("redis/password")
+    rotated = deployer.mcpgate("secrets", "rotate", "inventory/local.py", "redis-password")
+    assert rotated.returncode == 0, rotated.stderr
+    assert deployer.store_file("redis/password") != old
+    before = started_at()
+    result = deployer.deploy()
+    assert result.returncode == 0, result.output[-4000:]
+    assert _restarted(before) == {"mcpgate-redis", "mcpgate-authelia"}
+    conf = Path(f"{BASE_DIR}/redis/config/redis.conf").read_text()
+    assert f"requirepass {deployer.store_file('redis/password')}\n" in conf
+    # Authelia keeps its sessions in Redis: a login works only if it has the new password.
+    assert "access_token" in _token_for(deployer)
+
+
+def test_a_deploy_failing_half_way_fails_loudly_then_converges(deployer: Deployer, first_run: RunResult) -> None:
+    broken = deployer.inventory(
+        "_stack['scopes']['calendar:read'] = 'Read the calendar'\n"
+        "_stack['backends'].append({'name': 'calendar', 'image': 'mcpgate-local/calendar-missing:0.0.1', "
+        "'port': 9000, 'tools': {'calendar:read': ['events']}})"
+    )
+    result = deployer.deploy(broken)
+    assert result.returncode != 0
+    assert "mcpgate-local/calendar-missing:0.0.1" in result.output
+    assert result.errors >= 1 or "No hosts remaining" in result.output
+    good = deployer.deploy()
+    assert good.returncode == 0, good.output[-4000:]
+    again = deployer.deploy()
+    assert again.returncode == 0 and again.changed_ops == [], again.changed_ops
+    assert "mcpgate-backend-calendar" not in containers()
+
+
+def test_rebuild_from_scratch_keeps_every_credential(deployer: Deployer, first_run: RunResult) -> None:
+    before = _token_for(deployer)
+    kids = _jwks_kids()
+    _, claims_before = jwt_parts(before["access_token"])
+    teardown_stack()  # every container, volume, network and the stack's folder
+    result = deployer.deploy()
+    TIMINGS.append(f"rebuild from scratch: {result.seconds:.1f} s")
+    assert result.returncode == 0, result.output[-4000:]
+    assert _jwks_kids() == kids
+    after = _token_for(deployer)  # same client secret, same password, same TOTP seed
+    _, claims_after = jwt_parts(after["access_token"])
+    assert claims_after["sub"] == claims_before["sub"] == deployer.store_file("users/alice.sub")

@@ -1,0 +1,279 @@
+"""The OAuth 2.1 flow against the real Authelia, through the ingress, the way Claude.ai drives it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from joserfc import jwt
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import KeySet, RSAKey
+
+from tests.e2e.harness import INGRESS_PORT, LOCAL_IMAGES, PROJECT_ROOT, Deployer, RunResult, image_exists
+from tests.e2e.oauth import Flow, Session, fresh_totp, jwt_parts, login, token_request
+
+HOSTNAME = "mcp-gateway.home.test"
+ISSUER = f"https://{HOSTNAME}/auth"
+RESOURCE = f"https://{HOSTNAME}/mcp"
+SCOPE = "openid offline_access notes:read notes:write"
+USED: set[str] = set()
+
+
+def session(**headers: str) -> Session:
+    return Session(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME, extra_headers=dict(headers))
+
+
+def secret(deployer: Deployer, name: str) -> str:
+    return deployer.store_file(name)
+
+
+def do_login(deployer: Deployer, flow: Flow) -> str:
+    return login(flow, "alice", secret(deployer, "users/alice.password"), secret(deployer, "users/alice.totp"), USED)
+
+
+def jwks() -> KeySet:
+    r = session().request("GET", "/auth/jwks.json")
+    assert r.status_code == 200
+    return KeySet.import_key_set(r.json())
+
+
+# --- Authelia's own validator on what mcpgate renders ---------------------------------------------
+
+
+def _validate(render_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`authelia config validate` in the pinned image, with the rendered files mounted as the deploy does."""
+    from mcpgate.containers import authelia_spec
+    from mcpgate.model import load_stack
+
+    env = authelia_spec(load_stack("x", _local_data())).env
+    args = ["docker", "run", "--rm", "--network", "none"]
+    for k, v in env.items():
+        args += ["-e", f"{k}={v}"]
+    for role, target in (("config", "/config"), ("secrets", "/secrets")):
+        args += ["-v", f"{render_dir}/authelia/{role}:{target}:ro"]
+    args += ["--entrypoint", "/app/authelia", LOCAL_IMAGES["authelia"], "config", "validate", "--config"]
+    args.append("/config/configuration.yml")
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def _local_data() -> dict:
+    import runpy
+
+    return runpy.run_path(str(PROJECT_ROOT / "inventory" / "local.py"))["local"][0][1]["mcpgate"]
+
+
+@pytest.fixture(scope="module")
+def authelia_image() -> str:
+    if not image_exists(LOCAL_IMAGES["authelia"]):
+        pytest.skip(f"no local Authelia image {LOCAL_IMAGES['authelia']} (it could not be built here; see bin/test)")
+    return LOCAL_IMAGES["authelia"]
+
+
+@pytest.mark.parametrize("inventory", ["inventory/home.py", "inventory/local.py"])
+def test_authelia_validates_every_rendered_config(authelia_image: str, tmp_path: Path, inventory: str) -> None:
+    env = {"MCPGATE_SECRETS_DIR": str(tmp_path / "secrets")}
+    run = lambda *a, stdin="": subprocess.run(  # noqa: E731
+        [*a], capture_output=True, text=True, cwd=PROJECT_ROOT, input=stdin, env={**__import__("os").environ, **env}
+    )
+    run("python3", "-m", "mcpgate", "secrets", "set", inventory, "home-assistant-token", stdin="t")
+    r = run("python3", "-m", "mcpgate", "render", inventory, "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    (host_dir,) = list((tmp_path / "out").iterdir())
+    for p in host_dir.rglob("*"):  # the container's uid reads them here
+        p.chmod(p.stat().st_mode | 0o044 | (0o011 if p.is_dir() else 0))
+    result = _validate(host_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration parsed and loaded successfully without errors" in result.stdout + result.stderr
+
+
+def test_authelia_rejects_a_broken_config(authelia_image: str, tmp_path: Path) -> None:
+    env = {**__import__("os").environ, "MCPGATE_SECRETS_DIR": str(tmp_path / "secrets")}
+    r = subprocess.run(
+        ["python3", "-m", "mcpgate", "render", "inventory/local.py", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (host_dir,) = list((tmp_path / "out").iterdir())
+    config = host_dir / "authelia/config/configuration.yml"
+    config.write_text(
+        config.read_text().replace("access_token_signed_response_alg: RS256", "access_token_signed_response_alg: RS257")
+    )
+    for p in host_dir.rglob("*"):
+        p.chmod(p.stat().st_mode | 0o044 | (0o011 if p.is_dir() else 0))
+    result = _validate(host_dir)
+    assert result.returncode != 0
+    assert "RS257" in result.stdout + result.stderr
+
+
+# --- discovery through the ingress -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-authorization-server/auth",
+        "/.well-known/openid-configuration/auth",
+        "/auth/.well-known/openid-configuration",
+        "/auth/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ],
+)
+def test_discovery_at_every_well_known_url(first_run: RunResult, path: str) -> None:
+    r = session().request("GET", path)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["issuer"] == ISSUER
+    assert "S256" in doc["code_challenge_methods_supported"]
+    assert doc["jwks_uri"] == f"{ISSUER}/jwks.json"
+    assert doc["token_endpoint"] == f"{ISSUER}/api/oidc/token"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Forwarded-Host": "evil.example"},
+        {"X-Forwarded-Proto": "http"},
+        {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http", "Forwarded": "host=evil.example;proto=http"},
+    ],
+)
+def test_client_sent_forwarded_headers_cannot_change_the_issuer(first_run: RunResult, headers: dict) -> None:
+    r = session(**headers).request("GET", "/.well-known/openid-configuration")
+    assert r.status_code == 200, r.text
+    assert r.json()["issuer"] == ISSUER
+
+
+# --- the flow --------------------------------------------------------------------------------------
+
+
+def _check_access_token(token: str, scopes: list[str]) -> dict:
+    header, claims = jwt_parts(token)
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "RS256"
+    keys = jwks()
+    assert header["kid"] in [k.kid for k in keys.keys]
+    verified = jwt.decode(token, keys, algorithms=["RS256"])  # signature checked here
+    assert verified.claims["iss"] == ISSUER
+    assert RESOURCE in verified.claims["aud"]
+    assert isinstance(verified.claims["scp"], list)
+    assert sorted(verified.claims["scp"]) == sorted(scopes)
+    assert verified.claims["client_id"] == "claude-ai"
+    for claim in ("sub", "exp", "iat", "jti"):
+        assert claim in verified.claims
+    assert claims == verified.claims
+    return verified.claims
+
+
+def test_full_flow_as_claude_does_it(deployer: Deployer, first_run: RunResult) -> None:
+    flow = Flow(session(), "claude-ai", SCOPE, resource=RESOURCE)
+    code = do_login(deployer, flow)
+    r = flow.token(code, secret(deployer, "clients/claude-ai.secret"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"].lower() == "bearer"
+    claims = _check_access_token(body["access_token"], SCOPE.split())
+    assert claims["sub"] == secret(deployer, "users/alice.sub")
+
+    # The refresh token works and yields another valid JWT for the same resource.
+    refresh = token_request(
+        session(),
+        {"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "resource": RESOURCE},
+        "claude-ai",
+        secret(deployer, "clients/claude-ai.secret"),
+        how="post",
+    )
+    assert refresh.status_code == 200, refresh.text
+    _check_access_token(refresh.json()["access_token"], SCOPE.split())
+
+
+def test_without_resource_the_audience_is_still_the_mcp_endpoint(deployer: Deployer, first_run: RunResult) -> None:
+    flow = Flow(session(), "claude-ai", "openid notes:read", resource=None)
+    r = flow.token(do_login(deployer, flow), secret(deployer, "clients/claude-ai.secret"))
+    assert r.status_code == 200, r.text
+    _, claims = jwt_parts(r.json()["access_token"])
+    assert claims["aud"] == [RESOURCE]
+    assert claims["scp"] == ["openid", "notes:read"]
+
+
+def test_a_token_signed_by_another_key_does_not_verify(first_run: RunResult) -> None:
+    other = RSAKey.generate_key(2048, parameters={"kid": jwks().keys[0].kid})
+    forged = jwt.encode({"alg": "RS256", "kid": other.kid, "typ": "at+jwt"}, {"iss": ISSUER}, other)
+    with pytest.raises(BadSignatureError):
+        jwt.decode(forged, jwks(), algorithms=["RS256"])
+
+
+# --- refusals --------------------------------------------------------------------------------------
+
+
+def _started(deployer: Deployer, **kw: str) -> Flow:
+    flow = Flow(session(), "claude-ai", SCOPE, resource=RESOURCE, **kw)
+    r = flow.authorize()
+    assert r.status_code in (302, 303) and flow.flow_id, r.text
+    return flow
+
+
+def test_wrong_password_is_refused(deployer: Deployer, first_run: RunResult) -> None:
+    flow = _started(deployer)
+    r = flow.first_factor("alice", "not-the-password")
+    assert r.json()["status"] == "KO"
+
+
+def test_wrong_totp_is_refused(deployer: Deployer, first_run: RunResult) -> None:
+    flow = _started(deployer)
+    assert flow.first_factor("alice", secret(deployer, "users/alice.password")).json()["status"] == "OK"
+    good = fresh_totp(secret(deployer, "users/alice.totp"), USED)
+    wrong = f"{(int(good) + 500_000) % 1_000_000:06d}"
+    assert flow.second_factor(wrong).json()["status"] == "KO"
+
+
+def test_a_replayed_totp_code_is_refused(deployer: Deployer, first_run: RunResult) -> None:
+    seed = secret(deployer, "users/alice.totp")
+    code = fresh_totp(seed, USED)
+    first = _started(deployer)
+    assert first.first_factor("alice", secret(deployer, "users/alice.password")).json()["status"] == "OK"
+    assert first.second_factor(code).json()["status"] == "OK"
+    again = _started(deployer)
+    again.session = session()  # a new browser: it must sign in again
+    assert again.authorize().status_code in (302, 303)
+    assert again.first_factor("alice", secret(deployer, "users/alice.password")).json()["status"] == "OK"
+    assert again.second_factor(code).json()["status"] == "KO"
+
+
+def test_a_pkce_verifier_that_does_not_match_is_refused(deployer: Deployer, first_run: RunResult) -> None:
+    flow = Flow(session(), "claude-ai", SCOPE, resource=RESOURCE)
+    code = do_login(deployer, flow)
+    r = flow.token(code, secret(deployer, "clients/claude-ai.secret"), code_verifier="x" * 64)
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_grant"
+
+
+def test_an_unregistered_redirect_uri_is_refused(deployer: Deployer, first_run: RunResult) -> None:
+    flow = Flow(session(), "claude-ai", SCOPE, resource=RESOURCE, redirect_uri="https://evil.example/callback")
+    r = flow.authorize()
+    location = r.headers.get("location", "")
+    assert not location.startswith("https://evil.example")
+    assert r.status_code >= 400 or "error" in location
+
+
+def test_a_resource_outside_the_audience_is_refused(deployer: Deployer, first_run: RunResult) -> None:
+    flow = Flow(session(), "claude-ai", SCOPE, resource="https://other.example/mcp")
+    r = flow.authorize()
+    location = r.headers.get("location", "")
+    if r.status_code in (302, 303) and location.startswith(flow.redirect_uri):
+        assert "error=" in location, location
+    else:
+        # Refused later, at the token endpoint, if the authorization step let it through.
+        with pytest.raises(AssertionError):
+            code = do_login(deployer, flow)
+            t = flow.token(code, secret(deployer, "clients/claude-ai.secret"))
+            assert t.status_code == 200
+            assert "https://other.example/mcp" in jwt_parts(t.json()["access_token"])[1]["aud"]
+
+
+def test_a_client_secret_sent_the_wrong_way_is_refused(deployer: Deployer, first_run: RunResult) -> None:
+    flow = Flow(session(), "claude-ai", SCOPE, resource=RESOURCE)
+    code = do_login(deployer, flow)
+    r = flow.token(code, secret(deployer, "clients/claude-ai.secret"), how="basic")
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "invalid_client"

@@ -1,0 +1,173 @@
+"""The live host matches the inventory: containers, network exposure, files, secrets, endpoints."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import shlex
+
+import pytest
+
+from mcpgate.containers import INTERNAL_NETWORK, LABEL_SERVICE, stack_containers
+from mcpgate.model import Stack
+from mcpgate.render import DISCOVERY_ALIASES, Rendered
+from mcpgate.secrets import StackSecrets
+from mcpgate.tailscale import backend_running, funnel_matches, node_name
+
+
+def _inspect(host, name: str) -> dict:
+    out = host.check_output(f"docker inspect {shlex.quote(name)}")
+    return json.loads(out)[0]
+
+
+def _http(host, stack: Stack, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, str]:
+    """GET through the ingress on the host's loopback, with the public Host; (status, headers, body)."""
+    hdrs = {"Host": stack.hostname, **(headers or {})}
+    args = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in hdrs.items())
+    url = f"http://127.0.0.1:{stack.ingress_port}{path}"
+    out = host.check_output(f"curl -sS -D - -o /tmp/.mcpgate-body {args} {shlex.quote(url)}")
+    body = host.check_output("cat /tmp/.mcpgate-body; rm -f /tmp/.mcpgate-body")
+    lines = out.replace("\r", "").split("\n")
+    status = int(lines[0].split()[1])
+    parsed = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, _, v = line.partition(":")
+            parsed[k.strip().lower()] = v.strip()
+    return status, parsed, body
+
+
+def test_every_container_runs_healthy_with_the_expected_image(host, stack: Stack, rendered: Rendered) -> None:
+    for spec in stack_containers(stack, rendered):
+        info = _inspect(host, spec.name)
+        assert info["State"]["Running"], spec.name
+        health = (info["State"].get("Health") or {}).get("Status")
+        assert health in (None, "healthy"), f"{spec.name} is {health}"
+        assert info["Config"]["Image"] == spec.image, spec.name
+        assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        assert info["HostConfig"]["Init"] is True
+        assert "no-new-privileges:true" in info["HostConfig"]["SecurityOpt"]
+        assert info["HostConfig"]["ReadonlyRootfs"] is spec.read_only
+
+
+def test_only_the_ingress_is_published_and_only_on_loopback(host, stack: Stack) -> None:
+    names = host.check_output(f"docker ps -a --filter label={LABEL_SERVICE} --format '{{{{.Names}}}}'").split()
+    published = {}
+    for name in names:
+        bindings = _inspect(host, name)["HostConfig"]["PortBindings"] or {}
+        if bindings:
+            published[name] = bindings
+    assert list(published) == ["mcpgate-ingress"], published
+    (binding,) = [b for bs in published["mcpgate-ingress"].values() for b in bs]
+    assert binding == {"HostIp": "127.0.0.1", "HostPort": str(stack.ingress_port)}
+    assert host.socket(f"tcp://127.0.0.1:{stack.ingress_port}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{stack.ingress_port}").is_listening
+
+
+def test_redis_and_backends_are_unreachable_from_the_host(host, stack: Stack, rendered: Rendered) -> None:
+    targets = []
+    for spec in stack_containers(stack, rendered):
+        if spec.service in ("redis",) or spec.service.startswith("backend-"):
+            net = _inspect(host, spec.name)["NetworkSettings"]["Networks"][INTERNAL_NETWORK]
+            port = (
+                6379
+                if spec.service == "redis"
+                else next(b.port for b in stack.enabled_backends if b.container == spec.name)
+            )
+            targets.append((spec.name, net["IPAddress"], port))
+    assert targets
+    for name, ip, port in targets:
+        assert ip, f"{name} has no address on {INTERNAL_NETWORK}"
+        probe = host.run(f"timeout 3 bash -c {shlex.quote(f'exec 3<>/dev/tcp/{ip}/{port}')}")
+        assert probe.rc != 0, f"{name} at {ip}:{port} is reachable from the host"
+
+
+def test_config_and_secret_files_have_their_owner_and_mode(host, stack: Stack, rendered: Rendered) -> None:
+    for d in rendered.dirs:
+        f = host.file(posixpath.join(stack.base_dir, d.path))
+        assert f.is_directory, d.path
+        assert (f.uid, f.gid) == tuple(map(int, d.owner.split(":"))), d.path
+        assert f.mode == d.mode, f"{d.path}: {oct(f.mode)}"
+    for r in rendered.files:
+        f = host.file(posixpath.join(stack.base_dir, r.path))
+        assert f.is_file, r.path
+        assert (f.uid, f.gid) == tuple(map(int, r.owner.split(":"))), r.path
+        assert f.mode == r.mode, f"{r.path}: {oct(f.mode)}"
+        assert f.sha256sum == r.sha256, f"{r.path} differs from the render"
+        if r.secret:
+            assert not f.mode & 0o077, f"{r.path} is readable by others"
+
+
+def _secret_values(secrets: StackSecrets, stack: Stack) -> list[str]:
+    values = [
+        secrets.session_secret(),
+        secrets.storage_encryption_key(),
+        secrets.oidc_hmac_secret(),
+        secrets.reset_password_jwt_secret(),
+        secrets.redis_password(),
+        *(secrets.client_secret(c.id) for c in stack.clients if not c.public),
+        *(secrets.user_password(u.name) for u in stack.users),
+        *(secrets.user_totp_seed(u.name) for u in stack.users),
+        *(secrets.require_token(t, "host") for t in stack.token_secrets),
+    ]
+    return [v for v in values if len(v) >= 8]
+
+
+def test_no_secret_in_any_container_environment_or_command_line(
+    host, stack: Stack, rendered: Rendered, stack_secrets: StackSecrets
+) -> None:
+    values = _secret_values(stack_secrets, stack)
+    for spec in stack_containers(stack, rendered):
+        info = _inspect(host, spec.name)
+        exposed = json.dumps(
+            [info["Config"].get("Env"), info["Config"].get("Cmd"), info["Config"].get("Entrypoint"), info["Args"]]
+        )
+        for v in values:
+            assert v not in exposed, f"a secret is in {spec.name}'s environment or command line"
+    processes = host.check_output("ps -eo args")
+    for v in values:
+        assert v not in processes, "a secret is on a process command line on the host"
+
+
+@pytest.mark.parametrize("path", ["/auth/.well-known/openid-configuration", *[a for a, _ in DISCOVERY_ALIASES]])
+def test_discovery_documents_carry_the_public_issuer(host, stack: Stack, path: str) -> None:
+    status, _, body = _http(host, stack, path)
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc["issuer"] == stack.issuer
+    assert doc["jwks_uri"] == f"{stack.issuer}/jwks.json"
+    assert "S256" in doc["code_challenge_methods_supported"]
+
+
+def test_jwks_holds_an_rs256_key(host, stack: Stack) -> None:
+    status, _, body = _http(host, stack, "/auth/jwks.json")
+    assert status == 200
+    keys = json.loads(body)["keys"]
+    assert any(k["kty"] == "RSA" and k["alg"] == "RS256" and k.get("kid") for k in keys)
+
+
+def test_mcp_without_a_token_is_401_with_resource_metadata(host, stack: Stack) -> None:
+    status, headers, _ = _http(host, stack, "/mcp", {"Accept": "application/json, text/event-stream"})
+    assert status == 401
+    challenge = headers.get("www-authenticate", "")
+    assert challenge.startswith("Bearer")
+    assert f'resource_metadata="{stack.public_url}/.well-known/oauth-protected-resource/mcp"' in challenge
+
+
+def test_protected_resource_document_names_resource_and_issuer(host, stack: Stack) -> None:
+    status, _, body = _http(host, stack, "/.well-known/oauth-protected-resource/mcp")
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc["resource"] == stack.resource
+    assert stack.issuer in doc["authorization_servers"]
+
+
+def test_tailscale_runs_and_funnel_serves_the_ingress(host, stack: Stack) -> None:
+    if not stack.tailscale.enabled:
+        pytest.skip("tailscale.enabled is False for this host")
+    status = json.loads(host.check_output("tailscale status --json"))
+    assert backend_running(status)
+    assert node_name(status) == stack.hostname
+    if stack.tailscale.funnel:
+        funnel = json.loads(host.check_output("tailscale funnel status --json"))
+        assert funnel_matches(funnel, stack.hostname, stack.ingress_port)
