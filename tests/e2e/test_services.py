@@ -1,0 +1,272 @@
+"""Single services run exactly as the deploy specifies them (same ``docker create`` arguments), on a
+throwaway network: these need only the Docker engine and the harness' local images, so they run
+wherever bin/test runs as root, also where Authelia or agentgateway cannot be had.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets as pysecrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mcpgate.containers import ContainerSpec, backend_spec, ingress_spec, redis_spec
+from mcpgate.model import Stack, load_stack
+from mcpgate.render import DISCOVERY_ALIASES, Rendered, render_stack
+from mcpgate.secrets import SecretStore, StackSecrets
+from tests.e2e.harness import LOCAL_IMAGES, PYTHON_BASE, docker, image_exists
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MCPGATE_E2E") != "1", reason="the test harness is not up (run the suite with bin/test as root)"
+)
+
+ECHO = r"""
+import json, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+def handler(port):
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"port": port, "path": self.path, "headers": dict(self.headers.items())}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        do_POST = do_GET
+        def log_message(self, *a):
+            pass
+    return H
+
+servers = [ThreadingHTTPServer(("0.0.0.0", p), handler(p)) for p in (9091, 3000)]
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+servers[0].serve_forever()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Rendered, Path, str]]:
+    for ref in (LOCAL_IMAGES["ingress"], LOCAL_IMAGES["redis"], PYTHON_BASE):
+        if not image_exists(ref):
+            pytest.skip(f"local image {ref} is missing (tests/harness/build-images.sh)")
+    import runpy
+
+    data = runpy.run_path("inventory/local.py")["local"][0][1]["mcpgate"]
+    data = {**data, "images": {**data["images"], "ingress": LOCAL_IMAGES["ingress"], "redis": LOCAL_IMAGES["redis"]}}
+    data["backends"][0] = {**data["backends"][0], "base_image": PYTHON_BASE}
+    stack = load_stack("services-test", data)
+    root = tmp_path_factory.mktemp("services")
+    store = SecretStore.for_host(root / "secrets", "services-test")
+    rendered = render_stack(stack, StackSecrets(store, stack))
+    base = root / "base"
+    for d in rendered.dirs:
+        (base / d.path).mkdir(parents=True, exist_ok=True)
+        os.chown(base / d.path, *map(int, d.owner.split(":")))
+        (base / d.path).chmod(d.mode)
+    for f in rendered.files:
+        (base / f.path).write_bytes(f.content)
+        os.chown(base / f.path, *map(int, f.owner.split(":")))
+        (base / f.path).chmod(f.mode)
+    network = f"mcpgate-test-{pysecrets.token_hex(4)}"
+    docker("network", "create", network)
+    try:
+        yield stack, rendered, base, network
+    finally:
+        names = docker("ps", "-aq", "--filter", f"network={network}").stdout.split()
+        if names:
+            docker("rm", "-f", *names, check=False)
+        docker("network", "rm", network, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run(spec: ContainerSpec, base: Path, network: str, name: str, **changes: object) -> str:
+    """Create and start ``spec`` as the deploy would, on the test network and under the test's base dir."""
+    mounts = [dataclasses.replace(m, source=m.source.replace(spec_base(spec), str(base))) for m in spec.mounts]
+    spec = dataclasses.replace(spec, name=name, networks=[network], mounts=mounts, **changes)
+    docker("create", *spec.run_args())
+    docker("start", name)
+    return name
+
+
+def spec_base(spec: ContainerSpec) -> str:
+    return "/opt/mcpgate"
+
+
+def _wait(name: str, healthy: bool = True, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = json.loads(docker("inspect", name).stdout)[0]
+        if info["RestartCount"] >= 3:
+            break  # crash-looping: no use waiting
+        state = info["State"]
+        status = (state.get("Health") or {}).get("Status") if healthy else ("running" if state["Running"] else "")
+        if status in ("healthy", "running"):
+            return
+        time.sleep(1)
+    logs = docker("logs", "--tail", "30", name, check=False)
+    pytest.fail(f"{name} not ready: {logs.stdout}{logs.stderr}")
+
+
+# --- the ingress -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ingress(workspace: tuple[Stack, Rendered, Path, str]) -> Iterator[tuple[Stack, int]]:
+    stack, _, base, network = workspace
+    echo_dir = base / "echo"
+    echo_dir.mkdir()
+    (echo_dir / "echo.py").write_text(ECHO)
+    echo_dir.chmod(0o755)
+    docker(
+        "run", "-d", "--name", f"{network}-upstream", "--network", network,
+        "--network-alias", "authelia", "--network-alias", "agentgateway",
+        "-v", f"{echo_dir}:/echo:ro", PYTHON_BASE, "python3", "/echo/echo.py",
+    )  # fmt: skip
+    port = _free_port()
+    name = _run(ingress_spec(stack), base, network, f"{network}-ingress", ports=[f"127.0.0.1:{port}:8080"], aliases=[])
+    _wait(name)
+    yield stack, port
+
+
+def _get(port: int, path: str, stack: Stack, **headers: str) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Host": stack.hostname, **headers}, timeout=10)
+
+
+def test_auth_keeps_its_prefix_and_gets_the_public_scheme_and_host(ingress: tuple[Stack, int]) -> None:
+    stack, port = ingress
+    r = _get(port, "/auth/api/health?x=1", stack)
+    seen = r.json()
+    assert seen["port"] == 9091
+    assert seen["path"] == "/auth/api/health?x=1"
+    assert seen["headers"]["X-Forwarded-Proto"] == "https"
+    assert seen["headers"]["X-Forwarded-Host"] == stack.hostname
+    assert seen["headers"]["Host"] == stack.hostname
+
+
+def test_client_forwarded_headers_are_overwritten_or_dropped(ingress: tuple[Stack, int]) -> None:
+    stack, port = ingress
+    spoof = {
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "evil.example",
+        "Forwarded": "host=evil.example;proto=http",
+        "X-Real-IP": "1.2.3.4",
+        "X-Original-URL": "/admin",
+    }
+    seen = _get(port, "/auth/.well-known/openid-configuration", stack, **spoof).json()["headers"]
+    assert seen["X-Forwarded-Proto"] == "https"
+    assert seen["X-Forwarded-Host"] == stack.hostname
+    assert "Forwarded" not in seen and "X-Real-Ip" not in seen and "X-Original-Url" not in seen
+    # Another Host from the client changes nothing upstream either.
+    seen = httpx.get(f"http://127.0.0.1:{port}/auth/x", headers={"Host": "evil.example"}, timeout=10).json()
+    assert seen["headers"]["Host"] == stack.hostname and seen["headers"]["X-Forwarded-Host"] == stack.hostname
+
+
+@pytest.mark.parametrize(("alias", "target"), DISCOVERY_ALIASES)
+def test_well_known_aliases_reach_authelias_documents(ingress: tuple[Stack, int], alias: str, target: str) -> None:
+    stack, port = ingress
+    seen = _get(port, alias, stack).json()
+    assert (seen["port"], seen["path"]) == (9091, target)
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/.well-known/oauth-protected-resource/mcp"])
+def test_mcp_routes_reach_the_gateway(ingress: tuple[Stack, int], path: str) -> None:
+    stack, port = ingress
+    seen = _get(port, path, stack).json()
+    assert (seen["port"], seen["path"]) == (stack.gateway_port, path)
+    assert seen["headers"]["X-Forwarded-Proto"] == "https"
+
+
+@pytest.mark.parametrize("path", ["/", "/admin", "/authx", "/mcpx", "/.well-known/security.txt"])
+def test_everything_else_is_404(ingress: tuple[Stack, int], path: str) -> None:
+    stack, port = ingress
+    assert _get(port, path, stack).status_code == 404
+
+
+def test_the_ingress_is_published_on_loopback_only(ingress: tuple[Stack, int], workspace: tuple) -> None:
+    _, port = ingress
+    network = workspace[3]
+    bindings = json.loads(docker("inspect", f"{network}-ingress").stdout)[0]["HostConfig"]["PortBindings"]
+    assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+
+
+# --- Redis -----------------------------------------------------------------------------------------
+
+
+def test_redis_requires_its_password(workspace: tuple[Stack, Rendered, Path, str]) -> None:
+    stack, rendered, base, network = workspace
+    name = _run(redis_spec(stack), base, network, f"{network}-redis", owned_volumes={})
+    _wait(name)  # the healthcheck itself requires NOAUTH for an unauthenticated PING
+    password = rendered.file("redis/config/redis.conf").content.decode().split("requirepass ")[1].split()[0]
+    anon = docker("exec", name, "redis-cli", "ping")
+    assert "NOAUTH" in anon.stdout + anon.stderr
+    authed = subprocess.run(
+        ["docker", "exec", "-i", name, "redis-cli", "--askpass", "ping"],
+        input=password + "\n", capture_output=True, text=True,
+    )  # fmt: skip
+    assert "PONG" in authed.stdout
+    info = json.loads(docker("inspect", name).stdout)[0]
+    assert info["Config"]["User"] == stack.uids.redis
+    assert info["HostConfig"]["PortBindings"] in ({}, None)
+
+
+# --- the notes backend, built from the rendered build context --------------------------------------
+
+
+def test_notes_backend_image_builds_and_serves_mcp(workspace: tuple[Stack, Rendered, Path, str]) -> None:
+    stack, rendered, base, network = workspace
+    (build,) = rendered.builds
+    built = docker(
+        "build", "--pull=false", "-t", build.image, "--build-arg", f"BASE_IMAGE={build.base_image}",
+        str(base / build.dir), check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    vault = base / "vault"
+    vault.mkdir()
+    (vault / "hello.md").write_text("# Hello\nthe gateway works\n")
+    for p in (vault, vault / "hello.md"):
+        os.chown(p, 10001, 10001)
+    backend = stack.enabled_backends[0]
+    spec = backend_spec(stack, backend, rendered)
+    spec = dataclasses.replace(spec, mounts=[dataclasses.replace(spec.mounts[0], source=str(vault))])
+    name = _run(spec, base, network, f"{network}-notes")
+    _wait(name)
+    ip = json.loads(docker("inspect", name).stdout)[0]["NetworkSettings"]["Networks"][network]["IPAddress"]
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }  # fmt: skip
+    url = f"http://{ip}:{backend.port}{backend.path}"
+    r = httpx.post(url, json=init, headers=headers, timeout=20)
+    assert r.status_code == 200, r.text
+    session = r.headers.get("mcp-session-id")
+    if session:
+        headers["mcp-session-id"] = session
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "search", "arguments": {"query": "gateway"}},
+    }
+    r = httpx.post(url, json=call, headers=headers, timeout=20)
+    assert r.status_code == 200, r.text
+    assert "hello.md" in r.text
+    info = json.loads(docker("inspect", name).stdout)[0]
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
+    assert info["HostConfig"]["Memory"] > 0 and info["HostConfig"]["PidsLimit"] == backend.limits.pids
