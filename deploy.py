@@ -2,14 +2,17 @@
 
     pyinfra -y inventory/home.py deploy.py
 
-Order: the Docker engine, every config and secret, networks/volumes/images, then Redis, Authelia
+Order: the Docker engine, every config and secret, networks/volumes, then Redis, Authelia
 (healthy, users' TOTP and subjects seeded), the MCP backends, agentgateway, the ingress, and last
 Tailscale Funnel, so the public URL only ever points at a ready stack.
+
+To run only some services (configs are always brought up to date):
+    pyinfra -y inventory/home.py deploy.py --data mcpgate_components=redis,authelia
 """
 
 from pyinfra import host
 
-from mcpgate.deploy import context_for
+from mcpgate.deploy import components_for, context_for
 from tasks.containers import agentgateway, authelia, backends, ingress, redis, stack_prerequisites
 from tasks.docker_engine import docker_engine
 from tasks.stack_files import stack_files
@@ -17,14 +20,20 @@ from tasks.tailscale import tailscale
 
 # Validate the inventory and render everything before any operation touches the host.
 ctx = context_for(host)
+components = components_for(host)
 
-docker_engine()
+if "docker" in components:
+    docker_engine()
 stack_files()
 stack_prerequisites()
-redis()
-authelia()
-backends()
-agentgateway()
-ingress()
-if ctx.stack.tailscale.enabled:
+for name, task in (
+    ("redis", redis),
+    ("authelia", authelia),
+    ("backends", backends),
+    ("agentgateway", agentgateway),
+    ("ingress", ingress),
+):
+    if name in components:
+        task()
+if ctx.stack.tailscale.enabled and "tailscale" in components:
     tailscale()

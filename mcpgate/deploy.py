@@ -31,12 +31,36 @@ class DeployContext:
 
 _contexts: dict[str, DeployContext] = {}
 
+# The deploy's parts, in the order they run. Configs and networks are always brought up to date;
+# a run can be limited to some services with host data mcpgate_components (e.g. on the command
+# line: --data mcpgate_components=redis,authelia).
+SERVICES = ("docker", "redis", "authelia", "backends", "agentgateway", "ingress", "tailscale")
+
+
+def selected_components(value: Any) -> tuple[str, ...]:
+    if value in (None, "", "all"):
+        return SERVICES
+    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        raise MCPGateError(f"mcpgate_components: unknown {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+    return tuple(n for n in SERVICES if n in names)
+
 
 def build_context(host_name: str, data: Any) -> DeployContext:
     stack = load_stack(host_name, data)
     secrets = StackSecrets(SecretStore.for_host(default_secrets_dir(), host_name), stack)
     rendered = render_stack(stack, secrets, inventory="<inventory>", host=host_name)
     return DeployContext(host_name, stack, secrets, rendered, tuple(stack_containers(stack, rendered)))
+
+
+def components_for(host: Any) -> tuple[str, ...]:
+    from pyinfra.api.exceptions import PyinfraError
+
+    try:
+        return selected_components(host.data.get("mcpgate_components"))
+    except MCPGateError as err:
+        raise PyinfraError(str(err)) from None
 
 
 def context_for(host: Any) -> DeployContext:

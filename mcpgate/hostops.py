@@ -420,3 +420,124 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
         f"echo '{container} did not become ready (waited '$i's, '$((r - r0))' restarts); its last log lines:' >&2; "
         f"docker logs --tail 40 {_q(container)} >&2; exit 1; fi; sleep 1; done"
     )
+
+
+class VolumeMarker(FactBase):
+    """The content of a marker file at the root of a named volume ('' when absent)."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+    def command(self, volume: str, marker: str) -> str:
+        return (
+            f"mp=$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)} 2>/dev/null) "
+            f'&& cat "$mp"/{_q(marker)} 2>/dev/null; true'
+        )
+
+    def process(self, output: list[str]) -> str:
+        return "\n".join(output).strip()
+
+    def default(self) -> str:
+        return ""
+
+
+class AutheliaIdentifiers(FactBase):
+    """user -> OIDC subject as Authelia's database has it (empty when Authelia is not running)."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+    def command(self, container: str, config: str) -> str:
+        c, tmp = _q(container), "/tmp/mcpgate-identifiers.yml"
+        return (
+            f"if docker exec {c} authelia storage user identifiers export --config {_q(config)} "
+            f"--file {tmp} >/dev/null 2>&1; then docker exec {c} cat {tmp}; docker exec {c} rm -f {tmp}; fi; true"
+        )
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        from .identity import parse_identifiers_export
+
+        return parse_identifiers_export("\n".join(output))
+
+    def default(self) -> dict[str, str]:
+        return {}
+
+
+@operation()
+def authelia_identity(
+    container: str,
+    volume: str,
+    owner: str,
+    config: str,
+    totp_file: str,
+    totp_digest: str,
+    subjects: dict[str, str],
+):
+    """
+    Seed each user's TOTP from the store (file import, never on a command line) and pin each
+    user's OIDC ``sub``, so a rebuilt host keeps authenticator apps and token subjects.
+
+    The TOTP import runs when the marker in Authelia's data volume does not name the current
+    import file: after the volume was created, or when a user or seed changed.
+
+    **Example:**
+
+    .. code:: python
+
+        authelia_identity(container="mcpgate-authelia", volume="mcpgate-authelia-data", ...)
+    """
+    marker = ".mcpgate-totp-import"
+    if host.get_fact(VolumeMarker, volume=volume, marker=marker) != totp_digest:
+        yield shell_command("docker", "exec", container, "authelia", "storage", "user", "totp", "import",
+                            "--config", config, totp_file)  # fmt: skip
+        mp = f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
+        yield (
+            f'printf %s {_q(totp_digest)} > "{mp}/{marker}" && chown {owner} "{mp}/{marker}" '
+            f'&& chmod 600 "{mp}/{marker}"'
+        )
+    have = host.get_fact(AutheliaIdentifiers, container=container, config=config)
+    for user, subject in subjects.items():
+        if user not in have:
+            yield shell_command("docker", "exec", container, "authelia", "storage", "user", "identifiers", "add",
+                                user, "--identifier", subject, "--service", "openid", "--config", config)  # fmt: skip
+        elif have[user] != subject:
+            raise ValueError(
+                f"Authelia's database gives {user} the subject {have[user]}, not the stored {subject}; "
+                "tokens would change owner. Remove the authelia data volume to re-seed, or put that "
+                "subject into the secrets store (users/<name>.sub)"
+            )
+
+
+class PathExists(FactBase):
+    """Whether a path exists on the host, and as what ("directory", "regular file", ...)."""
+
+    def command(self, path: str) -> str:
+        return f"stat -c %F {_q(path)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return output[0].strip() if output and output[0].strip() else None
+
+    def default(self) -> None:
+        return None
+
+
+@operation()
+def data_directory(path: str, owner: str | None):
+    """
+    A host folder a backend mounts (e.g. the notes vault): created private to the backend's user
+    when missing; an existing folder is the user's data and is left exactly as it is.
+
+    **Example:**
+
+    .. code:: python
+
+        data_directory(name="notes vault folder", path="/srv/notes", owner="1000:1000")
+    """
+    kind = host.get_fact(PathExists, path=path)
+    if kind == "directory":
+        host.noop(f"{path} exists")
+        return
+    if kind is not None:
+        raise ValueError(f"{path} exists on the host and is a {kind}, not a folder")
+    uid, gid = (owner or "0:0").split(":")
+    yield f"install -d -m 750 -o {uid} -g {gid} {_q(path)}"

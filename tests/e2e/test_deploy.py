@@ -59,7 +59,7 @@ def test_second_run_changes_nothing_and_restarts_nothing(deployer: Deployer, fir
     assert started_at() == before
 
 
-def test_one_scope_change_restarts_only_agentgateway(deployer: Deployer, first_run: RunResult) -> None:
+def test_one_scope_change_restarts_only_agentgateway(deployer: Deployer, first_run: RunResult, gateway: None) -> None:
     variant = deployer.inventory(
         "_stack['backends'][0]['tools'] = {'notes:read': ['search'], 'notes:write': ['read', 'write', 'delete']}"
     )

@@ -27,6 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--inventory", default="inventory/home.py", help="the inventory the host was deployed from")
     group.addoption("--mcpgate-host", default=None, help="the host's name in the inventory (default: the only one)")
     group.addoption("--secrets", default=None, help="secrets store folder (default: the project's secrets/)")
+    group.addoption(
+        "--components", default=None, help="the services the deploy ran, if limited (its mcpgate_components)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +60,19 @@ def stack_secrets(request: pytest.FixtureRequest, described: dict, stack: Stack)
     if not store.root.is_dir():
         pytest.fail(f"no secrets store for {described['host']} at {store.root}: was this host deployed from here?")
     return StackSecrets(store, stack)
+
+
+@pytest.fixture(scope="session")
+def components(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    from mcpgate.deploy import selected_components
+
+    return selected_components(request.config.getoption("--components"))
+
+
+@pytest.fixture(scope="session")
+def gateway_deployed(components: tuple[str, ...]) -> None:
+    if "agentgateway" not in components:
+        pytest.skip("agentgateway was not part of this deploy (--components)")
 
 
 @pytest.fixture(scope="session")
