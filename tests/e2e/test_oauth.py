@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,37 +72,41 @@ def authelia_image() -> str:
     return LOCAL_IMAGES["authelia"]
 
 
-@pytest.mark.parametrize("inventory", ["inventory/home.py", "inventory/local.py"])
-def test_authelia_validates_every_rendered_config(authelia_image: str, tmp_path: Path, inventory: str) -> None:
-    env = {"MCPGATE_SECRETS_DIR": str(tmp_path / "secrets")}
-    run = lambda *a, stdin="": subprocess.run(  # noqa: E731
-        [*a], capture_output=True, text=True, cwd=PROJECT_ROOT, input=stdin, env={**__import__("os").environ, **env}
-    )
-    run("python3", "-m", "mcpgate", "secrets", "set", inventory, "home-assistant-token", stdin="t")
-    r = run("python3", "-m", "mcpgate", "render", inventory, "--out", str(tmp_path / "out"))
+def _render(inventory: str, tmp_path: Path) -> Path:
+    """``mcpgate render`` as a user runs it; the host's folder, readable by the validator's uid."""
+    env = {**os.environ, "MCPGATE_SECRETS_DIR": str(tmp_path / "secrets")}
+
+    def mcpgate(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mcpgate", *args], capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
+            input=stdin,
+        )  # fmt: skip
+
+    for name in ("home-assistant-token",) if inventory.endswith("home.py") else ():
+        assert mcpgate("secrets", "set", inventory, name, stdin="test-token").returncode == 0
+    r = mcpgate("render", inventory, "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     (host_dir,) = list((tmp_path / "out").iterdir())
-    for p in host_dir.rglob("*"):  # the container's uid reads them here
+    for p in host_dir.rglob("*"):
         p.chmod(p.stat().st_mode | 0o044 | (0o011 if p.is_dir() else 0))
-    result = _validate(host_dir)
+    return host_dir
+
+
+@pytest.mark.parametrize("inventory", ["inventory/home.py", "inventory/local.py"])
+def test_authelia_validates_every_rendered_config(authelia_image: str, tmp_path: Path, inventory: str) -> None:
+    result = _validate(_render(inventory, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Configuration parsed and loaded successfully without errors" in result.stdout + result.stderr
 
 
 def test_authelia_rejects_a_broken_config(authelia_image: str, tmp_path: Path) -> None:
-    env = {**__import__("os").environ, "MCPGATE_SECRETS_DIR": str(tmp_path / "secrets")}
-    r = subprocess.run(
-        ["python3", "-m", "mcpgate", "render", "inventory/local.py", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    (host_dir,) = list((tmp_path / "out").iterdir())
+    host_dir = _render("inventory/local.py", tmp_path)
     config = host_dir / "authelia/config/configuration.yml"
+    text = config.read_text()
+    assert "access_token_signed_response_alg: RS256" in text
     config.write_text(
-        config.read_text().replace("access_token_signed_response_alg: RS256", "access_token_signed_response_alg: RS257")
+        text.replace("access_token_signed_response_alg: RS256", "access_token_signed_response_alg: RS257")
     )
-    for p in host_dir.rglob("*"):
-        p.chmod(p.stat().st_mode | 0o044 | (0o011 if p.is_dir() else 0))
     result = _validate(host_dir)
     assert result.returncode != 0
     assert "RS257" in result.stdout + result.stderr
