@@ -1,0 +1,161 @@
+"""agentgateway in front of the real notes backend: Authelia's JWTs in, per-tool scopes enforced."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from tests.e2e.harness import INGRESS_PORT, Deployer, RunResult
+from tests.e2e.oauth import Flow, Session, login
+
+HOSTNAME = "mcp-gateway.home.test"
+ISSUER = f"https://{HOSTNAME}/auth"
+RESOURCE = f"https://{HOSTNAME}/mcp"
+USED: set[str] = set()
+
+
+def _session() -> Session:
+    return Session(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME)
+
+
+class MCP:
+    """A minimal streamable-HTTP MCP client speaking to the gateway through the ingress."""
+
+    def __init__(self, token: str | None) -> None:
+        self.headers = {
+            "Host": HOSTNAME,
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        }
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self.next_id = 0
+
+    def post(self, method: str, params: dict[str, Any] | None = None, notify: bool = False) -> httpx.Response:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params or {}}
+        if not notify:
+            self.next_id += 1
+            body["id"] = self.next_id
+        return httpx.post(f"http://127.0.0.1:{INGRESS_PORT}/mcp", json=body, headers=self.headers, timeout=30)
+
+    @staticmethod
+    def message(r: httpx.Response) -> dict[str, Any]:
+        if r.headers.get("content-type", "").startswith("text/event-stream"):
+            for line in r.text.splitlines():
+                if line.startswith("data:") and line[5:].strip():
+                    return json.loads(line[5:])
+            raise AssertionError(f"no data in event stream: {r.text[:300]}")
+        return r.json()
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = self.post(method, params)
+        assert r.status_code == 200, f"{method}: {r.status_code} {r.text[:300]}"
+        return self.message(r)
+
+    def initialize(self) -> None:
+        r = self.post(
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
+        )
+        assert r.status_code == 200, f"initialize: {r.status_code} {r.headers} {r.text[:300]}"
+        session = r.headers.get("mcp-session-id")
+        if session:
+            self.headers["mcp-session-id"] = session
+        self.post("notifications/initialized", notify=True)
+
+
+@pytest.fixture(scope="module")
+def read_token(deployer: Deployer, first_run: RunResult, gateway: None) -> str:
+    flow = Flow(_session(), "claude-ai", "openid offline_access notes:read", resource=RESOURCE)
+    code = login(
+        flow, "alice", deployer.store_file("users/alice.password"), deployer.store_file("users/alice.totp"), USED
+    )
+    r = flow.token(code, deployer.store_file("clients/claude-ai.secret"))
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def _tool_names(listing: dict[str, Any]) -> set[str]:
+    return {t["name"] for t in listing["result"]["tools"]}
+
+
+def test_tools_list_shows_only_the_tools_the_scope_opens(read_token: str) -> None:
+    client = MCP(read_token)
+    client.initialize()
+    names = _tool_names(client.call("tools/list"))
+    assert names in ({"search", "read"}, {"notes_search", "notes_read"}), names
+
+
+def test_search_works_against_the_real_notes_backend(read_token: str) -> None:
+    client = MCP(read_token)
+    client.initialize()
+    name = next(n for n in _tool_names(client.call("tools/list")) if n.endswith("search"))
+    result = client.call("tools/call", {"name": name, "arguments": {"query": "home server"}})["result"]
+    assert not result.get("isError"), result
+    assert "projects/gateway.md" in json.dumps(result)
+
+
+def test_write_is_refused_with_a_read_token(read_token: str) -> None:
+    client = MCP(read_token)
+    client.initialize()
+    prefix = "notes_" if "notes_search" in _tool_names(client.call("tools/list")) else ""
+    r = client.post("tools/call", {"name": f"{prefix}write", "arguments": {"path": "x.md", "content": "pwned"}})
+    message = client.message(r) if r.status_code == 200 else {"error": r.status_code}
+    assert "error" in message or message.get("result", {}).get("isError"), message
+
+
+def _forged(deployer: Deployer, **claims: Any) -> str:
+    """A token shaped like Authelia's, signed with the stack's own key unless told otherwise."""
+    key = claims.pop("_key", None) or RSAKey.import_key(deployer.store_file("authelia/oidc_jwks_rs256.pem"))
+    kid = claims.pop("_kid", None) or RSAKey.import_key(deployer.store_file("authelia/oidc_jwks_rs256.pem")).thumbprint()
+    now = int(time.time())
+    body = {
+        "iss": ISSUER,
+        "aud": [RESOURCE],
+        "sub": deployer.store_file("users/alice.sub"),
+        "client_id": "claude-ai",
+        "scp": ["notes:read"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": str(uuid.uuid4()),
+        **claims,
+    }
+    return jwt.encode({"alg": "RS256", "kid": kid, "typ": "at+jwt"}, body, key)
+
+
+def test_a_well_formed_token_from_the_real_key_is_accepted(deployer: Deployer, read_token: str) -> None:
+    # The control for the refusals below: the same construction, valid, gets through.
+    r = MCP(_forged(deployer)).post(
+        "initialize",
+        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
+    )
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["no token", "expired", "another audience", "another issuer", "another key"],
+)
+def test_bad_tokens_get_401(deployer: Deployer, read_token: str, case: str) -> None:
+    now = int(time.time())
+    token = {
+        "no token": None,
+        "expired": lambda: _forged(deployer, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
+        "another audience": lambda: _forged(deployer, aud=["https://other.example/mcp"]),
+        "another issuer": lambda: _forged(deployer, iss="https://evil.example/auth"),
+        "another key": lambda: _forged(deployer, _key=RSAKey.generate_key(2048)),
+    }[case]
+    r = MCP(token() if token else None).post(
+        "initialize",
+        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
+    )
+    assert r.status_code == 401, f"{case}: {r.status_code} {r.text[:200]}"
+    assert r.headers["www-authenticate"].startswith("Bearer")
