@@ -113,8 +113,9 @@ def test_write_is_refused_with_a_read_token(read_token: str) -> None:
 
 def _forged(deployer: Deployer, **claims: Any) -> str:
     """A token shaped like Authelia's, signed with the stack's own key unless told otherwise."""
-    key = claims.pop("_key", None) or RSAKey.import_key(deployer.store_file("authelia/oidc_jwks_rs256.pem"))
-    kid = claims.pop("_kid", None) or RSAKey.import_key(deployer.store_file("authelia/oidc_jwks_rs256.pem")).thumbprint()
+    stack_key = RSAKey.import_key(deployer.store_file("authelia/oidc_jwks_rs256.pem"))
+    key = claims.pop("_key", None) or stack_key
+    kid = stack_key.thumbprint()  # even a foreign key claims the stack's kid
     now = int(time.time())
     body = {
         "iss": ISSUER,
