@@ -272,28 +272,30 @@ class StackSecrets:
     def client_secret(self, client_id: str) -> str:
         return self.store.get_or_create(f"clients/{client_id}.secret", random_string)
 
-    def client_secret_digest(self, client_id: str) -> str:
-        """The pbkdf2 digest Authelia gets; kept so rendering is byte-identical run after run."""
-        secret = self.client_secret(client_id)
-        name = f"clients/{client_id}.pbkdf2"
+    def _kept_digest(
+        self, name: str, secret: str, make: Callable[[str], str], verify: Callable[[str, str], bool]
+    ) -> str:
+        """A salted digest of ``secret``, kept in the store so rendering is byte-identical run after
+        run; made anew only when it no longer matches the secret."""
         digest = self.store.get(name)
-        if digest is None or not pbkdf2_sha512_verify(secret, digest):
-            digest = pbkdf2_sha512_digest(secret)
+        if digest is None or not verify(secret, digest):
+            digest = make(secret)
             self.store.set(name, digest)
         return digest
+
+    def client_secret_digest(self, client_id: str) -> str:
+        """The pbkdf2 digest Authelia gets instead of the secret."""
+        return self._kept_digest(
+            f"clients/{client_id}.pbkdf2", self.client_secret(client_id), pbkdf2_sha512_digest, pbkdf2_sha512_verify
+        )
 
     # Users
     def user_password(self, user: str) -> str:
         return self.store.get_or_create(f"users/{user}.password", lambda: random_string(24))
 
     def user_password_hash(self, user: str) -> str:
-        password = self.user_password(user)
-        name = f"users/{user}.argon2id"
-        digest = self.store.get(name)
-        if digest is None or not argon2id_verify(password, digest):
-            digest = argon2id_hash(password)
-            self.store.set(name, digest)
-        return digest
+        """The argon2id digest for Authelia's users file."""
+        return self._kept_digest(f"users/{user}.argon2id", self.user_password(user), argon2id_hash, argon2id_verify)
 
     def user_totp_seed(self, user: str) -> str:
         return self.store.get_or_create(f"users/{user}.totp", _generate_totp_seed)
@@ -313,6 +315,23 @@ class StackSecrets:
                 f"  mcpgate secrets set {inventory} --host {host} {name}   (reads the value from stdin)"
             )
         return value.strip()
+
+    def values_that_must_not_leak(self) -> list[str]:
+        """Every secret value of the stack (all but digests and public data), to look for leaks."""
+        stack = self.stack
+        values = [
+            self.session_secret(),
+            self.storage_encryption_key(),
+            self.oidc_hmac_secret(),
+            self.reset_password_jwt_secret(),
+            self.redis_password(),
+            *(self.client_secret(c.id) for c in stack.clients if not c.public),
+            *(self.user_password(u.name) for u in stack.users),
+            *(self.user_totp_seed(u.name) for u in stack.users),
+            *(t for t in (self.token(n) for n in stack.token_secrets) if t),
+            self.oidc_private_key_pem().splitlines()[1],  # a line of the private key itself
+        ]
+        return [v.strip() for v in values if len(v.strip()) >= 8]
 
     def settable_names(self) -> list[str]:
         names = [b.token_secret for b in self.stack.backends if b.token_secret]

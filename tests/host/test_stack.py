@@ -117,25 +117,10 @@ def test_config_and_secret_files_have_their_owner_and_mode(host, stack: Stack, r
             assert not f.mode & 0o077, f"{r.path} is readable by others"
 
 
-def _secret_values(secrets: StackSecrets, stack: Stack) -> list[str]:
-    values = [
-        secrets.session_secret(),
-        secrets.storage_encryption_key(),
-        secrets.oidc_hmac_secret(),
-        secrets.reset_password_jwt_secret(),
-        secrets.redis_password(),
-        *(secrets.client_secret(c.id) for c in stack.clients if not c.public),
-        *(secrets.user_password(u.name) for u in stack.users),
-        *(secrets.user_totp_seed(u.name) for u in stack.users),
-        *(secrets.require_token(t, "host") for t in stack.token_secrets),
-    ]
-    return [v for v in values if len(v) >= 8]
-
-
 def test_no_secret_in_any_container_environment_or_command_line(
     host, stack: Stack, rendered: Rendered, stack_secrets: StackSecrets, components: tuple[str, ...]
 ) -> None:
-    values = _secret_values(stack_secrets, stack)
+    values = stack_secrets.values_that_must_not_leak()
     for spec in _deployed(stack, rendered, components):
         info = _inspect(host, spec.name)
         exposed = json.dumps(

@@ -52,18 +52,8 @@ def test_secret_files_are_0600_in_0700_folders(rendered: Rendered) -> None:
 
 
 def test_no_secret_value_appears_in_a_non_secret_file(rendered: Rendered, secrets: StackSecrets) -> None:
-    values = [
-        secrets.session_secret(),
-        secrets.storage_encryption_key(),
-        secrets.oidc_hmac_secret(),
-        secrets.reset_password_jwt_secret(),
-        secrets.redis_password(),
-        secrets.client_secret("claude-ai"),
-        secrets.user_password("alice"),
-        secrets.user_totp_seed("alice"),
-        "ha-long-lived-token",
-        secrets.oidc_private_key_pem().splitlines()[1],
-    ]
+    values = secrets.values_that_must_not_leak()
+    assert "ha-long-lived-token" in values and secrets.client_secret("claude-ai") in values
     for f in rendered.files:
         if not f.secret:
             for v in values:
