@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 
 from mcpgate.deploy import SERVICES, selected_components
 from mcpgate.errors import MCPGateError
+from tests.conftest import PROJECT_ROOT
 
 
 @pytest.mark.parametrize("module", ["tasks.containers", "tasks.docker_engine", "tasks.stack_files", "tasks.tailscale"])
@@ -21,3 +25,44 @@ def test_component_selection() -> None:
     assert selected_components(["authelia"]) == ("authelia",)
     with pytest.raises(MCPGateError, match="unknown gateway"):
         selected_components("redis,gateway")
+
+
+def _pyinfra(inventory: str, tmp_path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MCPGATE_SECRETS_DIR": str(tmp_path / "secrets")}
+    return subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", inventory, "deploy.py"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_bad_inventory_stops_the_deploy_before_any_operation(tmp_path) -> None:
+    inv = tmp_path / "bad.py"
+    inv.write_text(
+        "import runpy as _r\n"
+        f"local = _r.run_path({str(PROJECT_ROOT / 'inventory' / 'local.py')!r})['local']\n"
+        "local[0][1]['mcpgate']['backends'][0]['name'] = 'notes_vault'\n"
+    )
+    result = _pyinfra(str(inv), tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "backends[0].name: backend name 'notes_vault' contains '_'" in out
+    assert "Traceback" not in out
+    assert "Starting operation" not in out  # nothing ran on the host
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_a_missing_backend_token_stops_the_deploy_with_the_command_to_set_it(tmp_path) -> None:
+    inv = tmp_path / "ha.py"
+    inv.write_text(
+        "import runpy as _r\n"
+        f"local = _r.run_path({str(PROJECT_ROOT / 'inventory' / 'local.py')!r})['local']\n"
+        "s = local[0][1]['mcpgate']\n"
+        "s['scopes']['home:control'] = 'Control the house'\n"
+        "s['backends'].append({'name': 'ha', 'url': 'http://ha.lan:8123/api/mcp', 'token_secret': 'ha-token',"
+        " 'scope': 'home:control'})\n"
+    )
+    result = _pyinfra(str(inv), tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "secret 'ha-token'" in out and "mcpgate secrets set" in out
+    assert "Traceback" not in out and "Starting operation" not in out
