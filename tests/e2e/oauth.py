@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -36,14 +37,17 @@ def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return part(header), part(claims)
 
 
-def fresh_totp(seed: str, used: set[str] | None = None) -> str:
-    """A TOTP code not used before in this test run (Authelia refuses replays)."""
+# Every code this test run has sent: Authelia refuses a replayed one (and counts it as a failure).
+USED_CODES: set[str] = set()
+
+
+def fresh_totp(seed: str) -> str:
+    """A TOTP code not used before in this test run; waits for the next period if need be."""
     totp = pyotp.TOTP(seed)
     while True:
         code = totp.now()
-        if used is None or code not in used:
-            if used is not None:
-                used.add(code)
+        if code not in USED_CODES:
+            USED_CODES.add(code)
             return code
         time.sleep(max(0.5, 30 - time.time() % 30 + 0.2))
 
@@ -180,7 +184,7 @@ def token_request(
     return session.request("POST", "/auth/api/oidc/token", content=urlencode(form), headers=headers)
 
 
-def login(flow: Flow, username: str, password: str, seed: str, used: set[str]) -> str:
+def login(flow: Flow, username: str, password: str, seed: str) -> str:
     """Authorize, both factors, consent: the authorization code."""
     r = flow.authorize()
     if r.status_code not in (302, 303):
@@ -193,8 +197,13 @@ def login(flow: Flow, username: str, password: str, seed: str, used: set[str]) -
     r = flow.first_factor(username, password)
     if r.json().get("status") != "OK":
         raise FlowError(f"first factor: {r.status_code} {r.text}")
-    r = flow.second_factor(fresh_totp(seed, used))
+    r = flow.second_factor(fresh_totp(seed))
     data = r.json()
     if data.get("status") != "OK":
         raise FlowError(f"second factor: {r.status_code} {r.text}")
     return flow.code_from(data["data"]["redirect"])
+
+
+def login_alice(flow: Flow, store_file: Callable[[str], str]) -> str:
+    """``login`` as the inventories' user alice, with her password and TOTP seed from the store."""
+    return login(flow, "alice", store_file("users/alice.password"), store_file("users/alice.totp"))

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.harness import BASE_DIR, INGRESS_PORT, Deployer, RunResult, containers, started_at, teardown_stack
-from tests.e2e.oauth import Flow, Session, jwt_parts, login
+from tests.e2e.oauth import Flow, Session, jwt_parts, login_alice
 
 GATEWAY = "mcpgate-agentgateway"
 STACK = ["mcpgate-redis", "mcpgate-authelia", "mcpgate-backend-notes", GATEWAY, "mcpgate-ingress"]
-USED_CODES: set[str] = set()
 
 
 def _session() -> Session:
@@ -23,9 +22,7 @@ def _session() -> Session:
 def _token_for(deployer: Deployer, scope: str = "openid offline_access notes:read") -> dict:
     """A full login as alice with the stored password and TOTP seed; the token response."""
     flow = Flow(_session(), "claude-ai", scope, resource="https://mcp-gateway.home.test/mcp")
-    code = login(
-        flow, "alice", deployer.store_file("users/alice.password"), deployer.store_file("users/alice.totp"), USED_CODES
-    )
+    code = login_alice(flow, deployer.store_file)
     r = flow.token(code, deployer.store_file("clients/claude-ai.secret"))
     assert r.status_code == 200, r.text
     return r.json()

@@ -13,12 +13,11 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from tests.e2e.harness import INGRESS_PORT, Deployer, RunResult
-from tests.e2e.oauth import Flow, Session, login
+from tests.e2e.oauth import Flow, Session, login_alice
 
 HOSTNAME = "mcp-gateway.home.test"
 ISSUER = f"https://{HOSTNAME}/auth"
 RESOURCE = f"https://{HOSTNAME}/mcp"
-USED: set[str] = set()
 
 
 def _session() -> Session:
@@ -74,9 +73,7 @@ class MCP:
 @pytest.fixture(scope="module")
 def read_token(deployer: Deployer, first_run: RunResult, gateway: None) -> str:
     flow = Flow(_session(), "claude-ai", "openid offline_access notes:read", resource=RESOURCE)
-    code = login(
-        flow, "alice", deployer.store_file("users/alice.password"), deployer.store_file("users/alice.totp"), USED
-    )
+    code = login_alice(flow, deployer.store_file)
     r = flow.token(code, deployer.store_file("clients/claude-ai.secret"))
     assert r.status_code == 200, r.text
     return r.json()["access_token"]

@@ -14,13 +14,12 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, RSAKey
 
 from tests.e2e.harness import INGRESS_PORT, LOCAL_IMAGES, PROJECT_ROOT, Deployer, RunResult, image_exists
-from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, Session, fresh_totp, jwt_parts, login, token_request
+from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, Session, fresh_totp, jwt_parts, login_alice, token_request
 
 HOSTNAME = "mcp-gateway.home.test"
 ISSUER = f"https://{HOSTNAME}/auth"
 RESOURCE = f"https://{HOSTNAME}/mcp"
 SCOPE = "openid offline_access notes:read notes:write"
-USED: set[str] = set()
 
 
 def session(**headers: str) -> Session:
@@ -32,7 +31,7 @@ def secret(deployer: Deployer, name: str) -> str:
 
 
 def do_login(deployer: Deployer, flow: Flow) -> str:
-    return login(flow, "alice", secret(deployer, "users/alice.password"), secret(deployer, "users/alice.totp"), USED)
+    return login_alice(flow, deployer.store_file)
 
 
 def jwks() -> KeySet:
@@ -229,14 +228,14 @@ def test_wrong_password_is_refused(deployer: Deployer, first_run: RunResult) -> 
 def test_wrong_totp_is_refused(deployer: Deployer, first_run: RunResult) -> None:
     flow = _started(deployer)
     assert flow.first_factor("alice", secret(deployer, "users/alice.password")).json()["status"] == "OK"
-    good = fresh_totp(secret(deployer, "users/alice.totp"), USED)
+    good = fresh_totp(secret(deployer, "users/alice.totp"))
     wrong = f"{(int(good) + 500_000) % 1_000_000:06d}"
     assert flow.second_factor(wrong).json()["status"] == "KO"
 
 
 def test_a_replayed_totp_code_is_refused(deployer: Deployer, first_run: RunResult) -> None:
     seed = secret(deployer, "users/alice.totp")
-    code = fresh_totp(seed, USED)
+    code = fresh_totp(seed)
     first = _started(deployer)
     assert first.first_factor("alice", secret(deployer, "users/alice.password")).json()["status"] == "OK"
     assert first.second_factor(code).json()["status"] == "OK"
