@@ -17,7 +17,7 @@ import json
 import posixpath
 from dataclasses import asdict, dataclass, field
 
-from .model import Backend, Stack
+from .model import AGENTGATEWAY_INTERNAL_PORTS, Backend, Stack
 from .render import (
     AUTHELIA_SECRET_ENV,
     INGRESS_HEALTH_PORT,
@@ -31,6 +31,8 @@ PREFIX = "mcpgate"
 INTERNAL_NETWORK = f"{PREFIX}-internal"  # no route out: Redis, Authelia, container backends
 EDGE_NETWORK = f"{PREFIX}-edge"  # the ingress' published port, the gateway's way to remote backends
 LABEL_SPEC = "org.mcpgate.spec"
+# agentgateway's readiness endpoint, which it serves on all its addresses
+GATEWAY_READINESS_PORT = next(p for p, role in AGENTGATEWAY_INTERNAL_PORTS.items() if role == "readiness")
 LABEL_SERVICE = "org.mcpgate.service"
 
 

@@ -2,13 +2,15 @@
 
 Every rule is an ``allow``; agentgateway denies a call when rules exist and none allows it, so a
 tool the inventory does not list is denied. Scopes are matched exactly against Authelia's ``scp``
-claim (a JSON list): ``"notes:read" in jwt.scp``. A substring test on a ``scope`` string would let
-``notes:readx`` through.
+claim, a JSON list: ``jwt.scp.exists(s, s == 'notes:read')``. Not ``'notes:read' in jwt.scp``:
+in agentgateway's CEL, ``in`` on a string is a substring test, so a token whose ``scp`` were the
+string "notes:readall" would pass; ``exists`` on a string is an error, which counts as false.
 
 Example::
 
     rules = compile_rules(stack)
-    # [{"allow": 'mcp.tool.target == "notes" && mcp.tool.name in ["search", "read"] && "notes:read" in jwt.scp'}, ...]
+    # [{"allow": "mcp.tool.target == 'notes' && mcp.tool.name in ['search', 'read'] && "
+    #            "jwt.scp.exists(s, s == 'notes:read')"}, ...]
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ def _lit(value: str) -> str:
     return f"'{value}'"
 
 
+def has_scope(scope: str) -> str:
+    """CEL that holds when the token's scp list holds exactly ``scope``."""
+    return f"jwt.scp.exists(s, s == {_lit(scope)})"
+
+
 def backend_rules(backend: Backend) -> list[dict[str, str]]:
     target = f"mcp.tool.target == {_lit(backend.name)}"
     if backend.scope:
-        return [{"allow": f"{target} && {_lit(backend.scope)} in jwt.scp"}]
+        return [{"allow": f"{target} && {has_scope(backend.scope)}"}]
     rules = []
     for scope, tools in (backend.tools or {}).items():
         names = ", ".join(_lit(t) for t in tools)
-        rules.append({"allow": f"{target} && mcp.tool.name in [{names}] && {_lit(scope)} in jwt.scp"})
+        rules.append({"allow": f"{target} && mcp.tool.name in [{names}] && {has_scope(scope)}"})
     return rules
 
 

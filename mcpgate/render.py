@@ -291,11 +291,12 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
             backends=stack.enabled_backends,
             token_path=token_path,
             jwks_path=f"{MOUNTS['agentgateway']['config']}/{AGENTGATEWAY_JWKS}",
+            session_key=secrets.gateway_session_key(),
         ),
         mode=0o600,
         owner=uids.agentgateway,
         service="agentgateway",
-        secret=False,
+        secret=True,
     )
     for name in stack.token_secrets:
         add(

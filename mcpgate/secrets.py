@@ -221,6 +221,7 @@ ROTATABLE: dict[str, Rotatable] = {
         Rotatable("redis-password", "redis/password", lambda: random_string(48), "redis, authelia"),
         Rotatable("session-secret", "authelia/session_secret", random_string, "authelia"),
         Rotatable("reset-password-jwt-secret", "authelia/reset_password_jwt_secret", random_string, "authelia"),
+        Rotatable("gateway-session-key", "agentgateway/session_key", lambda: os.urandom(32).hex(), "agentgateway"),
     )
 }
 
@@ -264,6 +265,10 @@ class StackSecrets:
             "e": public["e"],
         }
         return {"keys": [jwk]}
+
+    def gateway_session_key(self) -> str:
+        """AES-256-GCM key (hex) agentgateway encrypts MCP session ids with."""
+        return self.store.get_or_create("agentgateway/session_key", lambda: os.urandom(32).hex())
 
     def redis_password(self) -> str:
         return self.store.get_or_create("redis/password", lambda: random_string(48))
@@ -325,6 +330,7 @@ class StackSecrets:
             self.oidc_hmac_secret(),
             self.reset_password_jwt_secret(),
             self.redis_password(),
+            self.gateway_session_key(),
             *(self.client_secret(c.id) for c in stack.clients if not c.public),
             *(self.user_password(u.name) for u in stack.users),
             *(self.user_totp_seed(u.name) for u in stack.users),

@@ -3,7 +3,7 @@
 from pyinfra import host
 from pyinfra.api import deploy
 
-from mcpgate.containers import EDGE_NETWORK, INTERNAL_NETWORK
+from mcpgate.containers import EDGE_NETWORK, GATEWAY_READINESS_PORT, INTERNAL_NETWORK
 from mcpgate.deploy import context_for
 from mcpgate.hostops import (
     authelia_identity,
@@ -35,7 +35,16 @@ def stack_prerequisites() -> None:
                 data_directory(name=f"{backend.name}: {v.source}", path=v.source, owner=backend.user)
 
 
-def _run(ctx, service: str) -> None:
+def _gateway_probe(ctx) -> str:
+    """agentgateway's image has no shell or HTTP client: ask for its readiness endpoint from Authelia's
+    container, which is on the same private network and ships wget."""
+    return (
+        f"docker exec {ctx.container('authelia').name} wget -q -O /dev/null "
+        f"http://agentgateway:{GATEWAY_READINESS_PORT}/healthz/ready"
+    )
+
+
+def _run(ctx, service: str, probe: str | None = None) -> None:
     spec = ctx.container(service)
     build = next((b for b in ctx.rendered.builds if b.image == spec.image), None)
     if build is None:
@@ -53,6 +62,7 @@ def _run(ctx, service: str) -> None:
         name=f"{spec.name} ready",
         container=spec.name,
         timeout=READY_TIMEOUT.get(service, 90),
+        probe=probe,
     )
 
 
@@ -89,7 +99,8 @@ def backends() -> None:
 
 @deploy("agentgateway")
 def agentgateway() -> None:
-    _run(context_for(host), "agentgateway")
+    ctx = context_for(host)
+    _run(ctx, "agentgateway", probe=_gateway_probe(ctx))
 
 
 @deploy("Ingress")

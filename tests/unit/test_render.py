@@ -139,7 +139,9 @@ def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
     assert ha["mcp"]["host"] == "http://homeassistant.lan:8123/api/mcp"
     assert ha["policies"]["backendAuth"] == {"key": {"file": "/secrets/home-assistant-token"}}
     rules = route["policies"]["mcpAuthorization"]["rules"]
-    assert len(rules) == 3 and all("in jwt.scp" in r["allow"] for r in rules)
+    assert len(rules) == 3 and all("jwt.scp.exists(" in r["allow"] for r in rules)
+    # iss and aud are checked only when present unless required: require them.
+    assert set(authn["jwtValidationOptions"]["requiredClaims"]) == {"exp", "iss", "aud", "sub"}
 
 
 def test_gateway_jwks_is_the_public_half_of_authelias_key(rendered: Rendered, secrets: StackSecrets) -> None:

@@ -150,7 +150,7 @@ def test_rotation_only_for_safe_secrets(secrets: StackSecrets) -> None:
     assert secrets.redis_password() != before
     with pytest.raises(SecretsError, match="cannot be rotated without locking someone out"):
         secrets.rotate("oidc-key")
-    assert set(ROTATABLE) == {"redis-password", "session-secret", "reset-password-jwt-secret"}
+    assert set(ROTATABLE) == {"redis-password", "session-secret", "reset-password-jwt-secret", "gateway-session-key"}
 
 
 def test_missing_user_token_names_the_command_to_set_it(secrets: StackSecrets) -> None:
