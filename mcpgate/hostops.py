@@ -240,16 +240,22 @@ def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune
             if have.mode != d.mode:
                 yield f"chmod {d.mode:o} {_q(path)}"
 
-    if files and tree.get(upload_dir) is None:
-        # Staging for the sudo path: private to the connecting user.
-        yield f"install -d -m 700 {_q(upload_dir)}"
-
+    staged = False
     for f in files:
         path = posixpath.join(base_dir, f.path)
         have = tree.get(path)
         if have is not None and have.kind != "f":
             raise ValueError(f"{path} exists on the host and is not a file; move it away")
         if have is None or have.sha256 != f.sha256:
+            if not staged:
+                # With sudo, pyinfra uploads as the SSH user into this folder first, then copies:
+                # keep it private to that user (never /tmp, where the file would be world-readable).
+                user = '"${SUDO_USER:-$(id -un)}"'
+                yield (
+                    f"install -d -m 700 -o {user} {_q(upload_dir)} && chown {user} {_q(upload_dir)} "
+                    f"&& chmod 700 {_q(upload_dir)}"
+                )
+                staged = True
             tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.mcpgate-new")
             staging = posixpath.join(upload_dir, f"{f.sha256[:16]}.tmp")
             yield FileUploadCommand(io.BytesIO(f.content), tmp, remote_temp_filename=staging)
