@@ -63,6 +63,7 @@ def test_no_secret_value_appears_in_a_non_secret_file(rendered: Rendered, secret
 def test_authelia_configuration(rendered: Rendered, stack: Stack) -> None:
     config = authelia_config(rendered)
     assert config["server"]["address"] == "tcp://0.0.0.0:9091/auth"
+    assert config["server"]["disable_healthcheck"] is True  # read-only root filesystem
     cookie = config["session"]["cookies"][0]
     assert cookie == {"domain": stack.hostname, "authelia_url": f"https://{stack.hostname}/auth"}
     assert config["session"]["redis"] == {"host": "redis", "port": 6379}
