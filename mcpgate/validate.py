@@ -26,9 +26,10 @@ _SECRET_FILTER = re.compile(
 
 
 def reference_dir() -> Path | None:
-    """The upstream schemas: MCPGATE_REFERENCE_DIR, or ../shared/reference beside the checkout."""
+    """The upstream schemas: MCPGATE_REFERENCE_DIR, or shared/reference beside the checkout or one of
+    the folders above it (a CI clone may sit deeper than the working checkout)."""
     env = os.environ.get("MCPGATE_REFERENCE_DIR")
-    candidates = [Path(env)] if env else [PROJECT_ROOT.parent / "shared" / "reference"]
+    candidates = [Path(env)] if env else [p / "shared" / "reference" for p in PROJECT_ROOT.parents]
     for c in candidates:
         if (c / "authelia-4.39").is_dir() and (c / "agentgateway-1.4").is_dir():
             return c
