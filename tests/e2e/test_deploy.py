@@ -5,6 +5,9 @@ The steps build on each other and run in file order.
 
 from __future__ import annotations
 
+import os
+import pwd
+import stat
 from pathlib import Path
 
 from tests.e2e.conftest import TIMINGS
@@ -119,3 +122,26 @@ def test_rebuild_from_scratch_keeps_every_credential(deployer: Deployer, first_r
     after = _token_for(deployer)  # same client secret, same password, same TOTP seed
     _, claims_after = jwt_parts(after["access_token"])
     assert claims_after["sub"] == claims_before["sub"] == deployer.store_file("users/alice.sub")
+
+
+def test_a_non_root_ssh_user_with_sudo_deploys_the_same_stack(deployer: Deployer, first_run: RunResult) -> None:
+    """inventory/home.py logs in as an ordinary user and uses sudo: uploads then pass through a staging
+    folder private to that user, never through a world-readable /tmp."""
+    user = os.environ.get("MCPGATE_SSHD_DEPLOY_USER", "mcpgate-deploy")
+    as_user = f"local[0][1].update({{'ssh_user': {user!r}, '_sudo': True}})\n"
+    changed = deployer.inventory(as_user + "_stack['backends'][0]['tools'] = {'notes:read': ['search', 'read', 'write']"
+                                 ", 'notes:write': ['delete']}")  # fmt: skip
+    result = deployer.deploy(changed)
+    assert result.returncode == 0, result.output[-4000:]
+    assert any("agentgateway files" in op for op in result.changed_ops), result.changed_ops
+    staging = Path(BASE_DIR) / ".upload"
+    st = staging.stat()
+    assert pwd.getpwuid(st.st_uid).pw_name == user and stat.S_IMODE(st.st_mode) == 0o700
+    assert list(staging.iterdir()) == []  # nothing left behind
+    config = Path(f"{BASE_DIR}/agentgateway/config/config.yaml")
+    assert "['search', 'read', 'write']" in config.read_text()
+    assert (config.stat().st_uid, stat.S_IMODE(config.stat().st_mode)) == (10300, 0o600)
+    back = deployer.inventory(as_user)
+    assert deployer.deploy(back).returncode == 0
+    again = deployer.deploy(back)
+    assert again.returncode == 0 and again.changed_ops == [], again.changed_ops

@@ -16,6 +16,7 @@ MCPGATE_CACHE="${MCPGATE_CACHE:-/var/cache/mcpgate}"
 # Directory with the SSH target's config, keys, known_hosts, pidfile and log.
 MCPGATE_SSHD_DIR="${MCPGATE_SSHD_DIR:-/run/mcpgate-sshd}"
 MCPGATE_SSHD_PORT="${MCPGATE_SSHD_PORT:-2222}"
+MCPGATE_SSHD_DEPLOY_USER="${MCPGATE_SSHD_DEPLOY_USER:-mcpgate-deploy}"
 
 HARNESS_NAME="$(basename "$0")"
 
