@@ -18,7 +18,8 @@ from mcpgate.validate import authelia_config, reference_dir, validate_rendered
 
 REF = reference_dir()
 needs_reference = pytest.mark.skipif(
-    REF is None, reason="upstream schemas not found: ../shared/reference is absent and MCPGATE_REFERENCE_DIR unset"
+    REF is None,
+    reason="upstream schemas not found: no shared/reference beside or above the checkout, MCPGATE_REFERENCE_DIR unset",
 )
 
 
