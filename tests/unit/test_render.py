@@ -61,7 +61,7 @@ def test_no_secret_value_appears_in_a_non_secret_file(rendered: Rendered, secret
                 assert v.encode() not in f.content, f.path
 
 
-def test_authelia_configuration(rendered: Rendered, stack: Stack) -> None:
+def test_authelia_configuration(rendered: Rendered, stack: Stack, secrets: StackSecrets) -> None:
     config = authelia_config(rendered)
     assert config["server"]["address"] == "tcp://0.0.0.0:9091/auth"
     assert config["server"]["disable_healthcheck"] is True  # read-only root filesystem
@@ -78,7 +78,9 @@ def test_authelia_configuration(rendered: Rendered, stack: Stack) -> None:
     oidc = config["identity_providers"]["oidc"]
     assert set(oidc["scopes"]) == set(stack.scopes)
     (jwk,) = oidc["jwks"]
-    assert jwk["algorithm"] == "RS256" and jwk["key"].startswith("-----BEGIN PRIVATE KEY-----")
+    assert jwk["algorithm"] == "RS256"
+    # The template filter put the store's signing key there, whole.
+    assert jwk["key"].strip() == secrets.oidc_private_key_pem().strip()
     (client,) = oidc["clients"]
     assert client["client_id"] == "claude-ai"
     assert client["client_secret"].startswith("$pbkdf2-sha512$")
