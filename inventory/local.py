@@ -23,6 +23,7 @@ _images = {
 
 _stack = {
     "hostname": _os.environ.get("MCPGATE_LOCAL_HOSTNAME", "mcp-gateway.home.test"),
+    "name": _os.environ.get("MCPGATE_LOCAL_NAME", "mcpgate"),
     "base_dir": _os.environ.get("MCPGATE_LOCAL_BASE_DIR", "/opt/mcpgate"),
     "ingress_port": int(_os.environ.get("MCPGATE_LOCAL_PORT", "8088")),
     "images": _images,

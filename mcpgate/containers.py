@@ -27,21 +27,32 @@ from .render import (
     service_paths,
 )
 
-PREFIX = "mcpgate"
-INTERNAL_NETWORK = f"{PREFIX}-internal"  # no route out: Redis, Authelia, container backends
-EDGE_NETWORK = f"{PREFIX}-edge"  # the ingress' published port, the gateway's way to remote backends
 LABEL_SPEC = "org.mcpgate.spec"
+LABEL_SERVICE = "org.mcpgate.service"
+# The stack (Stack.name) a container, network or volume belongs to: what the deploy and the
+# checks filter on, so another stack on the same engine is never seen or touched.
+LABEL_STACK = "org.mcpgate.stack"
 # agentgateway's readiness endpoint, which it serves on all its addresses
 GATEWAY_READINESS_PORT = next(p for p, role in AGENTGATEWAY_INTERNAL_PORTS.items() if role == "readiness")
-LABEL_SERVICE = "org.mcpgate.service"
 
 
-def container_name(service: str) -> str:
-    return f"{PREFIX}-{service}"
+def container_name(stack: Stack, service: str) -> str:
+    """``<stack>-redis``, ``<stack>-backend-notes``..."""
+    return f"{stack.name}-{service}"
 
 
-def volume_name(service: str) -> str:
-    return f"{PREFIX}-{service}-data"
+def volume_name(stack: Stack, service: str) -> str:
+    return f"{stack.name}-{service}-data"
+
+
+def internal_network(stack: Stack) -> str:
+    """No route out: Redis, Authelia, container backends."""
+    return f"{stack.name}-internal"
+
+
+def edge_network(stack: Stack) -> str:
+    """The ingress' published port, the gateway's way to remote backends."""
+    return f"{stack.name}-edge"
 
 
 def _http_probe(url: str) -> list[str]:
@@ -74,17 +85,21 @@ class Healthcheck:
 class ContainerSpec:
     service: str  # redis, authelia, agentgateway, ingress, backend-<name>
     name: str
+    stack: str  # Stack.name
     image: str
     user: str | None
+    networks: list[str]
     command: list[str] = field(default_factory=list)
     entrypoint: list[str] | None = None
     env: dict[str, str] = field(default_factory=dict)
     mounts: list[Mount] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=lambda: ["/tmp"])
-    networks: list[str] = field(default_factory=lambda: [INTERNAL_NETWORK])
     aliases: list[str] = field(default_factory=list)
     ports: list[str] = field(default_factory=list)
     read_only: bool = True
+    # Capabilities kept in the bounding set (all others are dropped); with no-new-privileges a
+    # non-root user still gets none of them as effective capabilities.
+    cap_add: list[str] = field(default_factory=list)
     memory: str = "256m"
     cpus: float = 1.0
     pids: int = 256
@@ -105,11 +120,13 @@ class ContainerSpec:
             "--restart", "unless-stopped",
             "--security-opt", "no-new-privileges:true",
             "--cap-drop", "ALL",
+            *(a for cap in self.cap_add for a in ("--cap-add", cap)),
             "--memory", self.memory,
             "--cpus", f"{self.cpus:g}",
             "--pids-limit", str(self.pids),
             "--label", f"{LABEL_SPEC}={self.spec_hash}",
             "--label", f"{LABEL_SERVICE}={self.service}",
+            "--label", f"{LABEL_STACK}={self.stack}",
             "--network", self.networks[0],
             "--log-opt", "max-size=10m",
             "--log-opt", "max-file=3",
@@ -160,17 +177,22 @@ def _bind(stack: Stack, service: str, role: str) -> Mount:
 def redis_spec(stack: Stack) -> ContainerSpec:
     return ContainerSpec(
         service="redis",
-        name=container_name("redis"),
+        name=container_name(stack, "redis"),
+        stack=stack.name,
         image=stack.images.redis,
         user=stack.uids.redis,
         # Run redis-server directly: the official entrypoint would try to chown and drop privileges.
         entrypoint=["redis-server"],
         command=[f"{MOUNTS['redis']['config']}/redis.conf"],
-        mounts=[_bind(stack, "redis", "config"), Mount("volume", volume_name("redis"), "/data", read_only=False)],
+        mounts=[
+            _bind(stack, "redis", "config"),
+            Mount("volume", volume_name(stack, "redis"), "/data", read_only=False),
+        ],
+        networks=[internal_network(stack)],
         aliases=["redis"],
         # Healthy only while a password is required: an unauthenticated PING must be refused.
         healthcheck=Healthcheck(["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -q NOAUTH"]),
-        owned_volumes={volume_name("redis"): stack.uids.redis},
+        owned_volumes={volume_name(stack, "redis"): stack.uids.redis},
     )
 
 
@@ -180,7 +202,8 @@ def authelia_spec(stack: Stack) -> ContainerSpec:
     env["X_AUTHELIA_CONFIG_FILTERS"] = "template"
     return ContainerSpec(
         service="authelia",
-        name=container_name("authelia"),
+        name=container_name(stack, "authelia"),
+        stack=stack.name,
         image=stack.images.authelia,
         user=stack.uids.authelia,
         entrypoint=["/app/authelia"],
@@ -190,12 +213,13 @@ def authelia_spec(stack: Stack) -> ContainerSpec:
             _bind(stack, "authelia", "config"),
             _bind(stack, "authelia", "secrets"),
             _bind(stack, "authelia", "identity"),
-            Mount("volume", volume_name("authelia"), "/data", read_only=False),
+            Mount("volume", volume_name(stack, "authelia"), "/data", read_only=False),
         ],
+        networks=[internal_network(stack)],
         aliases=["authelia"],
         memory="512m",
         healthcheck=Healthcheck(_http_probe(f"http://127.0.0.1:{stack.authelia_port}/auth/api/health")),
-        owned_volumes={volume_name("authelia"): stack.uids.authelia},
+        owned_volumes={volume_name(stack, "authelia"): stack.uids.authelia},
     )
 
 
@@ -203,13 +227,14 @@ def agentgateway_spec(stack: Stack) -> ContainerSpec:
     remote = any(b.kind == "url" for b in stack.enabled_backends)
     return ContainerSpec(
         service="agentgateway",
-        name=container_name("agentgateway"),
+        name=container_name(stack, "agentgateway"),
+        stack=stack.name,
         image=stack.images.agentgateway,
         user=stack.uids.agentgateway,
         command=["-f", f"{MOUNTS['agentgateway']['config']}/config.yaml"],
         mounts=[_bind(stack, "agentgateway", "config"), _bind(stack, "agentgateway", "secrets")],
         # Remote backends (Home Assistant) are reached through the edge network.
-        networks=[INTERNAL_NETWORK, EDGE_NETWORK] if remote else [INTERNAL_NETWORK],
+        networks=[internal_network(stack), edge_network(stack)] if remote else [internal_network(stack)],
         aliases=["agentgateway"],
         memory="512m",
         healthcheck=None,  # the image has no shell or HTTP client; readiness is probed from outside
@@ -219,7 +244,8 @@ def agentgateway_spec(stack: Stack) -> ContainerSpec:
 def ingress_spec(stack: Stack) -> ContainerSpec:
     return ContainerSpec(
         service="ingress",
-        name=container_name("ingress"),
+        name=container_name(stack, "ingress"),
+        stack=stack.name,
         image=stack.images.ingress,
         user=stack.uids.ingress,
         command=["caddy", "run", "--config", f"{MOUNTS['ingress']['config']}/Caddyfile", "--adapter", "caddyfile"],
@@ -227,7 +253,11 @@ def ingress_spec(stack: Stack) -> ContainerSpec:
         env={"HOME": "/tmp", "XDG_CONFIG_HOME": "/tmp/config", "XDG_DATA_HOME": "/tmp/data"},
         mounts=[_bind(stack, "ingress", "config")],
         # Published only on loopback: Tailscale Funnel (or a local client) is the only way in.
-        networks=[EDGE_NETWORK, INTERNAL_NETWORK],
+        networks=[edge_network(stack), internal_network(stack)],
+        # The official image's /usr/bin/caddy carries the file capability cap_net_bind_service=+ep:
+        # the kernel refuses to exec it unless that capability is in the bounding set. Under
+        # no-new-privileges and a non-root uid it is still never effective.
+        cap_add=["NET_BIND_SERVICE"],
         ports=[f"127.0.0.1:{stack.ingress_port}:{INGRESS_LISTEN_PORT}"],
         healthcheck=Healthcheck(_http_probe(f"http://127.0.0.1:{INGRESS_HEALTH_PORT}/healthz")),
     )
@@ -242,7 +272,9 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
     mounts = [Mount("bind" if v.is_host_path else "volume", v.source, v.target, v.read_only) for v in backend.volumes]
     return ContainerSpec(
         service=f"backend-{backend.name}",
-        name=backend.container,
+        name=container_name(stack, f"backend-{backend.name}"),
+        stack=stack.name,
+        networks=[internal_network(stack)],
         image=image,
         user=backend.user,
         env=dict(backend.env),

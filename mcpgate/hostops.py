@@ -24,7 +24,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
 
-from .containers import LABEL_SERVICE, LABEL_SPEC, ContainerSpec
+from .containers import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec
 from .render import HostDir, HostFile
 
 STATE_DIR = ".state"  # under base_dir: the config digest each container last started with
@@ -87,7 +87,7 @@ class DockerEngine(FactBase):
 
 
 class DockerContainers(FactBase):
-    """``docker inspect`` of every container mcpgate made, by name."""
+    """``docker inspect`` of every container mcpgate made (any stack's; names carry the stack's), by name."""
 
     def requires_command(self) -> str:
         return "docker"
@@ -275,7 +275,7 @@ def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune
 
 
 @operation()
-def docker_network(network: str, internal: bool):
+def docker_network(network: str, internal: bool, stack: str):
     """
     A user-defined bridge network; ``internal`` ones have no route out and no address on the host.
 
@@ -283,11 +283,11 @@ def docker_network(network: str, internal: bool):
 
     .. code:: python
 
-        docker_network(name="Private network", network="mcpgate-internal", internal=True)
+        docker_network(name="Private network", network="mcpgate-internal", internal=True, stack="mcpgate")
     """
     nets = host.get_fact(DockerNetworks)
     if network not in nets:
-        flags = ["--driver", "bridge", "--label", f"{LABEL_SERVICE}=network"]
+        flags = ["--driver", "bridge", "--label", f"{LABEL_SERVICE}=network", "--label", f"{LABEL_STACK}={stack}"]
         if internal:
             # No gateway address on the host's side either: the host cannot reach Redis or a backend.
             flags += ["--internal", "--opt", "com.docker.network.bridge.inhibit_ipv4=true"]
@@ -302,7 +302,7 @@ def docker_network(network: str, internal: bool):
 
 
 @operation()
-def docker_volume(volume: str, owner: str):
+def docker_volume(volume: str, owner: str, stack: str):
     """
     A named volume whose root belongs to the service that writes to it (mode 0700).
 
@@ -310,11 +310,20 @@ def docker_volume(volume: str, owner: str):
 
     .. code:: python
 
-        docker_volume(name="Redis data", volume="mcpgate-redis-data", owner="10379:10379")
+        docker_volume(name="Redis data", volume="mcpgate-redis-data", owner="10379:10379", stack="mcpgate")
     """
     have = host.get_fact(DockerVolumes, names=[volume]).get(volume)
     if have is None:
-        yield shell_command("docker", "volume", "create", "--label", f"{LABEL_SERVICE}=volume", volume)
+        yield shell_command(
+            "docker",
+            "volume",
+            "create",
+            "--label",
+            f"{LABEL_SERVICE}=volume",
+            "--label",
+            f"{LABEL_STACK}={stack}",
+            volume,
+        )
         mp = f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
         yield f'chown {owner} "{mp}" && chmod 700 "{mp}"'
         return

@@ -387,10 +387,6 @@ class Backend(_Strict):
         return {tool: scope for scope, names in (self.tools or {}).items() for tool in names}
 
     @property
-    def container(self) -> str:
-        return f"mcpgate-backend-{self.name}"
-
-    @property
     def target_url(self) -> str:
         """Where the gateway reaches this backend."""
         if self.url:
@@ -466,6 +462,9 @@ class Stack(_Strict):
     """One host's whole stack."""
 
     hostname: str
+    # Prefix of every container, network and volume the stack owns on the host's engine; two
+    # stacks with different names never touch each other's (the tests deploy under their own).
+    name: str = "mcpgate"
     base_dir: str = "/opt/mcpgate"
     ingress_port: int = Field(default=8088, ge=1024, le=65535)
     gateway_port: int = Field(default=3000, ge=1024, le=65535)
@@ -488,6 +487,15 @@ class Stack(_Strict):
             raise ValueError(
                 f"hostname {v!r} is a public suffix; browsers and Authelia refuse cookies for it. "
                 "Use the full node name, e.g. mcp-gateway.example-tailnet.ts.net"
+            )
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _stack_name(cls, v: str) -> str:
+        if not _SERVICE_NAME.match(v):
+            raise ValueError(
+                f"name {v!r} must match {_SERVICE_NAME.pattern}: it prefixes container, network and volume names"
             )
         return v
 

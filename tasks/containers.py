@@ -3,7 +3,7 @@
 from pyinfra import host
 from pyinfra.api import deploy
 
-from mcpgate.containers import EDGE_NETWORK, GATEWAY_READINESS_PORT, INTERNAL_NETWORK
+from mcpgate.containers import GATEWAY_READINESS_PORT, edge_network, internal_network
 from mcpgate.deploy import context_for
 from mcpgate.hostops import (
     authelia_identity,
@@ -24,11 +24,12 @@ READY_TIMEOUT = {"redis": 60, "authelia": 180, "agentgateway": 120, "ingress": 6
 @deploy("Networks, volumes and data folders")
 def stack_prerequisites() -> None:
     ctx = context_for(host)
-    docker_network(name=f"network {INTERNAL_NETWORK} (internal)", network=INTERNAL_NETWORK, internal=True)
-    docker_network(name=f"network {EDGE_NETWORK}", network=EDGE_NETWORK, internal=False)
+    internal, edge = internal_network(ctx.stack), edge_network(ctx.stack)
+    docker_network(name=f"network {internal} (internal)", network=internal, internal=True, stack=ctx.stack.name)
+    docker_network(name=f"network {edge}", network=edge, internal=False, stack=ctx.stack.name)
     for spec in ctx.containers:
         for volume, owner in spec.owned_volumes.items():
-            docker_volume(name=f"volume {volume}", volume=volume, owner=owner)
+            docker_volume(name=f"volume {volume}", volume=volume, owner=owner, stack=ctx.stack.name)
     for backend in ctx.stack.enabled_backends:
         for v in backend.volumes:
             if v.is_host_path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import VAULT_DIR, Deployer, RunResult, containers, missing_requirements, teardown_stack
+from tests.e2e.harness import VAULT_DIR, Deployer, RunResult, missing_requirements, teardown_stack
 
 TIMINGS: list[str] = []
 
@@ -25,8 +25,6 @@ def deployer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
     reason = missing_requirements()
     if reason:
         pytest.skip(f"end-to-end stack unavailable: {reason}")
-    if containers():
-        pytest.skip("a mcpgate stack already runs on this Docker engine; the end-to-end tests would replace it")
     workdir = tmp_path_factory.mktemp("e2e")
     vault = Path(VAULT_DIR)
     teardown_stack()

@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets as pysecrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mcpgate.containers import LABEL_STACK
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SSHD_DIR = Path(os.environ.get("MCPGATE_SSHD_DIR", "/run/mcpgate-sshd"))
@@ -26,9 +30,20 @@ LOCAL_IMAGES = {
     "ingress": "mcpgate-local/caddy:2.6.2",
 }
 PYTHON_BASE = "mcpgate-local/python:3.11-bookworm"
-BASE_DIR = "/opt/mcpgate-e2e"
-VAULT_DIR = "/var/lib/mcpgate-e2e-notes"
-INGRESS_PORT = 18088
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Every name this test run gives the engine and the host is its own: nothing a real deploy or an
+# earlier run left can be mistaken for it, and nothing of theirs is touched.
+STACK_NAME = f"mcpgate-e2e-{pysecrets.token_hex(3)}"
+BASE_DIR = f"/opt/{STACK_NAME}"
+VAULT_DIR = f"/var/lib/{STACK_NAME}-notes"
+INGRESS_PORT = _free_port()
 HOSTNAME = "mcp-gateway.home.test"
 HOST = "127.0.0.1"  # the inventory's host name with MCPGATE_SSH_PORT set
 
@@ -127,6 +142,7 @@ class Deployer:
             "MCPGATE_IMAGE_INGRESS": LOCAL_IMAGES["ingress"],
             "MCPGATE_IMAGE_AGENTGATEWAY": os.environ.get("MCPGATE_AGENTGATEWAY_IMAGE") or "agentgateway-absent:none",
             "MCPGATE_PYTHON_BASE_IMAGE": PYTHON_BASE,
+            "MCPGATE_LOCAL_NAME": STACK_NAME,
             "MCPGATE_LOCAL_BASE_DIR": BASE_DIR,
             "MCPGATE_LOCAL_PORT": str(INGRESS_PORT),
             "MCPGATE_LOCAL_VAULT": VAULT_DIR,
@@ -191,8 +207,14 @@ class Deployer:
         return (self.secrets_dir / HOST / name).read_text()
 
 
+def name_of(service: str) -> str:
+    """The test stack's container for a service: ``name_of("redis")``, ``name_of("backend-notes")``."""
+    return f"{STACK_NAME}-{service}"
+
+
 def containers() -> dict[str, dict[str, Any]]:
-    ids = docker("ps", "-aq", "--filter", "label=org.mcpgate.service").stdout.split()
+    """The test stack's containers (never another stack's), by name."""
+    ids = docker("ps", "-aq", "--filter", f"label={LABEL_STACK}={STACK_NAME}").stdout.split()
     if not ids:
         return {}
     return {c["Name"].lstrip("/"): c for c in json.loads(docker("inspect", *ids).stdout)}
@@ -203,11 +225,12 @@ def started_at() -> dict[str, str]:
 
 
 def teardown_stack() -> None:
-    """Remove every container, volume and network of the stack, and its folders on this machine."""
+    """Remove every container, volume and network of the test stack, and its folder on this machine."""
     for name in containers():
         docker("rm", "-f", name, check=False)
-    for vol in docker("volume", "ls", "-q", "--filter", "label=org.mcpgate.service").stdout.split():
+    label = f"label={LABEL_STACK}={STACK_NAME}"
+    for vol in docker("volume", "ls", "-q", "--filter", label).stdout.split():
         docker("volume", "rm", "-f", vol, check=False)
-    for net in ("mcpgate-internal", "mcpgate-edge"):
+    for net in docker("network", "ls", "-q", "--filter", label).stdout.split():
         docker("network", "rm", net, check=False)
     shutil.rmtree(BASE_DIR, ignore_errors=True)

@@ -11,11 +11,20 @@ import stat
 from pathlib import Path
 
 from tests.e2e.conftest import TIMINGS
-from tests.e2e.harness import BASE_DIR, INGRESS_PORT, Deployer, RunResult, containers, started_at, teardown_stack
+from tests.e2e.harness import (
+    BASE_DIR,
+    INGRESS_PORT,
+    Deployer,
+    RunResult,
+    containers,
+    name_of,
+    started_at,
+    teardown_stack,
+)
 from tests.e2e.oauth import Flow, Session, jwt_parts, login_alice
 
-GATEWAY = "mcpgate-agentgateway"
-STACK = ["mcpgate-redis", "mcpgate-authelia", "mcpgate-backend-notes", GATEWAY, "mcpgate-ingress"]
+GATEWAY = name_of("agentgateway")
+STACK = [name_of(s) for s in ("redis", "authelia", "backend-notes", "agentgateway", "ingress")]
 
 
 def _session() -> Session:
@@ -86,7 +95,7 @@ def test_redis_password_rotation_restarts_redis_and_authelia_only(deployer: Depl
     before = started_at()
     result = deployer.deploy()
     assert result.returncode == 0, result.output[-4000:]
-    assert _restarted(before) == {"mcpgate-redis", "mcpgate-authelia"}
+    assert _restarted(before) == {name_of("redis"), name_of("authelia")}
     conf = Path(f"{BASE_DIR}/redis/config/redis.conf").read_text()
     assert f"requirepass {deployer.store_file('redis/password')}\n" in conf
     # Authelia keeps its sessions in Redis: a login works only if it has the new password.
@@ -107,7 +116,7 @@ def test_a_deploy_failing_half_way_fails_loudly_then_converges(deployer: Deploye
     assert good.returncode == 0, good.output[-4000:]
     again = deployer.deploy()
     assert again.returncode == 0 and again.changed_ops == [], again.changed_ops
-    assert "mcpgate-backend-calendar" not in containers()
+    assert name_of("backend-calendar") not in containers()
 
 
 def test_rebuild_from_scratch_keeps_every_credential(deployer: Deployer, first_run: RunResult) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mcpgate.containers import ContainerSpec, backend_spec, ingress_spec, redis_spec
+from mcpgate.containers import LABEL_STACK, ContainerSpec, backend_spec, ingress_spec, internal_network, redis_spec
 from mcpgate.model import Stack, load_stack
 from mcpgate.render import DISCOVERY_ALIASES, Rendered, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
@@ -70,6 +70,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
     data = runpy.run_path("inventory/local.py")["local"][0][1]["mcpgate"]
     data = {**data, "images": {**data["images"], "ingress": LOCAL_IMAGES["ingress"], "redis": LOCAL_IMAGES["redis"]}}
     data["backends"][0] = {**data["backends"][0], "base_image": PYTHON_BASE}
+    # A name of this test's own: its containers, network and volumes are nobody else's.
+    data["name"] = f"mcpgate-test-{pysecrets.token_hex(4)}"
     stack = load_stack("services-test", data)
     root = tmp_path_factory.mktemp("services")
     store = SecretStore.for_host(root / "secrets", "services-test")
@@ -83,8 +85,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
         (base / f.path).write_bytes(f.content)
         os.chown(base / f.path, *map(int, f.owner.split(":")))
         (base / f.path).chmod(f.mode)
-    network = f"mcpgate-test-{pysecrets.token_hex(4)}"
-    docker("network", "create", network)
+    network = internal_network(stack)
+    docker("network", "create", "--label", f"{LABEL_STACK}={stack.name}", network)
     try:
         yield stack, rendered, base, network
     finally:
@@ -92,7 +94,17 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
         if names:
             docker("rm", "-f", *names, check=False)
         docker("network", "rm", network, check=False)
+        for volume in docker("volume", "ls", "-q", "--filter", f"label={LABEL_STACK}={stack.name}").stdout.split():
+            docker("volume", "rm", "-f", volume, check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _owned_volume(stack: Stack, volume: str, owner: str) -> None:
+    """The volume as the deploy makes it (docker_volume): labelled, its root owned by the service, 0700."""
+    docker("volume", "create", "--label", f"{LABEL_STACK}={stack.name}", volume)
+    mountpoint = Path(json.loads(docker("volume", "inspect", volume).stdout)[0]["Mountpoint"])
+    os.chown(mountpoint, *map(int, owner.split(":")))
+    mountpoint.chmod(0o700)
 
 
 def _run(spec: ContainerSpec, base: Path, network: str, name: str, **changes: object) -> str:
@@ -210,7 +222,10 @@ def test_the_ingress_is_published_on_loopback_only(ingress: tuple[Stack, int], w
 
 def test_redis_requires_its_password(workspace: tuple[Stack, Rendered, Path, str]) -> None:
     stack, rendered, base, network = workspace
-    name = _run(redis_spec(stack), base, network, f"{network}-redis", owned_volumes={})
+    spec = redis_spec(stack)
+    for volume, owner in spec.owned_volumes.items():
+        _owned_volume(stack, volume, owner)
+    name = _run(spec, base, network, f"{network}-redis")
     _wait(name)  # the healthcheck itself requires NOAUTH for an unauthenticated PING
     password = rendered.file("redis/config/redis.conf").content.decode().split("requirepass ")[1].split()[0]
     anon = docker("exec", name, "redis-cli", "ping")

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from mcpgate.containers import INTERNAL_NETWORK, LABEL_SERVICE, stack_containers
+from mcpgate.containers import LABEL_STACK, container_name, internal_network, stack_containers
 from mcpgate.model import Stack
 from mcpgate.render import DISCOVERY_ALIASES, Rendered
 from mcpgate.secrets import StackSecrets
@@ -62,14 +62,16 @@ def test_every_container_runs_healthy_with_the_expected_image(
 
 
 def test_only_the_ingress_is_published_and_only_on_loopback(host, stack: Stack) -> None:
-    names = host.check_output(f"docker ps -a --filter label={LABEL_SERVICE} --format '{{{{.Names}}}}'").split()
+    label = shlex.quote(f"{LABEL_STACK}={stack.name}")
+    names = host.check_output(f"docker ps -a --filter label={label} --format '{{{{.Names}}}}'").split()
     published = {}
     for name in names:
         bindings = _inspect(host, name)["HostConfig"]["PortBindings"] or {}
         if bindings:
             published[name] = bindings
-    assert list(published) == ["mcpgate-ingress"], published
-    (binding,) = [b for bs in published["mcpgate-ingress"].values() for b in bs]
+    ingress = container_name(stack, "ingress")
+    assert list(published) == [ingress], published
+    (binding,) = [b for bs in published[ingress].values() for b in bs]
     assert binding == {"HostIp": "127.0.0.1", "HostPort": str(stack.ingress_port)}
     assert host.socket(f"tcp://127.0.0.1:{stack.ingress_port}").is_listening
     assert not host.socket(f"tcp://0.0.0.0:{stack.ingress_port}").is_listening
@@ -81,7 +83,8 @@ def test_redis_and_backends_are_unreachable_from_the_host(
     """The private network is internal and its bridge has no address on the host, so the host has no
     route into it. Checked from the routing table: no packet is sent to a container's address (with
     no local route, it would leave through the default gateway)."""
-    net = json.loads(host.check_output(f"docker network inspect {INTERNAL_NETWORK}"))[0]
+    network = internal_network(stack)
+    net = json.loads(host.check_output(f"docker network inspect {network}"))[0]
     assert net["Internal"] is True
     assert net["Options"].get("com.docker.network.bridge.inhibit_ipv4") == "true"
     bridge = f"br-{net['Id'][:12]}"
@@ -94,9 +97,9 @@ def test_redis_and_backends_are_unreachable_from_the_host(
     assert private
     for spec in private:
         info = _inspect(host, spec.name)
-        assert list(info["NetworkSettings"]["Networks"]) == [INTERNAL_NETWORK], spec.name
+        assert list(info["NetworkSettings"]["Networks"]) == [network], spec.name
         assert not info["HostConfig"]["PortBindings"], spec.name
-        ip = info["NetworkSettings"]["Networks"][INTERNAL_NETWORK]["IPAddress"]
+        ip = info["NetworkSettings"]["Networks"][network]["IPAddress"]
         route = host.check_output(f"ip -4 route get {ip}")
         assert f"dev {bridge}" not in route, f"the host routes to {spec.name} at {ip} over {bridge}"
 
