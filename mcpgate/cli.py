@@ -21,8 +21,8 @@ from .secrets import ROTATABLE, StackSecrets
 from .validate import reference_dir, validate_rendered
 
 
-def _render_host(hs: HostStack, secrets_dir: Path | None) -> tuple[Rendered, StackSecrets]:
-    secrets = StackSecrets(hs.store(secrets_dir), hs.stack)
+def _render_host(hs: HostStack, secrets_dir: Path | None, read_only: bool = False) -> tuple[Rendered, StackSecrets]:
+    secrets = StackSecrets(hs.store(secrets_dir, read_only), hs.stack)
     return render_stack(hs.stack, secrets, inventory=hs.inventory, host=hs.host), secrets
 
 
@@ -49,7 +49,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     ref = reference_dir()
     failed = False
     for hs in load_inventory(args.inventory, args.host):
-        rendered, _ = _render_host(hs, args.secrets)
+        # Read-only: a secret the store lacks is made up in memory for the check and never written.
+        rendered, _ = _render_host(hs, args.secrets, read_only=True)
         problems = validate_rendered(rendered, ref)
         print(f"== {hs.host}: https://{hs.stack.hostname}/mcp")
         print(f"   issuer {hs.stack.issuer}; {len(hs.stack.enabled_backends)} enabled backend(s)")

@@ -47,8 +47,8 @@ class HostStack:
     stack: Stack
     inventory: str
 
-    def store(self, secrets_dir: Path | None = None) -> SecretStore:
-        return SecretStore.for_host(secrets_dir or default_secrets_dir(), self.host)
+    def store(self, secrets_dir: Path | None = None, read_only: bool = False) -> SecretStore:
+        return SecretStore.for_host(secrets_dir or default_secrets_dir(), self.host, read_only)
 
 
 def load_inventory(path: str, only_host: str | None = None) -> list[HostStack]:

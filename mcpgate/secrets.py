@@ -93,6 +93,17 @@ def argon2id_verify(password: str, digest: str) -> bool:
         return False
 
 
+def key_id_for(pem: str) -> str:
+    """The RFC 7638 SHA-256 thumbprint of a key, hex-encoded.
+
+    Not the usual base64url form: that starts or ends with '-' or '_' for about one key in sixteen,
+    and Authelia refuses such a key_id (it must start and end with a letter or digit) and never
+    starts. Hex is always 64 characters of 0-9a-f.
+    """
+    thumbprint = RSAKey.import_key(pem).thumbprint()
+    return base64.urlsafe_b64decode(thumbprint + "=" * (-len(thumbprint) % 4)).hex()
+
+
 def _generate_rsa_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
     return key.private_bytes(
@@ -106,16 +117,22 @@ def _generate_totp_seed() -> str:
 
 
 class SecretStore:
-    """Named secrets in one host's folder; each file written once, atomically, 0600."""
+    """Named secrets in one host's folder; each file written once, atomically, 0600.
 
-    def __init__(self, root: Path) -> None:
+    A ``read_only`` store reads what the folder holds and keeps whatever it would have created or
+    changed in memory only: checking an inventory leaves no trace on disk.
+    """
+
+    def __init__(self, root: Path, read_only: bool = False) -> None:
         self.root = root
+        self.read_only = read_only
+        self._unsaved: dict[str, str] = {}
 
     @classmethod
-    def for_host(cls, base: Path | str, host: str) -> SecretStore:
+    def for_host(cls, base: Path | str, host: str, read_only: bool = False) -> SecretStore:
         if not host or "/" in host or host in (".", ".."):
             raise SecretsError(f"host name {host!r} cannot name a secrets folder")
-        return cls(Path(base) / host)
+        return cls(Path(base) / host, read_only)
 
     def _path(self, name: str) -> Path:
         if not _NAME.match(name):
@@ -146,13 +163,15 @@ class SecretStore:
 
     def get(self, name: str) -> str | None:
         path = self._path(name)
+        if name in self._unsaved:
+            return self._unsaved[name]
         try:
             st = path.lstat()
         except FileNotFoundError:
             return None
         if not stat.S_ISREG(st.st_mode):
             raise SecretsError(f"{path} is not a regular file; remove it and run again")
-        if stat.S_IMODE(st.st_mode) != 0o600:
+        if stat.S_IMODE(st.st_mode) != 0o600 and not self.read_only:
             path.chmod(0o600)
         return path.read_text()
 
@@ -183,6 +202,9 @@ class SecretStore:
         existing = self.get(name)
         if existing is not None:
             return existing
+        if self.read_only:
+            self._unsaved[name] = factory()
+            return self._unsaved[name]
         with self._locked():
             existing = self.get(name)
             if existing is not None:
@@ -193,6 +215,10 @@ class SecretStore:
         return value
 
     def set(self, name: str, value: str) -> None:
+        if self.read_only:
+            self._path(name)
+            self._unsaved[name] = value
+            return
         with self._locked():
             self._write(name, value, replace=True)
 
@@ -250,8 +276,8 @@ class StackSecrets:
         return self.store.get_or_create("authelia/oidc_jwks_rs256.pem", _generate_rsa_pem)
 
     def oidc_key_id(self) -> str:
-        """RFC 7638 thumbprint of the signing key: stable for as long as the key is."""
-        return RSAKey.import_key(self.oidc_private_key_pem()).thumbprint()
+        """The signing key's id: stable for as long as the key is (see :func:`key_id_for`)."""
+        return key_id_for(self.oidc_private_key_pem())
 
     def oidc_public_jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public JWK Set Authelia serves for this key (same kid, alg and use)."""

@@ -12,6 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from mcpgate.secrets import key_id_for
 from tests.e2e.harness import INGRESS_PORT, Deployer, RunResult
 from tests.e2e.oauth import Flow, Session, login_alice
 
@@ -112,7 +113,7 @@ def _forged(deployer: Deployer, **claims: Any) -> str:
     """A token shaped like Authelia's, signed with the stack's own key unless told otherwise."""
     stack_key = RSAKey.import_key(deployer.store_file("authelia/oidc_jwks_rs256.pem"))
     key = claims.pop("_key", None) or stack_key
-    kid = stack_key.thumbprint()  # even a foreign key claims the stack's kid
+    kid = key_id_for(deployer.store_file("authelia/oidc_jwks_rs256.pem"))  # even a foreign key claims it
     now = int(time.time())
     body = {
         "iss": ISSUER,

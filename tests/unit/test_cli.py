@@ -49,6 +49,28 @@ def _set_ha_token(store: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def _tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_check_writes_nothing(store: Path) -> None:
+    """Checking an inventory is read-only: with an empty store nothing is created, and an existing
+    store (after a render) is left exactly as it was, byte for byte and mode for mode."""
+    r = run("check", LOCAL, secrets=store)
+    assert r.returncode == 0, r.stderr
+    assert not store.exists()
+    assert run("render", LOCAL, "--out", str(store.parent / "out"), secrets=store).returncode == 0
+    (store / "@local" / "redis" / "password").chmod(0o644)  # even a loose mode is only read
+    before = _tree(store)
+    assert len(before) > 10
+    r = run("check", LOCAL, secrets=store)
+    assert r.returncode == 0, r.stderr
+    assert _tree(store) == before
+
+
 def test_check_example_inventory(store: Path) -> None:
     _set_ha_token(store)
     r = run("check", HOME, secrets=store)
@@ -168,7 +190,7 @@ def test_secrets_set_reads_stdin_and_refuses_unknown_or_empty(store: Path) -> No
 def test_secrets_rotate(store: Path) -> None:
     run("secrets", "show", HOME, secrets=store)  # create
     _set_ha_token(store)
-    run("check", HOME, secrets=store)
+    run("render", HOME, "--out", str(store.parent / "out"), secrets=store)
     path = store / "gateway.lan" / "redis" / "password"
     before = path.read_text()
     r = run("secrets", "rotate", HOME, "redis-password", secrets=store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import stat
@@ -127,9 +128,10 @@ def test_a_digest_that_no_longer_matches_is_recomputed(secrets: StackSecrets, st
     assert pbkdf2_sha512_verify("changed-by-hand", secrets.client_secret_digest("claude-ai"))
 
 
-def test_key_id_is_the_jwk_thumbprint_and_stable(secrets: StackSecrets) -> None:
+def test_key_id_is_the_jwk_thumbprint_in_hex_and_stable(secrets: StackSecrets) -> None:
     kid = secrets.oidc_key_id()
-    assert kid == RSAKey.import_key(secrets.oidc_private_key_pem()).thumbprint()
+    thumbprint = RSAKey.import_key(secrets.oidc_private_key_pem()).thumbprint()
+    assert bytes.fromhex(kid) == base64.urlsafe_b64decode(thumbprint + "=")
     assert secrets.oidc_key_id() == kid
 
 
