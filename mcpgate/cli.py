@@ -17,6 +17,7 @@ from .identity import otpauth_uri
 from .inventory import HostStack, default_secrets_dir, load_inventory
 from .policy import format_matrix
 from .render import Rendered, render_stack
+from .rules import generated_value_problems
 from .secrets import ROTATABLE, StackSecrets
 from .validate import reference_dir, validate_rendered
 
@@ -50,8 +51,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = False
     for hs in load_inventory(args.inventory, args.host):
         # Read-only: a secret the store lacks is made up in memory for the check and never written.
-        rendered, _ = _render_host(hs, args.secrets, read_only=True)
-        problems = validate_rendered(rendered, ref)
+        rendered, secrets = _render_host(hs, args.secrets, read_only=True)
+        problems = generated_value_problems(secrets) + validate_rendered(rendered, ref)
         print(f"== {hs.host}: https://{hs.stack.hostname}/mcp")
         print(f"   issuer {hs.stack.issuer}; {len(hs.stack.enabled_backends)} enabled backend(s)")
         if ref is None:

@@ -14,6 +14,7 @@ from .errors import MCPGateError
 from .inventory import DATA_KEY, default_secrets_dir
 from .model import Stack, load_stack
 from .render import Rendered, render_stack
+from .rules import generated_value_problems
 from .secrets import SecretStore, StackSecrets
 
 
@@ -51,6 +52,11 @@ def build_context(host_name: str, data: Any) -> DeployContext:
     stack = load_stack(host_name, data)
     secrets = StackSecrets(SecretStore.for_host(default_secrets_dir(), host_name), stack)
     rendered = render_stack(stack, secrets, inventory="<inventory>", host=host_name)
+    problems = generated_value_problems(secrets)
+    if problems:
+        raise MCPGateError(
+            f"{host_name}: the secrets store holds values a component would refuse:\n  " + "\n  ".join(problems)
+        )
     return DeployContext(host_name, stack, secrets, rendered, tuple(stack_containers(stack, rendered)))
 
 

@@ -100,7 +100,11 @@ def key_id_for(pem: str) -> str:
     and Authelia refuses such a key_id (it must start and end with a letter or digit) and never
     starts. Hex is always 64 characters of 0-9a-f.
     """
-    thumbprint = RSAKey.import_key(pem).thumbprint()
+    return key_id_from_thumbprint(RSAKey.import_key(pem).thumbprint())
+
+
+def key_id_from_thumbprint(thumbprint: str) -> str:
+    """Hex of a base64url RFC 7638 thumbprint."""
     return base64.urlsafe_b64decode(thumbprint + "=" * (-len(thumbprint) % 4)).hex()
 
 
