@@ -39,7 +39,7 @@ _stack = {
             "name": "notes",
             "description": "Obsidian-style Markdown vault",
             "build": "notes-vault",
-            "base_image": _os.environ.get("MCPGATE_PYTHON_BASE_IMAGE", "python:3.12.8-slim-bookworm"),
+            "base_image": _os.environ.get("MCPGATE_PYTHON_BASE_IMAGE", "python:3.12.14-slim-bookworm"),
             "port": 8080,
             "user": "10001:10001",
             "volumes": [

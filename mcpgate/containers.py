@@ -56,11 +56,8 @@ def edge_network(stack: Stack) -> str:
 
 
 def _http_probe(url: str) -> list[str]:
-    # Official images ship busybox wget, the local Debian ones curl: accept either.
-    return [
-        "CMD-SHELL",
-        f"wget -q -O /dev/null {url} 2>/dev/null || curl -fsS -o /dev/null {url}",
-    ]
+    # caddy:*-alpine has busybox wget, authelia/authelia Ubuntu's wget; neither has curl.
+    return ["CMD-SHELL", f"wget -q -O /dev/null {url}"]
 
 
 @dataclass(frozen=True)

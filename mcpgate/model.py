@@ -71,10 +71,18 @@ def image_tag(image: str) -> str | None:
 
 
 def _check_pinned_image(image: str) -> str:
+    """A tag (``redis:7.4.2-alpine``), a tag and its digest (``...:7.4.2-alpine@sha256:<64 hex>``), or
+    a digest alone; never ``latest`` or no pin at all."""
     image = image.strip()
     if not image or any(c.isspace() for c in image):
         raise ValueError(f"{image!r} is not an image reference")
+    if "@" in image and not _DIGEST.search(image):
+        raise ValueError(f"image {image!r}: a digest is written @sha256:<64 lower-case hex digits>")
+    if image.count("@") > 1:
+        raise ValueError(f"image {image!r} has more than one digest")
     if _DIGEST.search(image):
+        if image_tag(image) == "latest":
+            raise ValueError(f"image {image!r}: pin a version tag next to the digest, not 'latest'")
         return image
     tag = image_tag(image)
     if tag is None:
@@ -410,11 +418,12 @@ class Images(_Strict):
     @field_validator("authelia")
     @classmethod
     def _authelia_version(cls, v: str) -> str:
-        tag = image_tag(v)
-        if not _DIGEST.search(v) and (tag or "").lstrip("v") != AUTHELIA_VERSION:
+        # With or without a digest, the tag says which release it is: the configuration is
+        # written for exactly one.
+        if (image_tag(v) or "").lstrip("v") != AUTHELIA_VERSION:
             raise ValueError(
                 f"authelia image {v!r}: the configuration is written for Authelia {AUTHELIA_VERSION} "
-                f"(4.39.21-22 break MCP clients); use a {AUTHELIA_VERSION} tag"
+                f"(4.39.21-22 break MCP clients); use the {AUTHELIA_VERSION} tag (a @sha256 digest may follow it)"
             )
         return v
 

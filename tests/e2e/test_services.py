@@ -217,6 +217,41 @@ def test_the_ingress_is_published_on_loopback_only(ingress: tuple[Stack, int], w
     assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
 
 
+def _caddy_status(name: str) -> dict[str, str]:
+    """/proc/<pid>/status of the caddy process in a container (the child of its init)."""
+    init = json.loads(docker("inspect", name).stdout)[0]["State"]["Pid"]
+    for child in Path(f"/proc/{init}/task/{init}/children").read_text().split():
+        status = Path(f"/proc/{child}/status").read_text()
+        if "caddy" in status.splitlines()[0]:
+            return dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    raise AssertionError(f"no caddy process under {name}'s init")
+
+
+def test_the_ingress_keeps_no_effective_capability(ingress: tuple[Stack, int], workspace: tuple) -> None:
+    """NET_BIND_SERVICE stays in the bounding set only so that the kernel execs the official caddy
+    binary (file capability +ep); as a non-root uid under no-new-privileges it is never effective."""
+    status = _caddy_status(f"{workspace[3]}-ingress")
+    assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0, status
+    assert int(status["CapBnd"], 16) == 1 << 10, status  # CAP_NET_BIND_SERVICE alone
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Uid"].split()[1] == ingress[0].uids.ingress.split(":")[0]
+
+
+def test_without_net_bind_service_the_ingress_cannot_start(workspace: tuple[Stack, Rendered, Path, str]) -> None:
+    """The stand-in carries the official binary's file capability, so dropping the capability the
+    deploy keeps fails here exactly as it would on a user's host."""
+    stack, _, base, network = workspace
+    name = _run(ingress_spec(stack), base, network, f"{network}-ingress-nocap", cap_add=[], ports=[], aliases=[])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        info = json.loads(docker("inspect", name).stdout)[0]
+        if info["RestartCount"] >= 1 or not info["State"]["Running"]:
+            break
+        time.sleep(0.5)
+    logs = docker("logs", name, check=False)
+    assert "operation not permitted" in (logs.stdout + logs.stderr).lower(), logs.stdout + logs.stderr
+
+
 # --- Redis -----------------------------------------------------------------------------------------
 
 

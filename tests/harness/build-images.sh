@@ -219,6 +219,10 @@ resolve_versions() {
 	done <<<"${out}"
 }
 
+# What an image is built from: every file of images/<name>/. An image whose label differs is stale.
+recipe_sha() { (cd "${HARNESS_DIR}/images/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1); }
+recipe_label() { docker_ image inspect --format '{{ index .Config.Labels "io.mcpgate.harness.recipe" }}' "$1" 2>/dev/null || true; }
+
 build_one() {
 	local name="$1" tag="$2" pkg="$3" prefix="$4" version upstream exact old start log_file repo
 	version="${CANDIDATE[${pkg}]}"
@@ -237,6 +241,7 @@ build_one() {
 		--build-arg "BASE_IMAGE=${BASE_IMAGE}" \
 		--build-arg "DEB_VERSION=${version}" \
 		--label "io.mcpgate.harness.package=${pkg}=${version}" \
+		--label "io.mcpgate.harness.recipe=$(recipe_sha "${name}")" \
 		-t "${tag}" -t "${exact}" \
 		"${HARNESS_DIR}/images/${name}" >"${log_file}" 2>&1; then
 		tail -n 30 "${log_file}" | sed 's/^/    /' >&2
@@ -251,6 +256,9 @@ for entry in "${IMAGES[@]}"; do
 	IFS='|' read -r name tag _ _ <<<"${entry}"
 	[ -f "${HARNESS_DIR}/images/${name}/Dockerfile" ] || die "missing ${HARNESS_DIR}/images/${name}/Dockerfile"
 	if [ "${rebuild}" -eq 1 ] || ! image_exists "${tag}"; then
+		todo+=("${entry}")
+	elif [ "$(recipe_label "${tag}")" != "$(recipe_sha "${name}")" ]; then
+		log "${name}: ${tag} was built from another recipe (images/${name}/ changed): rebuilding"
 		todo+=("${entry}")
 	else
 		log "${name}: ${tag} exists, skipping (use --rebuild to rebuild)"

@@ -264,3 +264,42 @@ def test_local_hostname_without_tailscale(stack_data: dict[str, Any]) -> None:
 def test_digest_pinned_images_are_accepted(stack_data: dict[str, Any]) -> None:
     stack_data["images"] = {"redis": "redis@sha256:" + "a" * 64}
     assert load_stack("h", stack_data).images.redis.endswith("a" * 64)
+
+
+DIGEST = "@sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("field", "image"),
+    [
+        ("redis", f"redis:7.4.2-alpine{DIGEST}"),
+        ("ingress", f"caddy:2.8.4-alpine{DIGEST}"),
+        ("authelia", f"authelia/authelia:4.39.20{DIGEST}"),
+        ("agentgateway", f"cr.agentgateway.dev/agentgateway:v1.4.1{DIGEST}"),
+        ("redis", f"registry.example:5000/redis:7.4.2{DIGEST}"),
+    ],
+)
+def test_a_tag_may_carry_its_digest(stack_data: dict[str, Any], field: str, image: str) -> None:
+    stack_data["images"] = {field: image}
+    assert getattr(load_stack("h", stack_data).images, field) == image
+
+
+def test_a_build_base_may_carry_its_digest(stack_data: dict[str, Any]) -> None:
+    stack_data["backends"][0]["base_image"] = f"python:3.12.14-slim-bookworm{DIGEST}"
+    assert load_stack("h", stack_data).backends[0].base_image.endswith(DIGEST)
+
+
+@pytest.mark.parametrize(
+    ("field", "image", "message"),
+    [
+        ("redis", "redis:7.4.2@sha256:abc", "64 lower-case hex"),
+        ("redis", f"redis:latest{DIGEST}", "not 'latest'"),
+        ("authelia", f"authelia/authelia:4.39.22{DIGEST}", "4.39.20 tag"),
+        ("authelia", f"authelia/authelia{DIGEST}", "4.39.20 tag"),
+    ],
+)
+def test_bad_digest_pins_are_refused(stack_data: dict[str, Any], field: str, image: str, message: str) -> None:
+    stack_data["images"] = {field: image}
+    with pytest.raises(InventoryError) as err:
+        load_stack("h", stack_data)
+    assert f"images.{field}" in str(err.value) and message in str(err.value)

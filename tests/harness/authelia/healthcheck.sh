@@ -1,23 +1,14 @@
 #!/bin/sh
-# Container healthcheck for mcpgate-local/authelia (adapted from upstream's healthcheck.sh).
-# The image ships no /app/.healthcheck.env (see Dockerfile), so the defaults below apply,
-# matching mcpgate's `server.address: tcp://0.0.0.0:9091/auth`:
-# http://127.0.0.1:9091/auth/api/health. X_AUTHELIA_HEALTHCHECK_{SCHEME,HOST,PORT,PATH} in the
-# environment, or a /app/.healthcheck.env written by Authelia (if one is mounted), override them.
+# Stand-in for the official image's /app/healthcheck.sh, same behaviour: it reads what Authelia
+# wrote into /app/.healthcheck.env; when Authelia wrote nothing (server.disable_healthcheck, as the
+# deploy sets) the check passes, and the deploy's own --health-cmd asks /auth/api/health instead.
 
 # shellcheck source=/dev/null
-[ -r /app/.healthcheck.env ] && . /app/.healthcheck.env
+. /app/.healthcheck.env
 
-scheme="${X_AUTHELIA_HEALTHCHECK_SCHEME:-http}"
-host="${X_AUTHELIA_HEALTHCHECK_HOST:-127.0.0.1}"
-port="${X_AUTHELIA_HEALTHCHECK_PORT:-9091}"
-if [ -n "${X_AUTHELIA_HEALTHCHECK}" ]; then
-	path="${X_AUTHELIA_HEALTHCHECK_PATH}"
-else
-	path="${X_AUTHELIA_HEALTHCHECK_PATH-/auth}"
+if [ -z "${X_AUTHELIA_HEALTHCHECK}" ]; then
+	exit 0
 fi
-# Authelia writes "localhost" for a wildcard listener; prefer IPv4 loopback.
-[ "${host}" = "localhost" ] && host=127.0.0.1
 
-exec wget --quiet --no-check-certificate --tries=1 --timeout=3 --spider \
-	"${scheme}://${host}:${port}${path}/api/health"
+exec wget --quiet --no-check-certificate --tries=1 --spider \
+	"${X_AUTHELIA_HEALTHCHECK_SCHEME:-http}://${X_AUTHELIA_HEALTHCHECK_HOST:-localhost}:${X_AUTHELIA_HEALTHCHECK_PORT:-9091}${X_AUTHELIA_HEALTHCHECK_PATH}/api/health"

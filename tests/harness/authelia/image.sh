@@ -72,7 +72,8 @@ fi
 base_id="$(docker_ image inspect --format '{{.Id}}' "$BASE_IMAGE")"
 
 # 4. the image: rebuilt only when one of its inputs changed.
-recipe_sha="$(cat "$HERE/Dockerfile" "$HERE/healthcheck.sh" | sha256sum | cut -d' ' -f1)"
+RECIPE=(Dockerfile entrypoint.sh healthcheck.sh healthcheck.env)
+recipe_sha="$(cd "$HERE" && cat "${RECIPE[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$rebuild" = 0 ] && docker_ image inspect "$IMAGE" >/dev/null 2>&1 &&
 	[ "$(label "$IMAGE" io.mcpgate.authelia.binary-sha256)" = "$bin_sha" ] &&
 	[ "$(label "$IMAGE" io.mcpgate.authelia.base-id)" = "$base_id" ] &&
@@ -87,7 +88,7 @@ rm -rf "$ctx"
 mkdir -p "$ctx"
 cp "$bin" "$ctx/authelia"
 cp "$license" "$ctx/LICENSE"
-cp "$HERE/Dockerfile" "$HERE/healthcheck.sh" "$ctx/"
+(cd "$HERE" && cp "${RECIPE[@]}" "$ctx/")
 mkdir -p "${CACHE}/logs"
 log_file="${CACHE}/logs/build-authelia.log"
 old="$(docker_ image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
