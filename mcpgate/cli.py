@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import MCPGateError
-from .identity import otpauth_uri
+from .identity import otpauth_uri, subjects
 from .inventory import HostStack, default_secrets_dir, load_inventory
 from .policy import format_matrix
 from .render import Rendered, render_stack
@@ -67,7 +67,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             print("   rendered configs: ok")
         print()
-        print(format_matrix(hs.stack))
+        print(format_matrix(hs.stack, subjects(hs.stack, secrets)))
         print()
     return 2 if failed else 0
 

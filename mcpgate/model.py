@@ -39,6 +39,9 @@ CLAUDE_REDIRECT_URIS = (
 STANDARD_SCOPES = frozenset(
     {"openid", "offline_access", "profile", "email", "address", "phone", "groups", "authelia.bearer.authz"}
 )
+# What Authelia 4.39's discovery advertises as scopes_supported (a fixed list, internal/oidc/discovery.go):
+# a client that asks for "every scope the authorization server supports" asks for these.
+AUTHELIA_DISCOVERY_SCOPES = ("offline_access", "openid", "profile", "email", "address", "phone", "groups")
 
 # Names the stack's own containers answer to on the private network.
 RESERVED_SERVICE_NAMES = frozenset({"redis", "authelia", "agentgateway", "ingress", "mcpgate"})
@@ -51,6 +54,7 @@ _SERVICE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _SCOPE = re.compile(r"^[a-z][a-z0-9_.-]*(?::[a-z0-9_.-]+)*$")
 _TOOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+_GROUP = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{2,63}$")
 _SECRET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -127,6 +131,16 @@ class User(_Strict):
     display_name: str = Field(min_length=1)
     email: str
     groups: list[str] = Field(default_factory=list)
+    # Scopes this person may use besides those their groups grant (see Stack.groups).
+    scopes: list[str] | None = None
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        for g in v:
+            if not _GROUP.match(g):
+                raise ValueError(f"group name {g!r} must match {_GROUP.pattern}")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -151,7 +165,9 @@ class Client(_Strict):
     redirect_uris: list[str] = Field(min_length=1)
     # Claude.ai sends its pre-registered secret in the POST body (client_secret_post).
     auth_method: Literal["client_secret_post", "client_secret_basic", "none"] = "client_secret_post"
-    # Custom scopes this client may be granted; None means every declared scope.
+    # Scopes whose tools this client may use; None means every declared scope. The client may still
+    # ask for and be granted any scope (clients ask for what the server advertises, and a refused
+    # scope would fail the whole sign-in): the gateway allows a tool only to the clients listed here.
     scopes: list[str] | None = None
     consent: Literal["explicit", "implicit", "pre-configured"] = "pre-configured"
     consent_duration: str = "1 week"
@@ -483,6 +499,9 @@ class Stack(_Strict):
     uids: ServiceUids = Field(default_factory=ServiceUids)
     users: list[User] = Field(min_length=1)
     scopes: dict[str, str] = Field(min_length=1)
+    # group -> scopes its members may use. With no groups here and no user's own scopes, every
+    # person may use every scope; once either is given, a person may use only what is granted.
+    groups: dict[str, list[str]] = Field(default_factory=dict)
     backends: list[Backend] = Field(min_length=1)
     clients: list[Client] = Field(min_length=1)
     access_token_lifespan: str = "1h"
@@ -561,6 +580,21 @@ class Stack(_Strict):
             for scope in c.scopes or []:
                 if scope not in declared:
                     problems.append(f"clients[{i}] ({c.id}).scopes: unknown scope {scope!r}; use one of: {hint}")
+        for group, granted in self.groups.items():
+            if not _GROUP.match(group):
+                problems.append(f"groups: group name {group!r} must match {_GROUP.pattern}")
+            for scope in granted:
+                if scope not in declared:
+                    problems.append(f"groups[{group!r}]: unknown scope {scope!r}; use one of: {hint}")
+        for i, u in enumerate(self.users):
+            for scope in u.scopes or []:
+                if scope not in declared:
+                    problems.append(f"users[{i}] ({u.name}).scopes: unknown scope {scope!r}; use one of: {hint}")
+            if self.groups and u.scopes is None and not any(g in self.groups for g in u.groups):
+                problems.append(
+                    f"users[{i}] ({u.name}): is in no group that groups grants scopes to, so could use no tool; "
+                    f"add the user to one of: {', '.join(self.groups)}, or give the user scopes"
+                )
 
         if not any(b.enabled for b in self.backends):
             problems.append("backends: none is enabled; enable at least one")
@@ -625,9 +659,35 @@ class Stack(_Strict):
                     seen.append(s)
         return [*seen, "offline_access"]
 
-    def client_scopes(self, client: Client) -> list[str]:
-        custom = client.scopes if client.scopes is not None else list(self.scopes)
-        return ["openid", "offline_access", *custom]
+    @property
+    def registered_scopes(self) -> list[str]:
+        """What every client may ask Authelia for: the standard OIDC scopes (what discovery
+        advertises) and every declared scope. Narrower per-client lists would fail a client's whole
+        sign-in with invalid_scope; the limits are enforced at the gateway instead."""
+        return ["openid", *(s for s in AUTHELIA_DISCOVERY_SCOPES if s != "openid"), *self.scopes]
+
+    def client_tool_scopes(self, client: Client) -> list[str]:
+        """Scopes whose tools the client may use."""
+        return list(client.scopes) if client.scopes is not None else list(self.scopes)
+
+    @property
+    def limits_people(self) -> bool:
+        return bool(self.groups) or any(u.scopes is not None for u in self.users)
+
+    def user_tool_scopes(self, user: User) -> list[str]:
+        """Scopes whose tools the person may use: every scope, or their own and their groups' grants."""
+        if not self.limits_people:
+            return list(self.scopes)
+        granted = set(user.scopes or [])
+        for group in user.groups:
+            granted.update(self.groups.get(group, []))
+        return [s for s in self.scopes if s in granted]
+
+    def consent_name(self, client: Client) -> str:
+        """The client's name on Authelia's consent screen, which also says what it is limited to."""
+        if client.scopes is None:
+            return client.name
+        return f"{client.name} (tools limited to: {', '.join(client.scopes) or 'none'})"
 
     @property
     def token_secrets(self) -> list[str]:

@@ -1,23 +1,33 @@
-"""Per-tool authorization: the tool -> scope map compiled to agentgateway CEL rules.
+"""Per-tool authorization: the inventory's grants compiled to agentgateway CEL rules.
+
+A tool needs one scope (the inventory's ``tools`` map). agentgateway allows a call only when a rule
+holds, and each rule asks for all of:
+
+- the scope, matched exactly in Authelia's ``scp`` claim, a JSON list:
+  ``jwt.scp.exists(s, s == 'notes:read')``. Not ``'notes:read' in jwt.scp``: in agentgateway's CEL,
+  ``in`` on a string is a substring test, so a token whose ``scp`` were the string "notes:readall"
+  would pass; ``exists`` on a string is an error, which counts as false;
+- the client (``jwt.client_id``) being one whose ``scopes`` include it;
+- when the inventory limits people (``groups``, a user's ``scopes``), the person (``jwt.sub``, the
+  subject pinned per user from the secrets store) being one who is granted it.
 
 Every rule is an ``allow``; agentgateway denies a call when rules exist and none allows it, so a
-tool the inventory does not list is denied. Scopes are matched exactly against Authelia's ``scp``
-claim, a JSON list: ``jwt.scp.exists(s, s == 'notes:read')``. Not ``'notes:read' in jwt.scp``:
-in agentgateway's CEL, ``in`` on a string is a substring test, so a token whose ``scp`` were the
-string "notes:readall" would pass; ``exists`` on a string is an error, which counts as false.
+tool the inventory does not list is denied.
 
 Example::
 
-    rules = compile_rules(stack)
+    rules = compile_rules(stack, subjects(stack, secrets))
     # [{"allow": "mcp.tool.target == 'notes' && mcp.tool.name in ['search', 'read'] && "
-    #            "jwt.scp.exists(s, s == 'notes:read')"}, ...]
+    #            "jwt.scp.exists(s, s == 'notes:read') && jwt.client_id in ['claude-ai'] && "
+    #            "jwt.sub in ['5f0c...']"}, ...]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from .model import Backend, Stack
+from .model import Backend, Client, Stack, User
 
 
 def _lit(value: str) -> str:
@@ -28,39 +38,63 @@ def _lit(value: str) -> str:
     return f"'{value}'"
 
 
+def _list(values: list[str]) -> str:
+    return "[" + ", ".join(_lit(v) for v in values) + "]"
+
+
 def has_scope(scope: str) -> str:
     """CEL that holds when the token's scp list holds exactly ``scope``."""
     return f"jwt.scp.exists(s, s == {_lit(scope)})"
 
 
-def backend_rules(backend: Backend) -> list[dict[str, str]]:
+def _who_may(stack: Stack, scope: str, subjects: dict[str, str]) -> str | None:
+    """The client and person conditions for ``scope``; None when nobody may use it."""
+    clients = [c.id for c in stack.clients if scope in stack.client_tool_scopes(c)]
+    if not clients:
+        return None
+    condition = f"jwt.client_id in {_list(clients)}"
+    if stack.limits_people:
+        people = [subjects[u.name] for u in stack.users if scope in stack.user_tool_scopes(u)]
+        if not people:
+            return None
+        condition += f" && jwt.sub in {_list(people)}"
+    return condition
+
+
+def backend_rules(stack: Stack, backend: Backend, subjects: dict[str, str]) -> list[dict[str, str]]:
     target = f"mcp.tool.target == {_lit(backend.name)}"
-    if backend.scope:
-        return [{"allow": f"{target} && {has_scope(backend.scope)}"}]
+    tools_by_scope: dict[str, list[str] | None] = {backend.scope: None} if backend.scope else dict(backend.tools or {})
     rules = []
-    for scope, tools in (backend.tools or {}).items():
-        names = ", ".join(_lit(t) for t in tools)
-        rules.append({"allow": f"{target} && mcp.tool.name in [{names}] && {has_scope(scope)}"})
+    for scope, tools in tools_by_scope.items():
+        who = _who_may(stack, scope, subjects)
+        if who is None:
+            continue
+        which = "" if tools is None else f" && mcp.tool.name in {_list(tools)}"
+        rules.append({"allow": f"{target}{which} && {has_scope(scope)} && {who}"})
     return rules
 
 
-def compile_rules(stack: Stack) -> list[dict[str, str]]:
-    """The mcpAuthorization rules for every enabled backend, in inventory order."""
-    return [rule for b in stack.enabled_backends for rule in backend_rules(b)]
+def compile_rules(stack: Stack, subjects: dict[str, str]) -> list[dict[str, str]]:
+    """The mcpAuthorization rules for every enabled backend, in inventory order. ``subjects`` maps
+    each user to the ``sub`` their tokens carry (``mcpgate.identity.subjects``)."""
+    return [rule for b in stack.enabled_backends for rule in backend_rules(stack, b, subjects)]
 
 
-@dataclass(frozen=True)
-class PolicyRow:
-    target: str
-    tool: str  # "*" for a whole-target scope
-    allowed: dict[str, bool]  # scope -> allowed with a token holding only that scope
+def token_claims(scp: Any, client_id: str | None = None, sub: str | None = None) -> dict[str, Any]:
+    """The claims of an access token as the rules see them (``jwt``)."""
+    claims: dict[str, Any] = {"scp": scp}
+    if client_id is not None:
+        claims["client_id"] = client_id
+    if sub is not None:
+        claims["sub"] = sub
+    return claims
 
 
-def evaluate(rules: list[dict[str, str]], target: str, tool: str, scp: object) -> bool:
+def evaluate(rules: list[dict[str, str]], target: str, tool: str, claims: dict[str, Any]) -> bool:
     """Decide like agentgateway: any allow rule that evaluates to true allows; errors count as false."""
-    import cel  # the real CEL engine; only needed to print or test the matrix
+    import cel
 
-    context = {"jwt": {"scp": scp}, "mcp": {"tool": {"name": tool, "target": target}}}
+    context = {"jwt": claims, "mcp": {"tool": {"name": tool, "target": target}}}
     for rule in rules:
         try:
             if cel.evaluate(rule["allow"], context) is True:
@@ -70,33 +104,69 @@ def evaluate(rules: list[dict[str, str]], target: str, tool: str, scp: object) -
     return False
 
 
-def policy_matrix(stack: Stack) -> list[PolicyRow]:
-    """Each enabled tool against each declared scope, evaluated with the compiled rules."""
-    rules = compile_rules(stack)
+def tool_scopes(backend: Backend) -> dict[str, str]:
+    """tool -> the scope it needs; ``"*"`` for a backend with one scope for every tool."""
+    return backend.tool_scopes or {"*": backend.scope or ""}
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    target: str
+    tool: str  # "*" for a whole-target scope
+    scope: str
+    allowed: dict[tuple[str, str], bool]  # (client id, user name) -> allowed
+
+
+def policy_matrix(stack: Stack, subjects: dict[str, str]) -> list[PolicyRow]:
+    """Each enabled tool for each client and person, with a token holding every scope the server
+    advertises (what a client gets when it asks for them), evaluated with the compiled rules."""
+    rules = compile_rules(stack, subjects)
+    scp = stack.scopes_supported
     rows = []
     for b in stack.enabled_backends:
-        tools = list(b.tool_scopes) or ["*"]
-        for tool in tools:
+        for tool, scope in tool_scopes(b).items():
             probe = tool if tool != "*" else "any-tool"
-            rows.append(
-                PolicyRow(
-                    target=b.name,
-                    tool=tool,
-                    allowed={s: evaluate(rules, b.name, probe, [s]) for s in stack.scopes},
-                )
-            )
+            allowed = {
+                (c.id, u.name): evaluate(rules, b.name, probe, token_claims(scp, c.id, subjects[u.name]))
+                for c in stack.clients
+                for u in stack.users
+            }
+            rows.append(PolicyRow(target=b.name, tool=tool, scope=scope, allowed=allowed))
     return rows
 
 
-def format_matrix(stack: Stack) -> str:
-    rows = policy_matrix(stack)
-    scopes = list(stack.scopes)
-    first = [f"{r.target}/{r.tool}" for r in rows]
-    width = max([len("tool"), *map(len, first)])
-    widths = [max(len(s), 5) for s in scopes]
-    header = "tool".ljust(width) + "  " + "  ".join(s.ljust(w) for s, w in zip(scopes, widths, strict=True))
-    lines = [header, "-" * len(header)]
-    for name, row in zip(first, rows, strict=True):
-        cells = [("allow" if row.allowed[s] else "-").ljust(w) for s, w in zip(scopes, widths, strict=True)]
-        lines.append(name.ljust(width) + "  " + "  ".join(cells))
-    return "\n".join(lines)
+def _person(user: User) -> str:
+    return f"{user.name} ({', '.join(user.groups)})" if user.groups else user.name
+
+
+def format_matrix(stack: Stack, subjects: dict[str, str]) -> str:
+    """One block per client: each tool, the scope it needs, and which person may use it there."""
+    rows = policy_matrix(stack, subjects)
+    names = [f"{r.target}/{r.tool}" for r in rows]
+    width = max([len("tool"), *map(len, names)])
+    scope_width = max([len("scope"), *(len(r.scope) for r in rows)])
+    people = [_person(u) for u in stack.users]
+    widths = [max(len(p), 5) for p in people]
+    header = (
+        "tool".ljust(width) + "  " + "scope".ljust(scope_width) + "  "
+        + "  ".join(p.ljust(w) for p, w in zip(people, widths, strict=True))
+    ).rstrip()  # fmt: skip
+    blocks = []
+    for client in stack.clients:
+        limit = "every scope" if client.scopes is None else "only " + (", ".join(client.scopes) or "no scope")
+        lines = [f"client {client.id} ({limit}):", header, "-" * len(header)]
+        for name, row in zip(names, rows, strict=True):
+            cells = [
+                ("allow" if row.allowed[(client.id, u.name)] else "-").ljust(w)
+                for u, w in zip(stack.users, widths, strict=True)
+            ]
+            lines.append((name.ljust(width) + "  " + row.scope.ljust(scope_width) + "  " + "  ".join(cells)).rstrip())
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def granted_tools(stack: Stack, client: Client, user: User) -> list[str]:
+    """The tools (``target/tool``) a client may call for a person, from the model alone: what the
+    compiled rules must agree with, and what the end-to-end tests expect to see listed."""
+    allowed = set(stack.client_tool_scopes(client)) & set(stack.user_tool_scopes(user))
+    return [f"{b.name}/{tool}" for b in stack.enabled_backends for tool, s in tool_scopes(b).items() if s in allowed]

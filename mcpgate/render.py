@@ -200,14 +200,14 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
     clients = [
         {
             "id": c.id,
-            "name": c.name,
+            "name": stack.consent_name(c),
             "public": c.public,
             "auth_method": c.auth_method,
             "digest": None if c.public else secrets.client_secret_digest(c.id),
             "redirect_uris": c.redirect_uris,
             "consent": c.consent,
             "consent_duration": c.consent_duration,
-            "scopes": stack.client_scopes(c),
+            "scopes": stack.registered_scopes,
         }
         for c in stack.clients
     ]
@@ -270,6 +270,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
     add_dir("agentgateway", 0o755, "0:0")
     add_dir(paths["config"], 0o700, uids.agentgateway)
     add_dir(paths["secrets"], 0o700, uids.agentgateway)
+    from .identity import subjects
     from .policy import compile_rules
 
     # The public half of Authelia's signing key, from the same store: agentgateway needs no network
@@ -287,7 +288,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
         f"{paths['config']}/config.yaml",
         env.get_template("agentgateway/config.yaml.j2").render(
             stack=stack,
-            rules=compile_rules(stack),
+            rules=compile_rules(stack, subjects(stack, secrets)),
             backends=stack.enabled_backends,
             token_path=token_path,
             jwks_path=f"{MOUNTS['agentgateway']['config']}/{AGENTGATEWAY_JWKS}",
@@ -318,6 +319,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
             discovery_aliases=DISCOVERY_ALIASES,
             ingress_listen_port=INGRESS_LISTEN_PORT,
             ingress_health_port=INGRESS_HEALTH_PORT,
+            challenge_scope=" ".join(stack.scopes_supported),
         ),
         mode=0o640,
         owner=uids.ingress,

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from .model import AUTHELIA_DISCOVERY_SCOPES
 from .render import (
     AUTHELIA_SECRET_ENV,
     MOUNTS,
@@ -138,7 +139,7 @@ def _cross_checks(rendered: Rendered, authelia: Any, users: Any, gateway: Any) -
             problems.append(f"client {client['client_id']}: audience must be [{stack.resource}]")
         if client.get("access_token_signed_response_alg") != "RS256":
             problems.append(f"client {client['client_id']}: access tokens would be opaque")
-        undeclared = set(client["scopes"]) - set(oidc.get("scopes", {})) - {"openid", "offline_access"}
+        undeclared = set(client["scopes"]) - set(oidc.get("scopes", {})) - set(AUTHELIA_DISCOVERY_SCOPES)
         if undeclared:
             problems.append(f"client {client['client_id']}: scopes {sorted(undeclared)} are not declared")
     for name in AUTHELIA_SECRET_ENV:

@@ -243,7 +243,9 @@ def test_loopback_redirects_and_public_clients_are_allowed(stack_data: dict[str,
     stack = load_stack("gateway.lan", stack_data)
     client = stack.clients[1]
     assert client.public
-    assert stack.client_scopes(client) == ["openid", "offline_access", "notes:read"]
+    assert stack.client_tool_scopes(client) == ["notes:read"]
+    # Authelia lets every client ask for every scope; the gateway enforces the limit.
+    assert set(stack.registered_scopes) >= {"openid", "offline_access", "profile", "groups", *stack.scopes}
 
 
 def test_a_new_backend_is_only_data(stack_data: dict[str, Any]) -> None:
@@ -303,3 +305,33 @@ def test_bad_digest_pins_are_refused(stack_data: dict[str, Any], field: str, ima
     with pytest.raises(InventoryError) as err:
         load_stack("h", stack_data)
     assert f"images.{field}" in str(err.value) and message in str(err.value)
+
+
+def test_group_grants_are_checked(stack_data: dict[str, Any]) -> None:
+    stack_data["users"][0]["groups"] = ["family"]
+    stack_data["groups"] = {"family": ["notes:read", "notes:wrtie"], "Bad Group": []}
+    with pytest.raises(InventoryError) as err:
+        load_stack("h", stack_data)
+    text = str(err.value)
+    assert "groups['family']: unknown scope 'notes:wrtie'" in text
+    assert "group name 'Bad Group'" in text
+
+
+def test_a_person_granted_nothing_is_refused(stack_data: dict[str, Any]) -> None:
+    stack_data["groups"] = {"family": ["notes:read"]}
+    with pytest.raises(InventoryError) as err:
+        load_stack("h", stack_data)
+    assert "users[0] (alice): is in no group that groups grants scopes to" in str(err.value)
+
+
+def test_user_scopes_are_checked(stack_data: dict[str, Any]) -> None:
+    stack_data["users"][0]["scopes"] = ["notes:raed"]
+    with pytest.raises(InventoryError) as err:
+        load_stack("h", stack_data)
+    assert "users[0] (alice).scopes: unknown scope 'notes:raed'" in str(err.value)
+
+
+def test_the_consent_screen_names_a_clients_limit(stack_data: dict[str, Any]) -> None:
+    stack_data["clients"][0]["scopes"] = ["notes:read"]
+    stack = load_stack("h", stack_data)
+    assert stack.consent_name(stack.clients[0]) == "Claude.ai (tools limited to: notes:read)"
