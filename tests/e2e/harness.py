@@ -227,7 +227,7 @@ def started_at() -> dict[str, str]:
 def teardown_stack() -> None:
     """Remove every container, volume and network of the test stack, and its folder on this machine."""
     for name in containers():
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-fv", name, check=False)
     label = f"label={LABEL_STACK}={STACK_NAME}"
     for vol in docker("volume", "ls", "-q", "--filter", label).stdout.split():
         docker("volume", "rm", "-f", vol, check=False)

@@ -92,7 +92,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
     finally:
         names = docker("ps", "-aq", "--filter", f"network={network}").stdout.split()
         if names:
-            docker("rm", "-f", *names, check=False)
+            docker("rm", "-fv", *names, check=False)
         docker("network", "rm", network, check=False)
         for volume in docker("volume", "ls", "-q", "--filter", f"label={LABEL_STACK}={stack.name}").stdout.split():
             docker("volume", "rm", "-f", volume, check=False)

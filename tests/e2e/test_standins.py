@@ -53,7 +53,7 @@ class ImageFiles:
                             handle = tar.extractfile(m)
                             self.passwd = handle.read().decode() if handle else ""
         finally:
-            docker("rm", "-f", name, check=False)
+            docker("rm", "-fv", name, check=False)
 
     def resolve(self, path: str, depth: int = 0) -> tarfile.TarInfo | None:
         assert depth < 20, f"symlink loop at {path}"
