@@ -642,6 +642,11 @@ class Stack(_Strict):
         return f"{self.public_url}/mcp"
 
     @property
+    def resource_metadata_url(self) -> str:
+        """Where the MCP endpoint's protected-resource metadata is (RFC 9728, path-inserted)."""
+        return f"{self.public_url}/.well-known/oauth-protected-resource/mcp"
+
+    @property
     def authelia_port(self) -> int:
         return 9091
 

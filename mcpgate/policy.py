@@ -80,6 +80,21 @@ def compile_rules(stack: Stack, subjects: dict[str, str]) -> list[dict[str, str]
     return [rule for b in stack.enabled_backends for rule in backend_rules(stack, b, subjects)]
 
 
+def no_usable_scope(stack: Stack) -> str:
+    """CEL for agentgateway's HTTP authorization (which runs before the token is verified): a
+    request to /mcp whose bearer token carries none of this server's scopes. Such a request is
+    refused (403) and the ingress answers it with a step-up challenge naming the scopes.
+
+    The claims are read unverified, which is safe for a deny: a forged token can only be refused
+    here, never let in (mcpAuthentication verifies every token that passes). Without a token, or
+    with one that does not parse, the rule errors, which counts as false: mcpAuthentication then
+    answers 401 as usual.
+    """
+    scopes = [s for s in stack.scopes_supported if s in stack.scopes]
+    payload = "unvalidatedJwtPayload(request.headers['authorization'].regexReplace('^[Bb]earer +', ''))"
+    return f"request.path == '/mcp' && {payload}.with(t, !has(t.scp) || !t.scp.exists(s, s in {_list(scopes)}))"
+
+
 def token_claims(scp: Any, client_id: str | None = None, sub: str | None = None) -> dict[str, Any]:
     """The claims of an access token as the rules see them (``jwt``)."""
     claims: dict[str, Any] = {"scp": scp}

@@ -39,6 +39,12 @@ DISCOVERY_ALIASES = (
     ("/.well-known/openid-configuration", "/auth/.well-known/openid-configuration"),
 )
 
+# What a person reads when their client's token carries none of the server's scopes.
+STEP_UP_DESCRIPTION = (
+    "The access token grants none of this server's scopes. Connect again and allow them: {scopes}. "
+    "A client that asks for fixed scopes must be set to ask for these."
+)
+
 # Authelia's scalar secrets: file name in authelia/secrets -> the variable that points at it.
 AUTHELIA_SECRET_ENV = {
     "session_secret": "AUTHELIA_SESSION_SECRET_FILE",
@@ -271,7 +277,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
     add_dir(paths["config"], 0o700, uids.agentgateway)
     add_dir(paths["secrets"], 0o700, uids.agentgateway)
     from .identity import subjects
-    from .policy import compile_rules
+    from .policy import compile_rules, no_usable_scope
 
     # The public half of Authelia's signing key, from the same store: agentgateway needs no network
     # to verify tokens, and Authelia would answer 400 to a JWKS fetch that lacks the public
@@ -289,6 +295,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
         env.get_template("agentgateway/config.yaml.j2").render(
             stack=stack,
             rules=compile_rules(stack, subjects(stack, secrets)),
+            no_scope_rule=no_usable_scope(stack),
             backends=stack.enabled_backends,
             token_path=token_path,
             jwks_path=f"{MOUNTS['agentgateway']['config']}/{AGENTGATEWAY_JWKS}",
@@ -310,6 +317,8 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
         )
 
     # Ingress
+    challenge_scope = " ".join(stack.scopes_supported)
+    step_up = STEP_UP_DESCRIPTION.format(scopes=challenge_scope)
     add_dir("ingress", 0o755, "0:0")
     add_dir(service_paths("ingress")["config"], 0o750, uids.ingress)
     add(
@@ -319,7 +328,9 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
             discovery_aliases=DISCOVERY_ALIASES,
             ingress_listen_port=INGRESS_LISTEN_PORT,
             ingress_health_port=INGRESS_HEALTH_PORT,
-            challenge_scope=" ".join(stack.scopes_supported),
+            challenge_scope=challenge_scope,
+            step_up_description=step_up,
+            step_up_body=json.dumps({"error": "insufficient_scope", "error_description": step_up}),
         ),
         mode=0o640,
         owner=uids.ingress,

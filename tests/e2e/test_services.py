@@ -35,14 +35,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def handler(port):
     class H(BaseHTTPRequestHandler):
+        # Answers with the status and WWW-Authenticate the request asks for (X-Echo-*), so the
+        # ingress' handling of the gateway's answers can be seen.
         def do_GET(self):
             body = json.dumps({"port": port, "path": self.path, "headers": dict(self.headers.items())}).encode()
-            self.send_response(200)
+            self.send_response(int(self.headers.get("X-Echo-Status", "200")))
+            if self.headers.get("X-Echo-WWW-Authenticate"):
+                self.send_header("WWW-Authenticate", self.headers["X-Echo-WWW-Authenticate"])
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-        do_POST = do_GET
+        do_POST = do_DELETE = do_GET
         def log_message(self, *a):
             pass
     return H
@@ -202,6 +206,40 @@ def test_mcp_routes_reach_the_gateway(ingress: tuple[Stack, int], path: str) -> 
     seen = _get(port, path, stack).json()
     assert (seen["port"], seen["path"]) == (stack.gateway_port, path)
     assert seen["headers"]["X-Forwarded-Proto"] == "https"
+
+
+def _mcp(port: int, stack: Stack, method: str = "POST", **echo: str) -> httpx.Response:
+    headers = {"Host": stack.hostname, **{f"X-Echo-{k.replace('_', '-')}": v for k, v in echo.items()}}
+    return httpx.request(method, f"http://127.0.0.1:{port}/mcp", headers=headers, timeout=10)
+
+
+def test_the_401_challenge_names_the_scopes_to_ask_for(ingress: tuple[Stack, int]) -> None:
+    stack, port = ingress
+    metadata = f'resource_metadata="{stack.resource_metadata_url}"'
+    r = _mcp(port, stack, Status="401", WWW_Authenticate=f"Bearer {metadata}")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == f'Bearer {metadata}, scope="{" ".join(stack.scopes_supported)}"'
+
+
+def test_a_403_from_the_gateway_becomes_a_step_up_challenge(ingress: tuple[Stack, int]) -> None:
+    stack, port = ingress
+    r = _mcp(port, stack, Status="403")
+    assert r.status_code == 403
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith('Bearer error="insufficient_scope", ')
+    assert f'scope="{" ".join(stack.scopes_supported)}"' in challenge
+    assert f'resource_metadata="{stack.resource_metadata_url}"' in challenge
+    body = r.json()
+    assert body["error"] == "insufficient_scope" and "notes:read notes:write" in body["error_description"]
+
+
+def test_ending_a_session_answers_204_and_nothing_else_changes(ingress: tuple[Stack, int]) -> None:
+    stack, port = ingress
+    assert _mcp(port, stack, "DELETE", Status="202").status_code == 204
+    # A notification (POST) is accepted with 202, as the gateway says.
+    assert _mcp(port, stack, "POST", Status="202").status_code == 202
+    assert _mcp(port, stack, "DELETE", Status="405").status_code == 405
+    assert _mcp(port, stack, "GET").status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/", "/admin", "/authx", "/mcpx", "/.well-known/security.txt"])
