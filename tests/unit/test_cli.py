@@ -79,11 +79,13 @@ def test_check_example_inventory(store: Path) -> None:
     if reference_dir() is not None:
         assert "schemas: checked against" in r.stdout
     lines = r.stdout.splitlines()
+    assert "client claude-ai (every scope):" in lines
     header = next(line for line in lines if line.startswith("tool "))
-    assert header.split() == ["tool", "notes:read", "notes:write", "home:control", "sandbox:run"]
+    assert header.split() == ["tool", "scope", "alice"]
     row = next(line for line in lines if line.startswith("notes/write "))
-    assert row.split() == ["notes/write", "-", "allow", "-", "-"]
-    assert next(line for line in lines if line.startswith("home-assistant/*")).split()[1:] == ["-", "-", "allow", "-"]
+    assert row.split() == ["notes/write", "notes:write", "allow"]
+    assert next(line for line in lines if line.startswith("home-assistant/*")).split()[1:] == ["home:control", "allow"]
+    assert not any(line.startswith("sandbox/") for line in lines)  # disabled
 
 
 def test_check_local_inventory(store: Path) -> None:
