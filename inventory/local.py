@@ -29,7 +29,12 @@ _stack = {
     "images": _images,
     "docker": {"install": _os.environ.get("MCPGATE_DOCKER_INSTALL", "debian")},
     "tailscale": {"enabled": False},
-    "users": [{"name": "alice", "display_name": "Alice", "email": "alice@example.org"}],
+    "users": [
+        {"name": "alice", "display_name": "Alice", "email": "alice@example.org", "groups": ["admins"]},
+        {"name": "bob", "display_name": "Bob", "email": "bob@example.org", "groups": ["family"]},
+    ],
+    # Who may use which scope's tools: Bob reads the vault, only Alice changes it.
+    "groups": {"admins": ["notes:read", "notes:write"], "family": ["notes:read"]},
     "scopes": {
         "notes:read": "Search and read notes in the vault",
         "notes:write": "Create, change and delete notes in the vault",
@@ -51,7 +56,8 @@ _stack = {
     "clients": [
         {"id": "claude-ai", "name": "Claude.ai", "redirect_uris": list(_CLAUDE_CALLBACKS)},
         {
-            # MCP Inspector / Claude Code style: a public client on a loopback callback, PKCE only.
+            # MCP Inspector / Claude Code style: a public client on a loopback callback, PKCE only,
+            # whose tools are limited to reading whoever signs in.
             "id": "mcp-inspector",
             "name": "MCP Inspector",
             "redirect_uris": ["http://localhost:6274/oauth/callback"],

@@ -91,6 +91,7 @@ class Flow:
     verifier: str = ""
     challenge: str = ""
     flow_id: str = ""
+    callback: dict[str, str] = field(default_factory=dict)  # the query the client's callback got
 
     def __post_init__(self) -> None:
         self.verifier, self.challenge = pkce_pair()
@@ -138,6 +139,7 @@ class Flow:
                     raise FlowError(f"authorization refused: {qs['error'][0]}: {qs.get('error_description')}")
                 if qs.get("state", [""])[0] != self.state:
                     raise FlowError("state did not round-trip")
+                self.callback = {k: v[0] for k, v in qs.items()}
                 return qs["code"][0]
             qs = parse_qs(parts.query)
             if "/consent" in parts.path:
@@ -184,14 +186,21 @@ def token_request(
     return session.request("POST", "/auth/api/oidc/token", content=urlencode(form), headers=headers)
 
 
-def login(flow: Flow, username: str, password: str, seed: str) -> str:
-    """Authorize, both factors, consent: the authorization code."""
-    r = flow.authorize()
+def login(flow: Flow, username: str, password: str, seed: str, authorize_url: str | None = None) -> str:
+    """Authorize, both factors, consent: the authorization code. With ``authorize_url`` the
+    authorization request is that URL as a client built it, opened as a browser would."""
+    if authorize_url is None:
+        r = flow.authorize()
+    else:
+        parts = urlsplit(authorize_url)
+        r = flow.session.request("GET", f"{parts.path}?{parts.query}")
+        if r.status_code in (302, 303):
+            flow.flow_id = parse_qs(urlsplit(r.headers["location"]).query).get("flow_id", [""])[0]
     if r.status_code not in (302, 303):
         raise FlowError(f"authorize: {r.status_code} {r.text[:300]}")
     target = r.headers["location"]
-    if target.startswith(flow.redirect_uri):  # already signed in and consented
-        return flow.code_from(target)
+    if target.startswith(flow.redirect_uri) or "/consent" in urlsplit(target).path:
+        return flow.code_from(target)  # already signed in (and maybe consented)
     if not flow.flow_id:
         raise FlowError(f"authorize did not start a flow: {target}")
     r = flow.first_factor(username, password)
@@ -207,3 +216,16 @@ def login(flow: Flow, username: str, password: str, seed: str) -> str:
 def login_alice(flow: Flow, store_file: Callable[[str], str]) -> str:
     """``login`` as the inventories' user alice, with her password and TOTP seed from the store."""
     return login(flow, "alice", store_file("users/alice.password"), store_file("users/alice.totp"))
+
+
+def flow_for(session: Session, authorize_url: str) -> Flow:
+    """The Flow a client's authorization URL describes (its state, redirect URI, scope, resource)."""
+    qs = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query, keep_blank_values=True).items()}
+    return Flow(
+        session,
+        qs["client_id"],
+        qs.get("scope", ""),
+        qs.get("resource"),
+        redirect_uri=qs["redirect_uri"],
+        state=qs["state"],
+    )

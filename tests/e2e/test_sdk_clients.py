@@ -1,0 +1,387 @@
+"""Real MCP clients against the deployed stack: the official MCP Python SDK's own OAuth client
+(``OAuthClientProvider``), not this project's hand-written flow, with a person signing in through
+Authelia's API in place of a browser.
+
+The SDK chooses what to ask for the way the MCP spec says (the 401 challenge's scope, then the
+protected-resource metadata's list, then the authorization server's, else none); other clients
+choose otherwise. Each way is reproduced here by hiding from the SDK what it would have used
+(``Strategy``), and each must connect with exactly the tools the inventory grants that client and
+person (``mcpgate.policy.granted_tools``), or fail with a message saying what to change.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import anyio
+import httpx2
+import pytest
+from mcp import ClientSession
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+from mcpgate.model import load_stack
+from mcpgate.policy import granted_tools
+from tests.e2e.harness import HOSTNAME, INGRESS_PORT, Deployer, RunResult
+from tests.e2e.oauth import CLAUDE_CALLBACK, FlowError, Session, flow_for, login
+
+RESOURCE = f"https://{HOSTNAME}/mcp"
+ISSUER = f"https://{HOSTNAME}/auth"
+INSPECTOR_CALLBACK = "http://localhost:6274/oauth/callback"
+
+
+class Strategy(enum.Enum):
+    CHALLENGE = "the scope named in the 401 challenge"
+    METADATA = "the protected-resource metadata's scopes_supported"
+    SERVER = "the authorization server's scopes_supported"
+    NONE = "no scope at all"
+
+
+class Loopback(httpx2.AsyncBaseTransport):
+    """Sends https://<public host>/... to the ingress on 127.0.0.1 with the public Host, as
+    Tailscale Funnel would, and hides from the client what its scope ``strategy`` must not see."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.strategy = strategy
+        self.seen: list[tuple[str, str, int]] = []  # method, path, status
+        self.token_forms: list[dict[str, str]] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        assert url.host == HOSTNAME, f"the client left the server: {url}"
+        request.url = url.copy_with(scheme="http", host="127.0.0.1", port=INGRESS_PORT)
+        request.headers["Host"] = HOSTNAME
+        if url.path == "/auth/api/oidc/token":
+            body = request.read().decode()
+            self.token_forms.append({k: v[0] for k, v in parse_qs(body).items()})
+        response = await self.inner.handle_async_request(request)
+        self.seen.append((request.method, url.path, response.status_code))
+        return await self._hide(url.path, response)
+
+    async def _hide(self, path: str, response: httpx2.Response) -> httpx2.Response:
+        hide_challenge = self.strategy is not Strategy.CHALLENGE
+        hide_metadata = self.strategy in (Strategy.SERVER, Strategy.NONE)
+        hide_server = self.strategy is Strategy.NONE
+        if response.status_code == 401 and hide_challenge:
+            challenge = re.sub(r',\s*scope="[^"]*"', "", response.headers["www-authenticate"])
+            return await self._rebuilt(response, headers={"www-authenticate": challenge})
+        is_prm = path.startswith("/.well-known/oauth-protected-resource")
+        is_asm = "oauth-authorization-server" in path or "openid-configuration" in path
+        if response.status_code == 200 and ((is_prm and hide_metadata) or (is_asm and hide_server)):
+            await response.aread()
+            doc = json.loads(response.content)
+            doc.pop("scopes_supported", None)
+            return await self._rebuilt(response, content=json.dumps(doc).encode())
+        return response
+
+    @staticmethod
+    async def _rebuilt(response: httpx2.Response, **changes: Any) -> httpx2.Response:
+        await response.aread()
+        headers = dict(response.headers)
+        headers.pop("content-length", None)
+        headers.update(changes.pop("headers", {}))
+        return httpx2.Response(response.status_code, headers=headers, content=changes.get("content", response.content))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Memory:
+    """The SDK's token storage: pre-registered client credentials, tokens kept in memory."""
+
+    def __init__(self, client: OAuthClientInformationFull) -> None:
+        self.client = client
+        self.tokens: OAuthToken | None = None
+        self.all_tokens: list[OAuthToken] = []
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+        self.all_tokens.append(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+@dataclass
+class Person:
+    """Someone at a browser: signs in with password and TOTP when Authelia asks, and consents."""
+
+    name: str
+    password: str
+    seed: str
+    rewrite_scope: Callable[[str], str] | None = None  # a client that mangles the scope it sends
+    session: Session = field(default_factory=lambda: Session(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME))
+    authorize_urls: list[str] = field(default_factory=list)
+    callback: dict[str, str] = field(default_factory=dict)
+
+    async def open(self, url: str) -> None:
+        if self.rewrite_scope is not None:
+            parts = urlsplit(url)
+            qs = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            qs["scope"] = self.rewrite_scope(qs.get("scope", ""))
+            url = parts._replace(query=urlencode(qs)).geturl()
+        self.authorize_urls.append(url)
+        flow = flow_for(self.session, url)
+        await anyio.to_thread.run_sync(lambda: login(flow, self.name, self.password, self.seed, authorize_url=url))
+        self.callback = flow.callback
+
+    async def come_back(self) -> AuthorizationCodeResult:
+        return AuthorizationCodeResult(
+            code=self.callback["code"], state=self.callback.get("state"), iss=self.callback.get("iss")
+        )
+
+
+@dataclass
+class Connection:
+    tools: list[str]
+    search: str
+    transport: Loopback
+    storage: Memory
+    person: Person
+    provider: OAuthClientProvider
+
+
+def _client_info(deployer: Deployer, client_id: str) -> OAuthClientInformationFull:
+    if client_id == "mcp-inspector":
+        return OAuthClientInformationFull(
+            client_id=client_id,
+            redirect_uris=[INSPECTOR_CALLBACK],
+            token_endpoint_auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+        )
+    return OAuthClientInformationFull(
+        client_id=client_id,
+        client_secret=deployer.store_file(f"clients/{client_id}.secret"),
+        redirect_uris=[CLAUDE_CALLBACK],
+        token_endpoint_auth_method="client_secret_post",
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+    )
+
+
+def _person(deployer: Deployer, name: str, rewrite_scope: Callable[[str], str] | None = None) -> Person:
+    return Person(
+        name, deployer.store_file(f"users/{name}.password"), deployer.store_file(f"users/{name}.totp"), rewrite_scope
+    )
+
+
+async def _use(
+    deployer: Deployer,
+    client_id: str,
+    person: Person,
+    strategy: Strategy = Strategy.CHALLENGE,
+    then: Callable[[ClientSession, OAuthClientProvider], Any] | None = None,
+    storage: Memory | None = None,
+) -> Connection:
+    """Connect with the SDK as ``client_id`` for ``person``: initialize, list tools, search. With the
+    ``storage`` of an earlier connection, its tokens are used, as a client that stored them would,
+    and the access token counts as expired: the first request refreshes it."""
+    info = _client_info(deployer, client_id)
+    reused = storage is not None
+    storage = storage or Memory(info)
+    metadata = OAuthClientMetadata(
+        redirect_uris=info.redirect_uris,
+        token_endpoint_auth_method=info.token_endpoint_auth_method,
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        client_name=client_id,
+    )
+    provider = OAuthClientProvider(RESOURCE, metadata, storage, person.open, person.come_back)
+    if reused:
+        provider.context.token_expiry_time = 1
+    transport = Loopback(strategy)
+    async with (
+        httpx2.AsyncClient(transport=transport, auth=provider, timeout=60) as http,
+        streamable_http_client(RESOURCE, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        tools = sorted(t.name for t in (await session.list_tools()).tools)
+        found = await session.call_tool("search", {"query": "gateway"}) if "search" in tools else None
+        if then is not None:
+            await then(session, provider)
+    text = "" if found is None else " ".join(getattr(c, "text", "") for c in found.content)
+    return Connection(tools, text, transport, storage, person, provider)
+
+
+def connect(
+    deployer: Deployer,
+    client_id: str,
+    person: Person,
+    strategy: Strategy = Strategy.CHALLENGE,
+    then: Callable[[ClientSession, OAuthClientProvider], Any] | None = None,
+    storage: Memory | None = None,
+) -> Connection:
+    return anyio.run(_use, deployer, client_id, person, strategy, then, storage)
+
+
+def expected_tools(deployer: Deployer, client_id: str, user: str) -> list[str]:
+    """What the inventory grants, from the model alone (tool names as the gateway lists them)."""
+    described = json.loads(deployer.mcpgate("describe", str(deployer.inventory())).stdout)[0]
+    stack = load_stack(described["host"], described["mcpgate"])
+    client = next(c for c in stack.clients if c.id == client_id)
+    person = next(u for u in stack.users if u.name == user)
+    return sorted(t.split("/", 1)[1] for t in granted_tools(stack, client, person))
+
+
+def _claims(token: OAuthToken) -> dict[str, Any]:
+    import base64
+
+    part = token.access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+@pytest.fixture(scope="module")
+def stack_up(deployer: Deployer, first_run: RunResult, gateway: None) -> Deployer:
+    return deployer
+
+
+# --- the unrestricted client, the whole path ------------------------------------------------------
+
+
+def test_claude_ai_connects_through_the_whole_path(stack_up: Deployer) -> None:
+    conn = connect(stack_up, "claude-ai", _person(stack_up, "alice"))
+    assert conn.tools == expected_tools(stack_up, "claude-ai", "alice") == ["delete", "read", "search", "write"]
+    assert "gateway.md" in conn.search
+    seen = [(m, p, s) for m, p, s in conn.transport.seen]
+    assert seen[0] == ("POST", "/mcp", 401)
+    assert ("GET", "/.well-known/oauth-protected-resource/mcp", 200) in seen
+    assert ("GET", "/.well-known/oauth-authorization-server/auth", 200) in seen  # path-inserted, first try
+    (url,) = conn.person.authorize_urls
+    qs = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert qs["code_challenge_method"] == "S256" and qs["resource"] == RESOURCE
+    assert qs["scope"].split() == ["notes:read", "notes:write", "offline_access"]  # the challenge's
+    (form,) = conn.transport.token_forms
+    assert form["client_secret"] == stack_up.store_file("clients/claude-ai.secret")  # client_secret_post
+    assert conn.storage.tokens is not None
+    claims = _claims(conn.storage.tokens)
+    assert claims["client_id"] == "claude-ai" and claims["sub"] == stack_up.store_file("users/alice.sub")
+    assert RESOURCE in claims["aud"]
+
+
+# --- every way a client may choose its scopes ---------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", list(Strategy), ids=[s.name.lower() for s in Strategy])
+def test_every_scope_strategy_connects_with_the_granted_tools(stack_up: Deployer, strategy: Strategy) -> None:
+    conn = connect(stack_up, "claude-ai", _person(stack_up, "alice"), strategy)
+    assert conn.tools == expected_tools(stack_up, "claude-ai", "alice")
+    first_scope = parse_qs(urlsplit(conn.person.authorize_urls[0]).query).get("scope", [""])[0].split()
+    if strategy in (Strategy.CHALLENGE, Strategy.METADATA):
+        # the full grant at the first sign-in
+        assert len(conn.person.authorize_urls) == 1
+        assert {"notes:read", "notes:write"} <= set(first_scope)
+    else:
+        # asked for none of the server's scopes: refused with a step-up challenge, then asked again
+        assert not {"notes:read", "notes:write"} & set(first_scope)
+        assert ("POST", "/mcp", 403) in conn.transport.seen
+        assert len(conn.person.authorize_urls) == 2
+        again = parse_qs(urlsplit(conn.person.authorize_urls[1]).query)["scope"][0].split()
+        assert {"notes:read", "notes:write"} <= set(again)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [lambda s: f"  {s.replace(' ', '  ')} ", lambda s: " offline_access"],
+    ids=["stray-whitespace", "leading-space-offline-access-only"],
+)
+def test_a_scope_string_with_stray_whitespace_still_connects(stack_up: Deployer, mangle: Callable) -> None:
+    mangled = {"done": False}
+
+    def once(scope: str) -> str:  # the client's first request is mangled; a step-up is not
+        if mangled["done"]:
+            return scope
+        mangled["done"] = True
+        return mangle(scope)
+
+    conn = connect(stack_up, "claude-ai", _person(stack_up, "alice", once))
+    assert conn.tools == expected_tools(stack_up, "claude-ai", "alice")
+
+
+def test_a_client_asking_for_scopes_the_server_does_not_have_is_told_which(stack_up: Deployer) -> None:
+    """A fixed `read write` (as Claude once sent) cannot be granted: the sign-in fails, and the
+    message names the scope to change."""
+    with pytest.raises(BaseException) as err:
+        connect(stack_up, "claude-ai", _person(stack_up, "alice", lambda s: "read write"))
+    text = repr(err.value) + "".join(repr(e) for e in getattr(err.value, "exceptions", []))
+    assert isinstance(_innermost(err.value), FlowError), text
+    assert "invalid_scope" in text and "not allowed to request scope 'read'" in text
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+# --- per-client and per-person limits -----------------------------------------------------------
+
+
+def test_a_restricted_client_connects_and_sees_only_its_tools(stack_up: Deployer) -> None:
+    refused: dict[str, Any] = {}
+
+    async def try_write(session: ClientSession, _: OAuthClientProvider) -> None:
+        result = await session.call_tool("write", {"path": "x.md", "content": "not allowed"})
+        refused["write"] = result
+
+    conn = connect(stack_up, "mcp-inspector", _person(stack_up, "alice"), then=try_write)
+    assert conn.tools == expected_tools(stack_up, "mcp-inspector", "alice") == ["read", "search"]
+    assert "gateway.md" in conn.search
+    assert refused["write"].isError
+    # It asked for, and was granted, every scope: the limit is the gateway's.
+    assert {"notes:read", "notes:write"} <= set(_claims(conn.storage.tokens)["scp"])
+
+
+def test_two_people_get_two_tool_lists(stack_up: Deployer) -> None:
+    alice = connect(stack_up, "claude-ai", _person(stack_up, "alice"))
+    bob = connect(stack_up, "claude-ai", _person(stack_up, "bob"))
+    assert alice.tools == expected_tools(stack_up, "claude-ai", "alice") == ["delete", "read", "search", "write"]
+    assert bob.tools == expected_tools(stack_up, "claude-ai", "bob") == ["read", "search"]
+
+
+def test_a_refreshed_token_keeps_the_same_limits(stack_up: Deployer) -> None:
+    after: dict[str, Any] = {}
+
+    async def refresh_then_list(session: ClientSession, provider: OAuthClientProvider) -> None:
+        provider.context.token_expiry_time = 0  # the token has expired: the next request refreshes it
+        after["tools"] = sorted(t.name for t in (await session.list_tools()).tools)
+
+    conn = connect(stack_up, "mcp-inspector", _person(stack_up, "bob"), then=refresh_then_list)
+    assert len(conn.storage.all_tokens) == 2, "no refresh happened"
+    first, refreshed = conn.storage.all_tokens
+    assert first.access_token != refreshed.access_token
+    assert after["tools"] == conn.tools == expected_tools(stack_up, "mcp-inspector", "bob") == ["read", "search"]
+    assert len(conn.person.authorize_urls) == 1  # refreshed, not signed in again
+
+
+def test_a_client_whose_limits_shrink_loses_the_dropped_tools(stack_up: Deployer) -> None:
+    before = connect(stack_up, "claude-ai", _person(stack_up, "alice"))
+    assert before.tools == ["delete", "read", "search", "write"]
+    shrunk = stack_up.inventory("_stack['clients'][0]['scopes'] = ['notes:read']")
+    sign_ins = len(before.person.authorize_urls)
+    try:
+        result = stack_up.deploy(shrunk)
+        assert result.returncode == 0, result.output[-4000:]
+        # The connector comes back with its stored refresh token: its next token opens less.
+        after = connect(stack_up, "claude-ai", before.person, storage=before.storage)
+        assert len(before.storage.all_tokens) == 2, "no refresh happened"
+        assert len(after.person.authorize_urls) == sign_ins, "signed in again instead of refreshing"
+        assert after.tools == ["read", "search"]
+    finally:
+        restored = stack_up.deploy()
+        assert restored.returncode == 0, restored.output[-4000:]
