@@ -282,3 +282,39 @@ def test_a_client_secret_sent_the_wrong_way_is_refused(deployer: Deployer, first
     r = flow.token(code, secret(deployer, "clients/claude-ai.secret"), how="basic")
     assert r.status_code == 401, r.text
     assert r.json()["error"] == "invalid_client"
+
+
+def test_the_consent_screen_names_a_limited_clients_limit(deployer: Deployer, first_run: RunResult) -> None:
+    """The restricted client may ask for every scope, so the consent screen must say what it can do."""
+    flow = Flow(
+        session(), "mcp-inspector", "notes:read notes:write offline_access", RESOURCE,
+        redirect_uri="http://localhost:6274/oauth/callback",
+    )  # fmt: skip
+    assert flow.authorize(prompt="consent").status_code in (302, 303)
+    assert flow.first_factor("alice", secret(deployer, "users/alice.password")).json()["status"] == "OK"
+    r = flow.second_factor(fresh_totp(secret(deployer, "users/alice.totp")))
+    redirect = r.json()["data"]["redirect"]
+    for _ in range(5):
+        parts = urlsplit(redirect)
+        if "/consent" in parts.path:
+            break
+        redirect = flow.session.request("GET", f"{parts.path}?{parts.query}").headers["location"]
+    flow_id = parse_qs(urlsplit(redirect).query)["flow_id"][0]
+    data = flow.session.request("GET", f"/auth/api/oidc/consent?flow_id={flow_id}").json()["data"]
+    assert data["client_id"] == "mcp-inspector"
+    assert data["client_description"] == "MCP Inspector (tools limited to: notes:read)"
+    assert set(data["scopes"]) == {"notes:read", "notes:write", "offline_access"}
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["offline_access openid profile email address phone groups", "", " offline_access", "notes:read  notes:write"],
+    ids=["the-authorization-servers-list", "no-scope", "leading-space", "double-space"],
+)
+def test_every_client_may_ask_for_what_the_servers_advertise(first_run: RunResult, scope: str) -> None:
+    """No scope selection a client may use is refused before the sign-in page."""
+    flow = Flow(session(), "claude-ai", scope, RESOURCE)
+    r = flow.authorize(**({} if scope else {"scope": ""}))
+    assert r.status_code in (302, 303), r.text
+    assert "error=" not in r.headers["location"], r.headers["location"]
+    assert flow.flow_id, r.headers["location"]
