@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -254,7 +255,8 @@ def stack_up(deployer: Deployer, first_run: RunResult, gateway: None) -> Deploye
 # --- the unrestricted client, the whole path ------------------------------------------------------
 
 
-def test_claude_ai_connects_through_the_whole_path(stack_up: Deployer) -> None:
+def test_claude_ai_connects_through_the_whole_path(stack_up: Deployer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
     conn = connect(stack_up, "claude-ai", _person(stack_up, "alice"))
     assert conn.tools == expected_tools(stack_up, "claude-ai", "alice") == ["delete", "read", "search", "write"]
     assert "gateway.md" in conn.search
@@ -272,6 +274,9 @@ def test_claude_ai_connects_through_the_whole_path(stack_up: Deployer) -> None:
     claims = _claims(conn.storage.tokens)
     assert claims["client_id"] == "claude-ai" and claims["sub"] == stack_up.store_file("users/alice.sub")
     assert RESOURCE in claims["aud"]
+    # The session is ended cleanly (the SDK warns unless the DELETE answers 200, 204 or 405).
+    assert ("DELETE", "/mcp", 204) in seen
+    assert not [r for r in caplog.records if "termination failed" in r.getMessage()], caplog.text
 
 
 # --- every way a client may choose its scopes ---------------------------------------------------
