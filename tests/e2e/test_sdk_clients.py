@@ -181,7 +181,7 @@ def _person(deployer: Deployer, name: str, rewrite_scope: Callable[[str], str] |
     )
 
 
-async def _use(
+def connect(
     deployer: Deployer,
     client_id: str,
     person: Person,
@@ -206,29 +206,22 @@ async def _use(
     if reused:
         provider.context.token_expiry_time = 1
     transport = Loopback(strategy)
-    async with (
-        httpx2.AsyncClient(transport=transport, auth=provider, timeout=60) as http,
-        streamable_http_client(RESOURCE, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        tools = sorted(t.name for t in (await session.list_tools()).tools)
-        found = await session.call_tool("search", {"query": "gateway"}) if "search" in tools else None
-        if then is not None:
-            await then(session, provider)
-    text = "" if found is None else " ".join(getattr(c, "text", "") for c in found.content)
-    return Connection(tools, text, transport, storage, person, provider)
 
+    async def run() -> Connection:
+        async with (
+            httpx2.AsyncClient(transport=transport, auth=provider, timeout=60) as http,
+            streamable_http_client(RESOURCE, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = sorted(t.name for t in (await session.list_tools()).tools)
+            found = await session.call_tool("search", {"query": "gateway"}) if "search" in tools else None
+            if then is not None:
+                await then(session, provider)
+        text = "" if found is None else " ".join(getattr(c, "text", "") for c in found.content)
+        return Connection(tools, text, transport, storage, person, provider)
 
-def connect(
-    deployer: Deployer,
-    client_id: str,
-    person: Person,
-    strategy: Strategy = Strategy.CHALLENGE,
-    then: Callable[[ClientSession, OAuthClientProvider], Any] | None = None,
-    storage: Memory | None = None,
-) -> Connection:
-    return anyio.run(_use, deployer, client_id, person, strategy, then, storage)
+    return anyio.run(run)
 
 
 def expected_tools(deployer: Deployer, client_id: str, user: str) -> list[str]:
