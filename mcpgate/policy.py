@@ -81,18 +81,15 @@ def compile_rules(stack: Stack, subjects: dict[str, str]) -> list[dict[str, str]
 
 
 def no_usable_scope(stack: Stack) -> str:
-    """CEL for agentgateway's HTTP authorization (which runs before the token is verified): a
-    request to /mcp whose bearer token carries none of this server's scopes. Such a request is
-    refused (403) and the ingress answers it with a step-up challenge naming the scopes.
-
-    The claims are read unverified, which is safe for a deny: a forged token can only be refused
-    here, never let in (mcpAuthentication verifies every token that passes). Without a token, or
-    with one that does not parse, the rule errors, which counts as false: mcpAuthentication then
-    answers 401 as usual.
+    """CEL for the route's HTTP authorization: a request to /mcp whose (verified) token carries
+    none of this server's scopes. Such a request is refused (403) and the ingress answers it with a
+    step-up challenge naming the scopes. On an MCP route agentgateway evaluates this after
+    mcpAuthentication, so ``jwt`` holds the verified claims; without a token mcpAuthentication has
+    already answered 401. A ``scp`` that is not a list makes the rule an error, which counts as
+    false: the request goes on, and the tool rules (which need a list) open nothing.
     """
     scopes = [s for s in stack.scopes_supported if s in stack.scopes]
-    payload = "unvalidatedJwtPayload(request.headers['authorization'].regexReplace('^[Bb]earer +', ''))"
-    return f"request.path == '/mcp' && {payload}.with(t, !has(t.scp) || !t.scp.exists(s, s in {_list(scopes)}))"
+    return f"request.path == '/mcp' && !(has(jwt.scp) && jwt.scp.exists(s, s in {_list(scopes)}))"
 
 
 def token_claims(scp: Any, client_id: str | None = None, sub: str | None = None) -> dict[str, Any]:

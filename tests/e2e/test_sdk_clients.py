@@ -27,6 +27,7 @@ from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.exceptions import MCPError
 
 from mcpgate.model import load_stack
 from mcpgate.policy import granted_tools
@@ -194,24 +195,25 @@ def connect(
     person: Person,
     strategy: Strategy = Strategy.CHALLENGE,
     then: Callable[[ClientSession, OAuthClientProvider], Any] | None = None,
-    storage: Memory | None = None,
+    again: Connection | None = None,
 ) -> Connection:
-    """Connect with the SDK as ``client_id`` for ``person``: initialize, list tools, search. With the
-    ``storage`` of an earlier connection, its tokens are used, as a client that stored them would,
-    and the access token counts as expired: the first request refreshes it."""
+    """Connect with the SDK as ``client_id`` for ``person``: initialize, list tools, search. ``again``
+    reconnects the client of an earlier connection, with what it kept (tokens, the servers'
+    metadata), its access token expired: the first request refreshes it."""
     info = _client_info(deployer, client_id)
-    reused = storage is not None
-    storage = storage or Memory(info)
-    metadata = OAuthClientMetadata(
-        redirect_uris=info.redirect_uris,
-        token_endpoint_auth_method=info.token_endpoint_auth_method,
-        grant_types=["authorization_code", "refresh_token"],
-        response_types=["code"],
-        client_name=client_id,
-    )
-    provider = OAuthClientProvider(RESOURCE, metadata, storage, person.open, person.come_back)
-    if reused:
-        provider.context.token_expiry_time = 1
+    if again is not None:
+        storage, provider = again.storage, again.provider
+        provider.context.token_expiry_time = 1  # (0 would mean "never expires")
+    else:
+        storage = Memory(info)
+        metadata = OAuthClientMetadata(
+            redirect_uris=info.redirect_uris,
+            token_endpoint_auth_method=info.token_endpoint_auth_method,
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            client_name=client_id,
+        )
+        provider = OAuthClientProvider(RESOURCE, metadata, storage, person.open, person.come_back)
     transport = Loopback(strategy)
 
     async def run() -> Connection:
@@ -341,13 +343,14 @@ def test_a_restricted_client_connects_and_sees_only_its_tools(stack_up: Deployer
     refused: dict[str, Any] = {}
 
     async def try_write(session: ClientSession, _: OAuthClientProvider) -> None:
-        result = await session.call_tool("write", {"path": "x.md", "content": "not allowed"})
-        refused["write"] = result
+        with pytest.raises(MCPError) as err:
+            await session.call_tool("write", {"path": "x.md", "content": "not allowed"})
+        refused["write"] = str(err.value)
 
     conn = connect(stack_up, "mcp-inspector", _person(stack_up, "alice"), then=try_write)
     assert conn.tools == expected_tools(stack_up, "mcp-inspector", "alice") == ["read", "search"]
     assert "gateway.md" in conn.search
-    assert refused["write"].isError
+    assert refused["write"] == "Unknown tool: write"  # the gateway's answer to a tool it does not allow
     # It asked for, and was granted, every scope: the limit is the gateway's.
     assert {"notes:read", "notes:write"} <= set(_claims(conn.storage.tokens)["scp"])
 
@@ -363,7 +366,7 @@ def test_a_refreshed_token_keeps_the_same_limits(stack_up: Deployer) -> None:
     after: dict[str, Any] = {}
 
     async def refresh_then_list(session: ClientSession, provider: OAuthClientProvider) -> None:
-        provider.context.token_expiry_time = 0  # the token has expired: the next request refreshes it
+        provider.context.token_expiry_time = 1  # expired (0 would mean "never expires")
         after["tools"] = sorted(t.name for t in (await session.list_tools()).tools)
 
     conn = connect(stack_up, "mcp-inspector", _person(stack_up, "bob"), then=refresh_then_list)
@@ -383,7 +386,7 @@ def test_a_client_whose_limits_shrink_loses_the_dropped_tools(stack_up: Deployer
         result = stack_up.deploy(shrunk)
         assert result.returncode == 0, result.output[-4000:]
         # The connector comes back with its stored refresh token: its next token opens less.
-        after = connect(stack_up, "claude-ai", before.person, storage=before.storage)
+        after = connect(stack_up, "claude-ai", before.person, again=before)
         assert len(before.storage.all_tokens) == 2, "no refresh happened"
         assert len(after.person.authorize_urls) == sign_ins, "signed in again instead of refreshing"
         assert after.tools == ["read", "search"]

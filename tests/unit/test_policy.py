@@ -204,3 +204,21 @@ def test_matrix_table_per_client_and_person(family: Stack) -> None:
     assert search.split() == ["notes/search", "notes:read", "allow", "allow", "-"]
     hass = next(line for line in lines if line.startswith("home-assistant/*"))
     assert hass.split() == ["home-assistant/*", "home:control", "allow", "-", "allow"]
+
+
+@pytest.mark.parametrize(
+    ("path", "scp", "refused"),
+    [
+        ("/mcp", ["openid", "offline_access"], True),
+        ("/mcp", [], True),
+        ("/mcp", None, True),
+        ("/mcp", ["notes:read"], False),
+        ("/mcp", ["offline_access", "home:control"], False),
+        ("/.well-known/oauth-protected-resource/mcp", [], False),
+    ],
+)
+def test_a_token_with_none_of_the_servers_scopes_is_refused(stack: Stack, path: str, scp: Any, refused: bool) -> None:
+    from mcpgate.policy import no_usable_scope
+
+    jwt = {} if scp is None else {"scp": scp}
+    assert cel.evaluate(no_usable_scope(stack), {"request": {"path": path}, "jwt": jwt}) is refused
