@@ -80,16 +80,25 @@ def compile_rules(stack: Stack, subjects: dict[str, str]) -> list[dict[str, str]
     return [rule for b in stack.enabled_backends for rule in backend_rules(stack, b, subjects)]
 
 
-def no_usable_scope(stack: Stack) -> str:
-    """CEL for the route's HTTP authorization: a request to /mcp whose (verified) token carries
-    none of this server's scopes. Such a request is refused (403) and the ingress answers it with a
-    step-up challenge naming the scopes. On an MCP route agentgateway evaluates this after
-    mcpAuthentication, so ``jwt`` holds the verified claims; without a token mcpAuthentication has
-    already answered 401. A ``scp`` that is not a list makes the rule an error, which counts as
-    false: the request goes on, and the tool rules (which need a list) open nothing.
-    """
+def lacks_server_scope(stack: Stack) -> str:
+    """CEL that holds when the verified token carries none of this server's scopes."""
     scopes = [s for s in stack.scopes_supported if s in stack.scopes]
-    return f"request.path == '/mcp' && !(has(jwt.scp) && jwt.scp.exists(s, s in {_list(scopes)}))"
+    return f"!(has(jwt.scp) && jwt.scp.exists(s, s in {_list(scopes)}))"
+
+
+def no_usable_scope(stack: Stack) -> str:
+    """CEL for the route's HTTP authorization: an MCP request, other than ``initialize``, whose token
+    carries none of this server's scopes. Such a request is refused (403) and the ingress answers it
+    with a step-up challenge naming the scopes.
+
+    On an MCP route agentgateway evaluates this after mcpAuthentication, so ``jwt`` holds the
+    verified claims (without a token mcpAuthentication has already answered 401). ``initialize``
+    goes through: it is the request a client retries right after signing in, and a client (the MCP
+    SDK among them) acts on a step-up challenge only for a later request. A ``scp`` that is not a
+    list, or a body that is not one JSON-RPC request, makes the rule an error, which counts as false:
+    the request goes on, and the tool rules open nothing.
+    """
+    return f"request.path == '/mcp' && json(request.body).method != 'initialize' && {lacks_server_scope(stack)}"
 
 
 def token_claims(scp: Any, client_id: str | None = None, sub: str | None = None) -> dict[str, Any]:
