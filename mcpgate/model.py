@@ -655,14 +655,19 @@ class Stack(_Strict):
         return [b for b in self.backends if b.enabled]
 
     @cached_property
-    def scopes_supported(self) -> list[str]:
-        """Scopes an MCP client should ask for: those of enabled backends, then offline_access."""
+    def tool_scopes_in_use(self) -> list[str]:
+        """The scopes the enabled backends' tools need, in inventory order."""
         seen: list[str] = []
         for b in self.enabled_backends:
             for s in b.scopes:
                 if s not in seen:
                     seen.append(s)
-        return [*seen, "offline_access"]
+        return seen
+
+    @property
+    def scopes_supported(self) -> list[str]:
+        """Scopes an MCP client should ask for: those of enabled backends, then offline_access."""
+        return [*self.tool_scopes_in_use, "offline_access"]
 
     @property
     def registered_scopes(self) -> list[str]:

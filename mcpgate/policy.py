@@ -82,8 +82,7 @@ def compile_rules(stack: Stack, subjects: dict[str, str]) -> list[dict[str, str]
 
 def lacks_server_scope(stack: Stack) -> str:
     """CEL that holds when the verified token carries none of this server's scopes."""
-    scopes = [s for s in stack.scopes_supported if s in stack.scopes]
-    return f"!(has(jwt.scp) && jwt.scp.exists(s, s in {_list(scopes)}))"
+    return f"!(has(jwt.scp) && jwt.scp.exists(s, s in {_list(stack.tool_scopes_in_use)}))"
 
 
 def no_usable_scope(stack: Stack) -> str:

@@ -96,7 +96,7 @@ def argon2id_verify(password: str, digest: str) -> bool:
 def key_id_for(pem: str) -> str:
     """The RFC 7638 SHA-256 thumbprint of a key, hex-encoded.
 
-    Not the usual base64url form: that starts or ends with '-' or '_' for about one key in sixteen,
+    Not the usual base64url form: that starts with '-' or '_' for about one key in 32,
     and Authelia refuses such a key_id (it must start and end with a letter or digit) and never
     starts. Hex is always 64 characters of 0-9a-f.
     """
