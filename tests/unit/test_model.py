@@ -118,7 +118,7 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
         _set("clients.0.auth_method", "client_secret_basic"),
         ["clients[0]", "client_secret_post", "client_secret_basic"],
     ),
-    ("no-user", _set("users", []), ["users", "at least 1"]),
+    ("no-user", _set("users", []), ["users: is empty", "add who may sign in", '"name": "alice"']),
     ("users-missing", _delete("users"), ["users: is required"]),
     ("duplicate-user", _append("users", BASE_STACK["users"][0]), ["user 'alice' is declared twice"]),
     ("bad-user-name", _set("users.0.name", "Alice Smith"), ["users[0].name", "lower case"]),
@@ -158,7 +158,12 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     (
         "volume-docker-socket",
         _set("backends.0.volumes", [{"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}]),
-        ["would hand it the host"],
+        [
+            "backends[0].volumes[0].source",
+            "is the Docker socket",
+            "root on the host",
+            "would hand the backend the host",
+        ],
     ),
     ("volume-relative-target", _set("backends.0.volumes", [{"source": "/srv/n", "target": "vault"}]), ["target"]),
     ("empty-tools", _set("backends.0.tools", {}), ["tools is empty"]),
@@ -294,7 +299,7 @@ def test_a_build_base_may_carry_its_digest(stack_data: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("field", "image", "message"),
     [
-        ("redis", "redis:7.4.2@sha256:abc", "64 lower-case hex"),
+        ("redis", "redis:7.4.2@sha256:abc", "64 hex characters, this one has 3"),
         ("redis", f"redis:latest{DIGEST}", "not 'latest'"),
         ("authelia", f"authelia/authelia:4.39.22{DIGEST}", "4.39.20 tag"),
         ("authelia", f"authelia/authelia{DIGEST}", "4.39.20 tag"),
