@@ -207,8 +207,8 @@ def _container_path(value: str) -> str:
         raise ValueError(f"{value!r} is the container's root: a mount there would cover its whole filesystem")
     for folder, why in _CONTAINER_RESERVED.items():
         if _at_or_under(path, folder):
-            where = "is" if path == folder else f"is under {folder},"
-            raise ValueError(f"{value!r} {where} {why}; choose another path, e.g. /data")
+            where = "is" if path == folder else "is under"
+            raise ValueError(f"{value!r} {where} {folder}, {why}; choose another path, e.g. /data")
     _refuse_dotdot(value, path)
     return path
 
@@ -273,7 +273,7 @@ _SYSTEM_DIRS = {
     "/usr/local": "locally installed programs",
     "/home": "the people's home folders",
     "/root": "root's home",
-    "/srv": "the folder for served data (your backends' data may live there)",
+    "/srv": "the folder for served data, where your backends' data may live",
     "/opt": "the folder for add-on software",
     "/mnt": "the mount point for temporary file systems",
     "/media": "the mount point for removable media",
@@ -316,8 +316,8 @@ def _base_dir(value: str) -> str:
         raise ValueError(f"{value!r} is a system folder ({_SYSTEM_DIRS[path]}); {owns}: {example}")
     for folder, what in _SYSTEM_TREES.items():
         if _at_or_under(path, folder):
-            where = "is" if path == folder else f"is under {folder},"
-            raise ValueError(f"{value!r} {where} {what}: {example}")
+            where = "is" if path == folder else "is under"
+            raise ValueError(f"{value!r} {where} {folder} ({what}): {example}")
     _refuse_dotdot(value, path)
     return path
 
@@ -410,7 +410,7 @@ def _check_pinned_image(image: str) -> str:
     if digest:
         _check_digest(image, digest)
     tag = image_tag(name)
-    repository = name.rsplit(":", 1)[0] if tag is not None else name
+    repository = name[: len(name) - len(tag) - 1] if tag is not None else name
     if tag is not None and tag.startswith("sha256:"):
         raise ValueError(
             f"image {image!r}: a digest follows '@', not ':': write {repository}@{tag} "
@@ -823,7 +823,7 @@ class Backend(_Strict):
                 problems.append(
                     f"{key!r} looks like a secret (its name contains {words[0]}): env values sit in the "
                     "container's spec for anyone who can run `docker inspect`; store it with `mcpgate secrets set "
-                    f'INVENTORY {name}` and declare it under secrets: [{{"name": "{name}", "env": "{key}"}}]'
+                    f'INVENTORY {name}` and declare it under secrets: [{{"name": "{name}", "env": "{key.upper()}"}}]'
                 )
         if problems:
             raise ValueError("\n".join(problems))
@@ -867,8 +867,9 @@ class Backend(_Strict):
                 extra.append("egress")
             if extra:
                 problems.append(
-                    f"backend {self.name!r} is a remote url; {', '.join(extra)} apply only to containers the "
-                    "stack runs, and would be ignored: remove them"
+                    f"backend {self.name!r} is a remote url; {', '.join(extra)} "
+                    f"{'applies' if len(extra) == 1 else 'apply'} only to containers the stack runs and would be "
+                    f"ignored: remove {'it' if len(extra) == 1 else 'them'}"
                 )
         else:
             if self.port is None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from mcpgate.errors import InventoryError
-from mcpgate.model import load_stack
+from mcpgate.model import _DURATION, duration_seconds, load_stack
+from mcpgate.render import render_stack
+from mcpgate.secrets import SecretStore, StackSecrets
+from mcpgate.validate import authelia_config, reference_dir, validate_rendered
 from tests.conftest import BASE_STACK
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -56,7 +60,29 @@ def _both(*mutations: Mutation) -> Mutation:
 
 
 NOTES = BASE_STACK["backends"][0]
+HA = BASE_STACK["backends"][1]
 CLIENT = BASE_STACK["clients"][0]
+INSPECTOR = {
+    "id": "mcp-inspector",
+    "name": "MCP Inspector",
+    "redirect_uris": ["http://localhost:6274/oauth/callback"],
+    "auth_method": "none",
+}
+
+
+def _source(path: str) -> Mutation:
+    """The notes backend mounts the host path ``path``."""
+    return _set("backends.0.volumes", [{"source": path, "target": "/vault"}])
+
+
+def _target(path: str) -> Mutation:
+    """The notes backend mounts its data folder at ``path`` in the container."""
+    return _set("backends.0.volumes", [{"source": "/srv/notes", "target": path}])
+
+
+def _secrets(*secrets: dict[str, Any]) -> Mutation:
+    return _set("backends.0.secrets", list(secrets))
+
 
 # (id, mutation, substrings the message must contain)
 BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
@@ -183,6 +209,313 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     ("user-not-numeric", _set("backends.0.user", "notes"), ["numeric uid:gid"]),
     ("memory-limit", _set("backends.0.limits", {"memory": "lots"}), ["memory limit 'lots'"]),
     ("service-uid-root", _set("uids", {"authelia": "0:0"}), ["uids.authelia", "non-root"]),
+    # --- backend volumes: nothing that hands a backend the host (issue 12) ---
+    (
+        "volume-source-base-dir",
+        _source("/opt/mcpgate"),
+        ["backends[0] (notes).volumes[0].source", "'/opt/mcpgate' is the stack's own folder", "Authelia's secrets"],
+    ),
+    (
+        "volume-source-authelia-secrets",
+        _source("/opt/mcpgate/authelia/secrets"),
+        ["volumes[0].source", "is inside the stack's own folder base_dir (/opt/mcpgate", "mount a folder outside it"],
+    ),
+    (
+        "volume-source-signing-key",
+        _source("/opt/mcpgate/authelia/secrets/oidc_jwks_rs256.pem"),
+        ["is inside the stack's own folder", "the token-signing key"],
+    ),
+    ("volume-source-holds-base-dir", _source("/opt"), ["'/opt' holds the stack's own folder"]),
+    (
+        "volume-source-under-own-base-dir",
+        _both(_set("base_dir", "/srv/mcpgate"), _source("/srv/mcpgate/redis")),
+        ["'/srv/mcpgate/redis' is inside the stack's own folder base_dir (/srv/mcpgate"],
+    ),
+    ("volume-run-docker-socket", _source("/run/docker.sock"), ["'/run/docker.sock' is the Docker socket"]),
+    (
+        "volume-docker-data-root",
+        _source("/var/lib/docker"),
+        ["is /var/lib/docker, the Docker engine's data root", "would hand the backend the host"],
+    ),
+    (
+        "volume-under-docker-data-root",
+        _source("/var/lib/docker/volumes/x/_data"),
+        ["is under /var/lib/docker, the Docker engine's data root"],
+    ),
+    ("volume-host-root", _source("/"), ["'/' is the host's whole filesystem"]),
+    ("volume-root-home", _source("/root"), ["is /root, root's home"]),
+    ("volume-root-ssh", _source("/root/.ssh"), ["'/root/.ssh' holds SSH keys"]),
+    ("volume-home-ssh", _source("/home/alice/.ssh"), ["'/home/alice/.ssh' holds SSH keys"]),
+    ("volume-etc", _source("/etc"), ["'/etc' is /etc, the host's configuration"]),
+    ("volume-etc-shadow", _source("/etc/shadow"), ["'/etc/shadow' is under /etc", "password hashes"]),
+    ("volume-etc-dotdot", _source("/etc/../etc"), ["'/etc/../etc' is /etc"]),
+    ("volume-etc-trailing-slash", _source("/etc/"), ["'/etc/' is /etc"]),
+    ("volume-etc-double-slash", _source("//etc"), ["'//etc' is /etc"]),
+    ("volume-etc-via-srv", _source("/srv/../etc/ssh"), ["'/srv/../etc/ssh' is under /etc"]),
+    ("volume-proc", _source("/proc/1/root"), ["is under /proc, the kernel's view of every process"]),
+    ("volume-sys", _source("/sys"), ["is /sys, the kernel's devices and settings"]),
+    ("volume-boot", _source("/boot"), ["is /boot, the host's kernel"]),
+    ("volume-var-run", _source("/var/run"), ["is /var/run, the host's runtime sockets"]),
+    ("volume-run", _source("/run"), ["is /run, the host's runtime sockets"]),
+    ("volume-var", _source("/var"), ["'/var' holds /var/run"]),
+    ("volume-usr-bin", _source("/usr/bin"), ["is under /usr, the host's programs"]),
+    ("volume-dev", _source("/dev/sda"), ["is under /dev, the host's devices"]),
+    ("volume-source-dotdot", _source("/srv/notes/../music"), ["has a '..' component", "(/srv/music)"]),
+    ("volume-source-comma", _source("/srv/notes,readonly"), ["contains ','", "--mount option string"]),
+    ("volume-source-equals", _source("/srv/a=b"), ["contains '='", "--mount option string"]),
+    (
+        "volume-source-relative",
+        _source("srv/notes"),
+        ["volumes[0].source", "absolute host path (e.g. /srv/notes) or a volume name"],
+    ),
+    ("volume-target-comma", _target("/vault,ro"), ["volumes[0].target", "contains ','"]),
+    ("volume-target-equals", _target("/data=x"), ["volumes[0].target", "contains '='"]),
+    (
+        "volume-target-tmp",
+        _target("/tmp"),
+        ["volumes[0].target", "'/tmp' is /tmp, the container's own small noexec tmpfs"],
+    ),
+    ("volume-target-under-tmp", _target("/tmp/cache"), ["'/tmp/cache' is under /tmp"]),
+    ("volume-target-root", _target("/"), ["volumes[0].target", "container's root"]),
+    ("volume-target-root-double-slash", _target("//"), ["container's root"]),
+    ("volume-target-proc", _target("/proc"), ["'/proc' is /proc, where the runtime mounts the kernel's process view"]),
+    ("volume-target-sys", _target("/sys/fs"), ["is under /sys"]),
+    ("volume-target-dev", _target("/dev"), ["'/dev' is /dev, where the runtime sets up the container's devices"]),
+    ("volume-target-dotdot", _target("/data/../vault"), ["target", "has a '..' component", "(/vault)"]),
+    (
+        "volume-same-target-after-normalising",
+        _set(
+            "backends.0.volumes",
+            [{"source": "/srv/a", "target": "/data"}, {"source": "/srv/b", "target": "/data/"}],
+        ),
+        ["mounts two volumes at the same target"],
+    ),
+    (
+        "volume-as-docker-v-string",
+        _set("backends.0.volumes", ["/srv/notes:/vault"]),
+        ["backends[0].volumes", 'write {"source": "/srv/notes", "target": "/vault"}'],
+    ),
+    # --- base_dir: a dedicated folder ---
+    ("base-dir-etc", _set("base_dir", "/etc"), ["base_dir", "system folder", "dedicated folder such as /opt/mcpgate"]),
+    ("base-dir-var-lib", _set("base_dir", "/var/lib"), ["base_dir", "'/var/lib' is a system folder"]),
+    ("base-dir-opt", _set("base_dir", "/opt"), ["'/opt' is a system folder", "/opt/mcpgate"]),
+    ("base-dir-opt-trailing-slash", _set("base_dir", "/opt/"), ["'/opt/' is a system folder"]),
+    ("base-dir-home", _set("base_dir", "/home"), ["'/home' is a system folder", "0755 root:root"]),
+    ("base-dir-usr-local", _set("base_dir", "/usr/local"), ["'/usr/local' is a system folder"]),
+    ("base-dir-srv", _set("base_dir", "/srv"), ["'/srv' is a system folder"]),
+    ("base-dir-root-home", _set("base_dir", "/root"), ["'/root' is a system folder"]),
+    (
+        "base-dir-tmp",
+        _set("base_dir", "/tmp/mcpgate"),
+        ["'/tmp/mcpgate' is under /tmp (shared with every user and emptied at boot)"],
+    ),
+    ("base-dir-run", _set("base_dir", "/run/mcpgate"), ["is under /run (memory, emptied at every boot)"]),
+    ("base-dir-proc", _set("base_dir", "/proc"), ["'/proc' is /proc (the kernel's process view"]),
+    ("base-dir-docker-root", _set("base_dir", "/var/lib/docker/mcpgate"), ["is under /var/lib/docker"]),
+    ("base-dir-lib64", _set("base_dir", "/lib64"), ["'/lib64' is /lib64 (libraries the package manager owns)"]),
+    ("base-dir-comma", _set("base_dir", "/opt/mcp,gate"), ["base_dir", "contains ','"]),
+    ("base-dir-dotdot", _set("base_dir", "/opt/mcpgate/../../etc"), ["base_dir", "system folder"]),
+    ("base-dir-space", _set("base_dir", "/opt/mcp gate"), ["base_dir", "white space"]),
+    # --- secrets do not go in env ---
+    ("env-api-key", _set("backends.0.env", {"API_KEY": "x"}), ["backends[0].env", "'API_KEY' looks like a secret"]),
+    (
+        "env-token-lower-case",
+        _set("backends.0.env", {"github_token": "x"}),
+        ["'github_token' looks like a secret (its name contains TOKEN)", '"env": "GITHUB_TOKEN"'],
+    ),
+    (
+        "env-password",
+        _set("backends.0.env", {"DB_PASSWORD": "x"}),
+        ["contains PASSWORD", "mcpgate secrets set INVENTORY db-password", '"name": "db-password"'],
+    ),
+    ("env-secret", _set("backends.0.env", {"CLIENT_SECRET": "x"}), ["'CLIENT_SECRET' looks like a secret"]),
+    ("env-passwd", _set("backends.0.env", {"SMTP_PASSWD": "x"}), ["contains PASSWD", "secrets:"]),
+    # --- redirect URIs ---
+    (
+        "redirect-wildcard-host",
+        _set("clients.0.redirect_uris", ["https://*.example.org/cb"]),
+        ["clients[0].redirect_uris", "wildcard '*'", "list each callback in full"],
+    ),
+    ("redirect-wildcard-path", _set("clients.0.redirect_uris", ["https://app.example/cb/*"]), ["wildcard '*'"]),
+    ("redirect-empty-fragment", _set("clients.0.redirect_uris", ["https://app.example/cb#"]), ["#fragment"]),
+    (
+        "redirect-userinfo",
+        _set("clients.0.redirect_uris", ["https://user:pw@app.example/cb"]),
+        ["must not carry user:password@"],
+    ),
+    (
+        "redirect-none",
+        _set("clients.0.redirect_uris", []),
+        ["clients[0].redirect_uris", "no redirect URI", "claude.ai/api/mcp/auth_callback"],
+    ),
+    # --- uids ---
+    (
+        "uids-shared",
+        _set("uids", {"redis": "10091:10091", "authelia": "10091:10091"}),
+        ["uids.redis and uids.authelia are both uid 10091", "own uid"],
+    ),
+    (
+        "backend-user-is-a-service",
+        _set("backends.0.user", "10091:10091"),
+        ["backends[0] (notes).user: uid 10091 is also uids.authelia"],
+    ),
+    ("service-uid-zero-padded", _set("uids", {"redis": "00:10379"}), ["uids.redis", "non-root"]),
+    ("service-gid-root", _set("uids", {"ingress": "10080:0"}), ["uids.ingress", "neither 0"]),
+    ("uid-too-large", _set("backends.0.user", "4294967295:1000"), ["backends[0].user", "at most 4294967294"]),
+    # --- container settings on a remote url ---
+    (
+        "url-backend-with-limits",
+        _set("backends.1.limits", {"memory": "256m"}),
+        ["backends[1]", "remote url; limits applies only to containers", "remove it"],
+    ),
+    ("url-backend-with-path", _set("backends.1.path", "/api/mcp"), ["remote url; path applies only"]),
+    ("url-backend-read-only-rootfs", _set("backends.1.read_only_rootfs", False), ["remote url; read_only_rootfs"]),
+    ("url-backend-with-egress", _set("backends.1.egress", True), ["remote url; egress"]),
+    ("url-backend-with-secrets", _set("backends.1.secrets", [{"name": "ha-x", "env": "X"}]), ["remote url; secrets"]),
+    ("url-backend-with-user", _set("backends.1.user", "1000:1000"), ["remote url; user"]),
+    # --- durations ---
+    (
+        "access-token-forever",
+        _set("access_token_lifespan", "forever"),
+        ["access_token_lifespan: 'forever' is not a duration", '"1h"', '"1 week"', "whole seconds"],
+    ),
+    (
+        "refresh-token-fortnight",
+        _set("refresh_token_lifespan", "1 fortnight"),
+        ["refresh_token_lifespan", "not a duration"],
+    ),
+    (
+        "duration-upper-case-unit",
+        _set("access_token_lifespan", "1H"),
+        ["access_token_lifespan: '1H' is not a duration"],
+    ),
+    ("duration-zero", _set("access_token_lifespan", "0s"), ["access_token_lifespan", "lasts no time at all"]),
+    ("duration-negative", _set("refresh_token_lifespan", -5), ["refresh_token_lifespan", "lasts no time at all"]),
+    ("duration-float", _set("access_token_lifespan", 1.5), ["access_token_lifespan: 1.5 is not a duration"]),
+    ("duration-bool", _set("access_token_lifespan", True), ["access_token_lifespan: True is not a duration"]),
+    (
+        "consent-duration-words",
+        _set("clients.0.consent_duration", "a week"),
+        ["clients[0].consent_duration", "'a week'"],
+    ),
+    ("remember-me-always", _set("session", {"remember_me": "always"}), ["session.remember_me: 'always'"]),
+    ("session-typo", _set("session", {"remember": "1d"}), ["session.remember", "unknown field"]),
+    # --- clearer messages for mistakes refused before ---
+    (
+        "client-id-capital",
+        _set("clients.0.id", "Claude-AI"),
+        ["clients[0].id", "'Claude-AI' must be 3-64 characters of a-z", "e.g. 'claude-ai'"],
+    ),
+    ("client-id-space", _set("clients.0.id", "my client"), ["clients[0].id", "e.g. 'my-client'"]),
+    (
+        "image-digest-cut-short",
+        _set("images", {"redis": "redis:7.4.2-alpine@sha256:4f9a8b7c6d5e"}),
+        ["images.redis", "a sha256 digest is 64 hex characters, this one has 12", "imagetools inspect"],
+    ),
+    (
+        "image-digest-after-colon",
+        _set("images", {"redis": "redis:sha256:" + "a" * 64}),
+        ["images.redis", "a digest follows '@', not ':'", "write redis@sha256:aaaa", "or redis:<tag>@sha256:"],
+    ),
+    ("image-digest-upper-case", _set("images", {"redis": "redis:7.4.2@sha256:" + "A" * 64}), ["in lower case"]),
+    ("image-upper-case-repository", _set("images", {"ingress": "Caddy:2.8.4"}), ["images.ingress", "lower case"]),
+    (
+        "hostname-url",
+        _set("hostname", "https://mcp-gateway.example-tailnet.ts.net/"),
+        ["hostname", "is a URL, not a name", "drop the scheme 'https://'", "'mcp-gateway.example-tailnet.ts.net'"],
+    ),
+    (
+        "hostname-with-path",
+        _set("hostname", "mcp-gateway.example-tailnet.ts.net/mcp"),
+        ["hostname", "drop the path '/mcp'"],
+    ),
+    ("hostname-with-port", _set("hostname", "mcp-gateway.example-tailnet.ts.net:443"), ["drop the port ':443'"]),
+    (
+        "tailscale-false",
+        _set("tailscale", False),
+        ["tailscale: is a dict of settings", '"tailscale": {"enabled": False}'],
+    ),
+    (
+        "docker-string",
+        _set("docker", "existing"),
+        ["docker: is a dict of settings", '"docker": {"install": "existing"}'],
+    ),
+    ("limits-string", _set("backends.0.limits", "256m"), ["backends[0].limits", '"memory": "256m"']),
+    (
+        "token-secret-is-tailscale-key",
+        _set("backends.1.token_secret", "tailscale-auth-key"),
+        ["backends[1] (home-assistant).token_secret", "also tailscale.auth_key_secret", "must never reach a backend"],
+    ),
+    (
+        "token-secret-twice",
+        _append("backends", {**HA, "name": "ha2"}),
+        ["backends[1] (home-assistant).token_secret: secret 'home-assistant-token' is also backends[2] (ha2)"],
+    ),
+    ("token-secret-bad-name", _set("backends.1.token_secret", "HA_Token"), ["backends[1].token_secret", "a-z, 0-9"]),
+    ("empty-backends", _set("backends", []), ["backends: is empty", '"name": "notes"']),
+    ("empty-clients", _set("clients", []), ["clients: is empty", '"id": "claude-ai"']),
+    ("empty-scopes", _set("scopes", {}), ["scopes: is empty", '"notes:read"']),
+    # --- backend secrets ---
+    (
+        "secret-file-and-env",
+        _secrets({"name": "api-key", "file": "/run/secrets/api-key", "env": "API_KEY"}),
+        ["backends[0].secrets[0]", "exactly one of file", "or env", "it has both"],
+    ),
+    ("secret-neither", _secrets({"name": "api-key"}), ["secrets[0]", "it has neither", "/run/secrets/api-key"]),
+    (
+        "secret-name-twice",
+        _secrets({"name": "api-key", "env": "A"}, {"name": "api-key", "env": "B"}),
+        ["backends[0] (notes).secrets[0].name: secret 'api-key' is also backends[0] (notes).secrets[1].name"],
+    ),
+    (
+        "secret-file-twice",
+        _secrets({"name": "a", "file": "/run/secrets/k"}, {"name": "b", "file": "/run/secrets/k/"}),
+        ["two secrets are mounted at the same file /run/secrets/k"],
+    ),
+    (
+        "secret-env-twice",
+        _secrets({"name": "a", "env": "API_KEY"}, {"name": "b", "env": "API_KEY"}),
+        ["two secrets set the same variable API_KEY"],
+    ),
+    (
+        "secret-env-also-in-env",
+        _both(_set("backends.0.env", {"NOTES_URL": "x"}), _secrets({"name": "a", "env": "NOTES_URL"})),
+        ["NOTES_URL is set both in env and by secrets"],
+    ),
+    (
+        "secret-file-is-volume-target",
+        _secrets({"name": "a", "file": "/vault"}),
+        ["secret file /vault is the target of volume target /vault"],
+    ),
+    ("secret-file-in-volume", _secrets({"name": "a", "file": "/vault/.key"}), ["/vault/.key is inside volume target"]),
+    ("secret-file-under-tmp", _secrets({"name": "a", "file": "/tmp/key"}), ["secrets[0].file", "is under /tmp"]),
+    ("secret-file-relative", _secrets({"name": "a", "file": "key"}), ["secrets[0].file", "absolute path"]),
+    ("secret-file-comma", _secrets({"name": "a", "file": "/run/secrets/a,b"}), ["secrets[0].file", "contains ','"]),
+    ("secret-bad-name", _secrets({"name": "API_KEY", "env": "API_KEY"}), ["secrets[0].name", "secret name 'API_KEY'"]),
+    ("secret-env-lower-case", _secrets({"name": "a", "env": "api_key"}), ["secrets[0].env", "e.g. 'API_KEY'"]),
+    (
+        "secret-is-tailscale-key",
+        _secrets({"name": "tailscale-auth-key", "env": "TS"}),
+        ["secret 'tailscale-auth-key' is also tailscale.auth_key_secret"],
+    ),
+    (
+        "secret-is-a-token-secret",
+        _secrets({"name": "home-assistant-token", "env": "HA"}),
+        ["secret 'home-assistant-token' is also backends[1] (home-assistant).token_secret"],
+    ),
+    ("secret-as-string", _set("backends.0.secrets", ["api-key"]), ['write {"name": "api-key", "env": "API_KEY"}']),
+    # --- consent ---
+    (
+        "public-client-pre-configured",
+        _append("clients", {**INSPECTOR, "consent": "pre-configured"}),
+        ["clients[1]", "'mcp-inspector' is public", "RFC 8252 section 8.6", "use consent: explicit"],
+    ),
+    ("public-client-implicit", _append("clients", {**INSPECTOR, "consent": "implicit"}), ["consent 'implicit'"]),
+    (
+        "consent-duration-without-pre-configured",
+        _append("clients", {**INSPECTOR, "consent_duration": "1 day"}),
+        ["clients[1]", "consent_duration applies only with consent: pre-configured"],
+    ),
 ]
 
 
@@ -201,8 +534,9 @@ def test_bad_input_is_refused_with_a_message_naming_the_problem(
         assert part in message, f"{part!r} not in:\n{message}"
 
 
-def test_the_table_covers_at_least_25_distinct_mistakes() -> None:
-    assert len({i for i, _, _ in BAD_INPUTS}) >= 25
+def test_the_table_covers_at_least_100_distinct_mistakes() -> None:
+    ids = [i for i, _, _ in BAD_INPUTS]
+    assert len(set(ids)) == len(ids) >= 100
 
 
 def test_every_problem_is_reported_at_once(stack_data: dict[str, Any]) -> None:
@@ -340,3 +674,171 @@ def test_the_consent_screen_names_a_clients_limit(stack_data: dict[str, Any]) ->
     stack_data["clients"][0]["scopes"] = ["notes:read"]
     stack = load_stack("h", stack_data)
     assert stack.consent_name(stack.clients[0]) == "Claude.ai (tools limited to: notes:read)"
+
+
+# --- what the new rules accept --------------------------------------------------------------------
+
+
+def test_paths_are_normalised(stack_data: dict[str, Any]) -> None:
+    stack_data["base_dir"] = "/srv//mcpgate/"
+    stack_data["backends"][0]["volumes"] = [
+        {"source": "/home/alice/notes/", "target": "/vault/"},
+        {"source": "notes-cache", "target": "/var/cache/notes"},
+    ]
+    stack = load_stack("h", stack_data)
+    assert stack.base_dir == "/srv/mcpgate"
+    assert [(v.source, v.target) for v in stack.backends[0].volumes] == [
+        ("/home/alice/notes", "/vault"),
+        ("notes-cache", "/var/cache/notes"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1h", 3600),
+        ("30d", 30 * 86400),
+        ("1 week", 7 * 86400),
+        ("2 weeks", 14 * 86400),
+        ("90 minutes", 5400),
+        ("1 hour and 30 minutes", 5400),
+        ("1h30m", 5400),
+        ("1M", 30 * 86400),
+        ("1y", 365 * 86400),
+        ("500ms", 0.5),
+        (3600, 3600),
+        ("3600", 3600),
+    ],
+)
+def test_durations_in_authelias_syntax_are_accepted(stack_data: dict[str, Any], value: Any, seconds: float) -> None:
+    stack_data["access_token_lifespan"] = value
+    lifespan = load_stack("h", stack_data).access_token_lifespan
+    assert duration_seconds(lifespan) == seconds
+    # A bare number becomes whole seconds, which Authelia's schema takes as an integer.
+    assert lifespan == (int(value) if str(value).isdigit() else value)
+
+
+def test_the_duration_pattern_is_authelias() -> None:
+    ref = reference_dir()
+    if ref is None:
+        pytest.skip(
+            "upstream reference folder not found (MCPGATE_REFERENCE_DIR): cannot compare with Authelia's schema"
+        )
+    schema = json.loads((ref / "authelia-4.39" / "configuration.schema.json").read_text())
+    remember_me = schema["$defs"]["Session"]["properties"]["remember_me"]["oneOf"]
+    patterns = {alt["pattern"] for alt in remember_me if "pattern" in alt}
+    assert patterns == {_DURATION.pattern}
+
+
+def test_consent_defaults_follow_the_client_type(stack_data: dict[str, Any]) -> None:
+    stack_data["clients"].append(dict(INSPECTOR))
+    stack_data["clients"].append(
+        {"id": "ci-bot", "name": "CI", "redirect_uris": ["https://ci.example.org/cb"], "consent": "explicit"}
+    )
+    claude, inspector, bot = load_stack("h", stack_data).clients
+    assert (claude.consent, claude.consent_duration) == ("pre-configured", "1 week")
+    assert inspector.public and inspector.consent == "explicit"
+    assert bot.consent == "explicit"
+
+
+def test_cors_only_for_browser_based_public_clients(stack_data: dict[str, Any]) -> None:
+    assert load_stack("h", stack_data).cors_origins == []  # Claude.ai calls the token endpoint from its servers
+    stack_data["clients"].append(dict(INSPECTOR))  # a loopback (native) client: no page, no CORS
+    assert load_stack("h", stack_data).cors_endpoints == []
+    stack_data["clients"].append(
+        {
+            "id": "web-app",
+            "name": "Web app",
+            "auth_method": "none",
+            "redirect_uris": [
+                "https://app.example.org/callback",
+                "https://app.example.org/other",
+                "https://app.example.org:8443/cb",
+                "https://localhost:3000/cb",
+            ],
+        }
+    )
+    stack = load_stack("h", stack_data)
+    assert stack.cors_origins == ["https://app.example.org", "https://app.example.org:8443"]
+    assert stack.cors_endpoints == ["token", "revocation", "userinfo"]
+
+
+def test_backend_secrets_and_egress(stack_data: dict[str, Any]) -> None:
+    stack_data["scopes"]["calendar:read"] = "Read the calendar"
+    stack_data["backends"][0]["secrets"] = [{"name": "vault-key", "file": "/run/secrets/vault-key/"}]
+    stack_data["backends"].append(
+        {
+            "name": "calendar",
+            "image": "ghcr.io/example/cal-mcp:2.1.0",
+            "port": 9000,
+            "egress": True,
+            "env": {"TZ": "Europe/Berlin"},
+            "secrets": [{"name": "calendar-api-key", "env": "CALENDAR_API_KEY"}],
+            "tools": {"calendar:read": ["list_events"]},
+        }
+    )
+    stack_data["backends"].append(
+        {**stack_data["backends"][-1], "name": "old", "enabled": False, "secrets": [{"name": "old-key", "env": "K"}]}
+    )
+    stack = load_stack("h", stack_data)
+    notes, _, calendar, _ = stack.backends
+    assert notes.secrets[0].file == "/run/secrets/vault-key" and notes.secrets[0].env is None
+    assert not notes.egress and calendar.egress
+    assert calendar.secret_names == ["calendar-api-key"]
+    assert stack.backend_secrets == ["vault-key", "calendar-api-key"]
+    assert stack.token_secrets == ["home-assistant-token"]  # the gateway's only: backend secrets never go there
+    assert stack.required_secrets == ["home-assistant-token", "vault-key", "calendar-api-key", "tailscale-auth-key"]
+    assert stack.settable_secrets == [
+        "vault-key",
+        "home-assistant-token",
+        "calendar-api-key",
+        "old-key",
+        "tailscale-auth-key",
+    ]
+
+
+def test_session_remember_me(stack_data: dict[str, Any]) -> None:
+    assert load_stack("h", stack_data).session.remember_me == "1 day"
+    stack_data["session"] = {"remember_me": "12h"}
+    assert load_stack("h", stack_data).session.remember_me == "12h"
+
+
+# --- what the Authelia template makes of them -------------------------------------------------------
+
+
+def _authelia(stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str) -> dict[str, Any]:
+    stack = load_stack("gateway.lan", stack_data)
+    store.set("authelia/oidc_jwks_rs256.pem", signing_key_pem)
+    store.set("tokens/home-assistant-token", "ha-long-lived-token")
+    rendered = render_stack(stack, StackSecrets(store, stack))
+    if reference_dir() is not None:
+        assert validate_rendered(rendered, reference_dir()) == []
+    return authelia_config(rendered)
+
+
+def test_authelia_gets_remember_me_consent_and_no_cors(
+    stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str
+) -> None:
+    stack_data["clients"].append(dict(INSPECTOR))
+    config = _authelia(stack_data, store, signing_key_pem)
+    assert config["session"]["remember_me"] == "1 day"
+    oidc = config["identity_providers"]["oidc"]
+    assert "cors" not in oidc
+    claude, inspector = oidc["clients"]
+    assert claude["consent_mode"] == "pre-configured" and claude["pre_configured_consent_duration"] == "1 week"
+    assert inspector["consent_mode"] == "explicit" and "pre_configured_consent_duration" not in inspector
+
+
+def test_authelia_cors_names_only_browser_public_client_origins(
+    stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str
+) -> None:
+    stack_data["clients"].append(
+        {"id": "web-app", "name": "Web app", "auth_method": "none", "redirect_uris": ["https://app.example.org/cb"]}
+    )
+    stack_data["session"] = {"remember_me": 7200}
+    config = _authelia(stack_data, store, signing_key_pem)
+    assert config["session"]["remember_me"] == 7200
+    assert config["identity_providers"]["oidc"]["cors"] == {
+        "endpoints": ["token", "revocation", "userinfo"],
+        "allowed_origins": ["https://app.example.org"],
+    }
