@@ -41,6 +41,56 @@ def _line_in(tb: TracebackType | None, path: str) -> int | None:
     return line
 
 
+def _inventories_near(folder: Path) -> str:
+    """'; inventories there: a.py, b.py' for the .py files in ``folder`` (or the project's inventory/)."""
+    # The checkout's own top folder holds deploy.py, not inventories: point at inventory/ instead.
+    places = [folder] if folder.resolve() != PROJECT_ROOT else []
+    for place in (*places, PROJECT_ROOT / "inventory"):
+        try:
+            found = sorted(p for p in place.glob("*.py") if p.is_file() and not p.name.startswith("_"))
+        except OSError:
+            continue
+        if found:
+            return f"; inventories in {place}: {', '.join(p.name for p in found)}"
+    return ""
+
+
+def _check_inventory_path(path: str) -> None:
+    """One line saying what is wrong with the inventory path, before pyinfra sees it.
+
+    pyinfra takes a path that does not exist for a comma-separated host list, and would run a
+    folder's or a non-Python file's content: neither is what the person meant.
+    """
+    p = Path(path)
+    if not path:
+        raise MCPGateError("no inventory given: name an inventory file, e.g. inventory/home.py")
+    if p.is_dir():
+        raise MCPGateError(f"inventory {path!r} is a folder, not a file: name one inventory file{_inventories_near(p)}")
+    if not p.exists():
+        raise MCPGateError(f"inventory file {path!r} does not exist{_inventories_near(p.parent)}")
+    if not p.is_file():
+        raise MCPGateError(f"inventory {path!r} is not a regular file: name a Python inventory file")
+    if p.suffix != ".py":
+        raise MCPGateError(
+            f"inventory {path!r} is not a Python file: name a .py inventory file, e.g. inventory/home.py"
+        )
+    try:
+        with p.open("rb"):
+            pass
+    except OSError as err:
+        raise MCPGateError(f"inventory {path!r} cannot be read: {err.strerror}") from None
+
+
+def _syntax_error(path: str, err: SyntaxError) -> str:
+    """``file:line: syntax error: what`` and the line itself, on one line."""
+    where = err.filename if err.filename and Path(err.filename).resolve() != Path(path).resolve() else path
+    line = f"{where}:{err.lineno}" if err.lineno else where
+    text = (err.text or "").strip()
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{line}: syntax error: {err.msg}" + (f" (in: {text})" if text else "")
+
+
 @dataclass(frozen=True)
 class HostStack:
     host: str
@@ -57,8 +107,7 @@ def load_inventory(path: str, only_host: str | None = None) -> list[HostStack]:
     from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory_from_files
 
-    if not Path(path).is_file():
-        raise MCPGateError(f"inventory file {path!r} does not exist")
+    _check_inventory_path(path)
     # pyinfra logs warnings about group_data folders; keep the CLI's output ours.
     logging.getLogger("pyinfra").setLevel(logging.ERROR)
     try:
@@ -66,7 +115,7 @@ def load_inventory(path: str, only_host: str | None = None) -> list[HostStack]:
         with ctx_state.use(State()):
             inventory = make_inventory_from_files(path, cwd=str(Path.cwd()))
     except SyntaxError as err:
-        raise MCPGateError(f"{path}:{err.lineno}: {err.msg}") from None
+        raise MCPGateError(_syntax_error(path, err)) from None
     except MCPGateError:
         raise
     except Exception as err:  # an inventory is user code: report where it failed, not a traceback
