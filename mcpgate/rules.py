@@ -16,7 +16,16 @@ import base64
 import binascii
 import re
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from argon2 import Type, extract_parameters
+from argon2.exceptions import InvalidHashError
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .errors import SecretsError
 
 if TYPE_CHECKING:
     from .secrets import StackSecrets
@@ -36,6 +45,18 @@ TOTP_MIN_BYTES = 16
 _PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
 # agentgateway's session key: 32 bytes for AES-256-GCM, hex-encoded.
 _GATEWAY_SESSION_KEY = re.compile(r"^[0-9a-f]{64}$")
+# RFC 7518 section 3.3: "A key of size 2048 bits or larger MUST be used" with RS256.
+RSA_MIN_BITS = 2048
+# One PEM block and nothing else: Go's pem.Decode (Authelia) would skip stray text, so a file that
+# holds some is damaged, not usable.
+_PEM_PRIVATE_KEY = re.compile(
+    r"^-----BEGIN (RSA )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END (RSA )?PRIVATE KEY-----\r?\n?$"
+)
+# Digests in the form mcpgate writes them (authelia's crypt formats): the alphabet is checked here
+# because argon2's own parser counts stray characters as hash bytes.
+_PBKDF2_SHA512 = re.compile(r"^\$pbkdf2-sha512\$([1-9][0-9]*)\$([A-Za-z0-9./]+)\$([A-Za-z0-9./]+)$")
+_ARGON2ID = re.compile(r"^\$argon2id\$v=19\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def authelia_key_id_problem(kid: str) -> str | None:
@@ -80,27 +101,157 @@ def gateway_session_key_problem(value: str) -> str | None:
     return None if _GATEWAY_SESSION_KEY.match(value) else "agentgateway session key must be 64 hex digits (32 bytes)"
 
 
+# Rules for values as the secrets store holds them. Each returns what is wrong in a few words (never
+# the value), or None.
+
+
+def alnum_problem(value: str, length: int) -> str | None:
+    """``length`` ASCII letters and digits, as :func:`mcpgate.secrets.random_string` makes them."""
+    expected = f"expected {length} ASCII letters and digits"
+    if not value:
+        return f"empty, {expected}"
+    if not value.isascii() or not value.isalnum():
+        return f"holds other characters (a space or line break counts), {expected}"
+    if len(value) != length:
+        return f"{len(value)} characters long, {expected}"
+    return None
+
+
+def hex_key_problem(value: str) -> str | None:
+    if gateway_session_key_problem(value) is None:
+        return None
+    return "empty, expected 64 lower-case hex digits (a 32-byte key)" if not value else "not 64 lower-case hex digits"
+
+
+def totp_seed_form_problem(seed: str, chars: int) -> str | None:
+    """Base32 (RFC 4648, upper case, unpadded) of exactly ``chars`` characters, the length generated."""
+    if not seed:
+        return f"empty, expected {chars} base32 characters (A-Z, 2-7)"
+    problem = totp_seed_problem(seed)
+    if problem:
+        return problem
+    if len(seed) != chars:
+        return f"{len(seed)} characters long, expected {chars} base32 characters (A-Z, 2-7)"
+    return None
+
+
+def rsa_private_key_problem(pem: str, min_bits: int = RSA_MIN_BITS) -> str | None:
+    """One unencrypted PEM private key, RSA of at least ``min_bits`` bits (Authelia signs RS256)."""
+    if not pem.strip():
+        return "empty, expected a PEM RSA private key"
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except TypeError:  # cryptography's answer to an encrypted key without a password
+        return "the key is encrypted with a passphrase; Authelia needs it unencrypted"
+    except (ValueError, UnsupportedAlgorithm):
+        return "not a PEM private key that parses (truncated or damaged)"
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return "not an RSA key; RS256 tokens need one"
+    if key.key_size < min_bits:
+        return f"an RSA key of {key.key_size} bits; RS256 needs at least {min_bits}"
+    if not _PEM_PRIVATE_KEY.match(pem):
+        return "holds text besides its one PEM block"
+    return None
+
+
+def pbkdf2_sha512_digest_problem(digest: str, salt_bytes: int = 16, key_bytes: int = 64) -> str | None:
+    """``$pbkdf2-sha512$<iterations>$<salt>$<key>``, salt and key in crypt's adapted base64."""
+    form = "expected $pbkdf2-sha512$<iterations>$<salt>$<key>"
+    m = _PBKDF2_SHA512.match(digest)
+    if not m:
+        return f"not a pbkdf2-sha512 digest, {form}"
+    try:
+        salt, key = (base64.b64decode(p + "=" * (-len(p) % 4), altchars=b"./", validate=True) for p in m.group(2, 3))
+    except (binascii.Error, ValueError):
+        return f"its salt or key is not adapted base64, {form}"
+    if len(salt) != salt_bytes or len(key) != key_bytes:
+        return f"its salt or key has the wrong length, expected {salt_bytes} and {key_bytes} bytes"
+    return None
+
+
+def argon2id_digest_problem(digest: str, salt_bytes: int = 16, hash_bytes: int = 32) -> str | None:
+    """``$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`` as argon2-cffi (and Authelia) parse it."""
+    form = "expected $argon2id$v=19$m=<kib>,t=<passes>,p=<lanes>$<salt>$<hash>"
+    if not _ARGON2ID.match(digest):
+        return f"not an argon2id digest, {form}"
+    try:
+        params = extract_parameters(digest)
+    except InvalidHashError:
+        return f"not an argon2id digest, {form}"
+    if params.type is not Type.ID or params.salt_len != salt_bytes or params.hash_len != hash_bytes:
+        return f"its salt or hash has the wrong length, expected {salt_bytes} and {hash_bytes} bytes"
+    return None
+
+
+def canonical_uuid_problem(value: str) -> str | None:
+    # What str(uuid.uuid4()) gives and `authelia storage user identifiers add` takes.
+    return None if _UUID.match(value) else "not a UUID in canonical form (8-4-4-4-12 lower-case hex digits)"
+
+
+def supplied_token_problem(value: str) -> str | None:
+    """A token a person gives (backend token, Tailscale auth key): it goes into an HTTP header or a
+    file as it is, surrounding whitespace removed."""
+    value = value.strip()
+    if not value:
+        return "empty"
+    if any(not ("!" <= ch <= "~") for ch in value):
+        return "holds spaces, control characters or non-ASCII characters, which an HTTP header cannot carry"
+    return None
+
+
+def _read_problem(read: Callable[[], str], rule: Callable[[str], str | None]) -> str | None:
+    # The store refuses a damaged value as it reads it; that refusal is this value's problem.
+    try:
+        return rule(read())
+    except SecretsError as err:
+        return str(err)
+
+
 def generated_value_problems(secrets: StackSecrets) -> list[str]:
     """Every generated value of a stack checked against the component that parses it. Messages name
     the value, never print a secret."""
     stack = secrets.stack
     found: list[tuple[str, str | None]] = [
-        ("authelia signing key id", authelia_key_id_problem(secrets.oidc_key_id())),
-        ("authelia session secret", plain_token_problem(secrets.session_secret(), "the value")),
+        ("authelia signing key id", _read_problem(secrets.oidc_key_id, authelia_key_id_problem)),
+        (
+            "authelia session secret",
+            _read_problem(secrets.session_secret, lambda v: plain_token_problem(v, "the value")),
+        ),
         (
             "authelia storage encryption key",
-            plain_token_problem(secrets.storage_encryption_key(), "the value", AUTHELIA_STORAGE_KEY_MIN),
+            _read_problem(
+                secrets.storage_encryption_key, lambda v: plain_token_problem(v, "the value", AUTHELIA_STORAGE_KEY_MIN)
+            ),
         ),
-        ("authelia OIDC HMAC secret", plain_token_problem(secrets.oidc_hmac_secret(), "the value")),
-        ("authelia reset-password JWT secret", plain_token_problem(secrets.reset_password_jwt_secret(), "the value")),
-        ("redis password", plain_token_problem(secrets.redis_password(), "the value")),
-        ("agentgateway session key", gateway_session_key_problem(secrets.gateway_session_key())),
+        (
+            "authelia OIDC HMAC secret",
+            _read_problem(secrets.oidc_hmac_secret, lambda v: plain_token_problem(v, "the value")),
+        ),
+        (
+            "authelia reset-password JWT secret",
+            _read_problem(secrets.reset_password_jwt_secret, lambda v: plain_token_problem(v, "the value")),
+        ),
+        ("redis password", _read_problem(secrets.redis_password, lambda v: plain_token_problem(v, "the value"))),
+        ("agentgateway session key", _read_problem(secrets.gateway_session_key, gateway_session_key_problem)),
     ]
     for client in stack.clients:
         if not client.public:
-            found.append((f"client {client.id} secret", plain_token_problem(secrets.client_secret(client.id), "it")))
+            found.append(
+                (
+                    f"client {client.id} secret",
+                    _read_problem(lambda c=client.id: secrets.client_secret(c), lambda v: plain_token_problem(v, "it")),
+                )
+            )
     for user in stack.users:
-        found.append((f"user {user.name} password", plain_token_problem(secrets.user_password(user.name), "it", 12)))
-        found.append((f"user {user.name} TOTP seed", totp_seed_problem(secrets.user_totp_seed(user.name))))
-        found.append((f"user {user.name} subject", subject_problem(secrets.user_subject(user.name))))
+        name = user.name
+        found.append(
+            (
+                f"user {name} password",
+                _read_problem(lambda n=name: secrets.user_password(n), lambda v: plain_token_problem(v, "it", 12)),
+            )
+        )
+        found.append(
+            (f"user {name} TOTP seed", _read_problem(lambda n=name: secrets.user_totp_seed(n), totp_seed_problem))
+        )
+        found.append((f"user {name} subject", _read_problem(lambda n=name: secrets.user_subject(n), subject_problem)))
     return [f"{name}: {problem}" for name, problem in found if problem]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import getpass
 import hashlib
 import hmac
 import os
@@ -23,6 +24,7 @@ import re
 import secrets as pysecrets
 import stat
 import string
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,16 +38,33 @@ from joserfc.jwk import RSAKey
 
 from .errors import SecretsError
 from .model import Stack
+from .rules import (
+    alnum_problem,
+    argon2id_digest_problem,
+    canonical_uuid_problem,
+    hex_key_problem,
+    pbkdf2_sha512_digest_problem,
+    rsa_private_key_problem,
+    supplied_token_problem,
+    totp_seed_form_problem,
+)
 
 DEFAULT_STORE = Path("secrets")
 RSA_KEY_BITS = 3072
 PBKDF2_ITERATIONS = 310_000  # Authelia's default for pbkdf2-sha512
+TOTP_SEED_BYTES = 40
+TOTP_SEED_CHARS = len(base64.b32encode(bytes(TOTP_SEED_BYTES)))  # 64, no padding
+SECRET_CHARS = 64  # Authelia's secrets and client secrets
+REDIS_PASSWORD_CHARS = 48
+USER_PASSWORD_CHARS = 24
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 _ALNUM = string.ascii_letters + string.digits
 
 
-def random_string(length: int = 64) -> str:
+def random_string(length: int = SECRET_CHARS) -> str:
     """A random alphanumeric string: safe in YAML, URLs, env files and HTTP forms."""
     return "".join(pysecrets.choice(_ALNUM) for _ in range(length))
 
@@ -117,20 +136,31 @@ def _generate_rsa_pem() -> str:
 
 def _generate_totp_seed() -> str:
     # 40 random bytes encode to exactly 64 base32 characters, no padding.
-    return base64.b32encode(os.urandom(40)).decode()
+    return base64.b32encode(os.urandom(TOTP_SEED_BYTES)).decode()
+
+
+def _warn(message: str) -> None:
+    print(f"mcpgate: WARNING: {message}", file=sys.stderr, flush=True)
 
 
 class SecretStore:
     """Named secrets in one host's folder; each file written once, atomically, 0600.
 
+    Every value read from disk is checked against the form mcpgate generates it in
+    (:data:`SECRET_KINDS`); a damaged one is refused with its path and the way to repair it. A file
+    or folder found with a looser mode is reported on stderr and tightened.
+
     A ``read_only`` store reads what the folder holds and keeps whatever it would have created or
-    changed in memory only: checking an inventory leaves no trace on disk.
+    changed in memory only: checking an inventory leaves no trace on disk, not even a chmod.
     """
 
-    def __init__(self, root: Path, read_only: bool = False) -> None:
+    def __init__(self, root: Path, read_only: bool = False, inventory: str = "INVENTORY") -> None:
         self.root = root
         self.read_only = read_only
+        # Only for the repair commands printed in errors.
+        self.inventory = inventory
         self._unsaved: dict[str, str] = {}
+        self._reported: set[Path] = set()  # loose modes a read-only store has already reported
 
     @classmethod
     def for_host(cls, base: Path | str, host: str, read_only: bool = False) -> SecretStore:
@@ -138,26 +168,97 @@ class SecretStore:
             raise SecretsError(f"host name {host!r} cannot name a secrets folder")
         return cls(Path(base) / host, read_only)
 
+    @property
+    def host(self) -> str:
+        return self.root.name
+
     def _path(self, name: str) -> Path:
         if not _NAME.match(name):
             raise SecretsError(f"secret name {name!r} is invalid")
         return self.root / name
 
+    # Errors and modes
+
+    def _os_error(self, err: OSError, doing: str) -> SecretsError:
+        """A one-line SecretsError for an OSError met while ``doing`` something to the store."""
+        path = Path(err.filename) if err.filename else self.root
+        elsewhere = "or choose another store folder with --secrets or MCPGATE_SECRETS_DIR"
+        if isinstance(err, (NotADirectoryError, FileExistsError)):
+            blocker = file_in_the_way(path) or path
+            return SecretsError(
+                f"secrets store {self.root}: {blocker} is a file, not a folder; move that file away {elsewhere}"
+            )
+        if isinstance(err, PermissionError):
+            who = _user_name()
+            return SecretsError(
+                f"secrets store {self.root}: cannot {doing} {path}: permission denied for user {who}; "
+                f"give {who} access to it (chown/chmod), {elsewhere}"
+            )
+        return SecretsError(f"secrets store {self.root}: cannot {doing} {path}: {err.strerror or err}; {elsewhere}")
+
+    def _check_mode(self, path: Path, mode: int, expected: int, what: str) -> None:
+        """Report a mode that lets others in and tighten it; a read-only store reports it once per path."""
+        actual = stat.S_IMODE(mode)
+        if actual == expected or (self.read_only and path in self._reported):
+            return
+        self._reported.add(path)
+        loosened = actual & ~expected & 0o777
+        if not self.read_only:
+            try:
+                path.chmod(expected)
+            except OSError as err:
+                raise self._os_error(err, "tighten the mode of") from None
+        if not loosened:
+            return  # tighter than needed (0400): harmless, set back to the usual mode
+        if self.read_only:
+            _warn(
+                f"{what} {path} has mode {actual:04o}: other users may read it; left as it is (this command "
+                f"changes nothing): chmod {expected:04o} {path}, or `mcpgate render` or a deploy tightens it"
+            )
+        else:
+            _warn(f"{what} {path} had mode {actual:04o}: other users may have read it; set to {expected:04o}")
+
+    def _check_folders(self, folder: Path) -> None:
+        """Every existing folder from the store root down to ``folder``: a folder, and 0700."""
+        current = self.root
+        for part in ("", *folder.relative_to(self.root).parts):
+            current = current / part if part else current
+            try:
+                st = current.stat()
+            except FileNotFoundError:
+                return
+            except OSError as err:
+                raise self._os_error(err, "read") from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise self._os_error(NotADirectoryError(20, "Not a directory", str(current)), "read")
+            self._check_mode(current, st.st_mode, DIR_MODE, "secrets folder")
+
     def _ensure_dir(self, path: Path) -> None:
         """Create ``path`` and every folder between it and the store root 0700; tighten looser ones."""
-        self.root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        current = self.root
-        for part in ("", *path.relative_to(self.root).parts):
-            current = current / part if part else current
-            if not current.exists():
-                current.mkdir(mode=0o700)
-            if stat.S_IMODE(current.stat().st_mode) != 0o700:
-                current.chmod(0o700)
+        try:
+            self.root.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            current = self.root
+            for part in ("", *path.relative_to(self.root).parts):
+                current = current / part if part else current
+                if not current.exists() and not current.is_symlink():
+                    current.mkdir(mode=DIR_MODE)
+        except OSError as err:
+            raise self._os_error(err, "create") from None
+        self._check_folders(path)
+
+    def _damaged(self, name: str, path: Path, problem: str) -> SecretsError:
+        kind = _kind_of(name)
+        what = kind.what.format(who=kind.who(name)) if kind else "secret"
+        repair = kind.repair_for(self, name, path) if kind else f"restore {path} from your backup of the store"
+        return SecretsError(f"damaged secret {path} ({what}): {problem}; {repair}")
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self._ensure_dir(self.root)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as err:
+            raise self._os_error(err, "write") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -166,41 +267,60 @@ class SecretStore:
             os.close(fd)
 
     def get(self, name: str) -> str | None:
+        """The stored value, checked against its kind's form; None if the store has none."""
         path = self._path(name)
         if name in self._unsaved:
             return self._unsaved[name]
+        self._check_folders(path.parent)
         try:
             st = path.lstat()
         except FileNotFoundError:
             return None
+        except OSError as err:
+            raise self._os_error(err, "read") from None
         if not stat.S_ISREG(st.st_mode):
-            raise SecretsError(f"{path} is not a regular file; remove it and run again")
-        if stat.S_IMODE(st.st_mode) != 0o600 and not self.read_only:
-            path.chmod(0o600)
-        return path.read_text()
+            raise SecretsError(
+                f"{path} is not a regular file (a folder or a link where a secret belongs); "
+                f"move it away and restore the secret from your backup of the store"
+            )
+        self._check_mode(path, st.st_mode, FILE_MODE, "secret")
+        try:
+            value = path.read_bytes().decode()
+        except UnicodeDecodeError:
+            raise self._damaged(name, path, "not UTF-8 text") from None
+        except OSError as err:
+            raise self._os_error(err, "read") from None
+        kind = _kind_of(name)
+        problem = kind.problem(value) if kind else None
+        if problem:
+            raise self._damaged(name, path, problem)
+        return value
 
     def _write(self, name: str, value: str, replace: bool) -> bool:
         """Write atomically; with replace=False keep an existing value. True when written."""
         path = self._path(name)
         self._ensure_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{pysecrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(value)
-                f.flush()
-                os.fsync(f.fileno())
-            if replace:
-                os.replace(tmp, path)
-                return True
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             try:
-                os.link(tmp, path)  # fails if the secret exists: never overwrite by accident
-            except FileExistsError:
-                return False
-            return True
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                with os.fdopen(fd, "w") as f:
+                    f.write(value)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if replace:
+                    os.replace(tmp, path)
+                    return True
+                try:
+                    os.link(tmp, path)  # fails if the secret exists: never overwrite by accident
+                except FileExistsError:
+                    return False
+                return True
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        except OSError as err:
+            raise self._os_error(err, "write") from None
 
     def get_or_create(self, name: str, factory: Callable[[], str]) -> str:
         existing = self.get(name)
@@ -234,6 +354,18 @@ class SecretStore:
         )
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The file standing where ``path`` or one of its folders should be (behind ENOTDIR/EEXIST)."""
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid with no passwd entry
+        return f"uid {os.getuid()}"
+
+
 @dataclass(frozen=True)
 class Rotatable:
     name: str
@@ -248,12 +380,148 @@ class Rotatable:
 ROTATABLE: dict[str, Rotatable] = {
     r.name: r
     for r in (
-        Rotatable("redis-password", "redis/password", lambda: random_string(48), "redis, authelia"),
+        Rotatable("redis-password", "redis/password", lambda: random_string(REDIS_PASSWORD_CHARS), "redis, authelia"),
         Rotatable("session-secret", "authelia/session_secret", random_string, "authelia"),
         Rotatable("reset-password-jwt-secret", "authelia/reset_password_jwt_secret", random_string, "authelia"),
         Rotatable("gateway-session-key", "agentgateway/session_key", lambda: os.urandom(32).hex(), "agentgateway"),
     )
 }
+
+
+# What each file of the store holds, the form it must have, and how a person repairs a damaged one.
+# Rotation is offered only where ROTATABLE says it is safe; elsewhere the fix says what a new value
+# would break and what to do instead.
+_BACKUP = "restore it from your backup of the store"
+
+
+@dataclass(frozen=True)
+class SecretKind:
+    pattern: re.Pattern[str]
+    what: str  # may name {who}: the client, user or token the file belongs to
+    problem: Callable[[str], str | None]
+    repair: str  # may name {inventory}, {host}, {who}, {path}
+
+    def who(self, name: str) -> str:
+        m = self.pattern.fullmatch(name)
+        return m.group("who") if m and "who" in m.groupdict() else ""
+
+    def repair_for(self, store: SecretStore, name: str, path: Path) -> str:
+        return self.repair.format(inventory=store.inventory, host=store.host, who=self.who(name), path=path)
+
+
+def _rotate(name: str) -> str:
+    item = ROTATABLE[name]
+    return (
+        f"rotating it is safe: mcpgate secrets rotate {{inventory}} --host {{host}} {name}, "
+        f"then deploy (restarts {item.restarts})"
+    )
+
+
+def _show() -> str:
+    return "mcpgate secrets show {inventory} --host {host}"
+
+
+SECRET_KINDS: tuple[SecretKind, ...] = (
+    SecretKind(
+        re.compile(r"redis/password"),
+        "the Redis password",
+        lambda v: alnum_problem(v, REDIS_PASSWORD_CHARS),
+        _rotate("redis-password"),
+    ),
+    SecretKind(
+        re.compile(r"authelia/session_secret"),
+        "Authelia's session secret",
+        lambda v: alnum_problem(v, SECRET_CHARS),
+        _rotate("session-secret"),
+    ),
+    SecretKind(
+        re.compile(r"authelia/reset_password_jwt_secret"),
+        "Authelia's reset-password JWT secret",
+        lambda v: alnum_problem(v, SECRET_CHARS),
+        _rotate("reset-password-jwt-secret"),
+    ),
+    SecretKind(
+        re.compile(r"agentgateway/session_key"),
+        "agentgateway's session key",
+        hex_key_problem,
+        _rotate("gateway-session-key"),
+    ),
+    SecretKind(
+        re.compile(r"authelia/storage_encryption_key"),
+        "Authelia's storage encryption key",
+        lambda v: alnum_problem(v, SECRET_CHARS),
+        "it is not safe to rotate (Authelia's database is encrypted with it): " + _BACKUP + "; with no backup, "
+        "delete it and Authelia's data volume (<stack name>-authelia-data), then deploy: users sign in and consent "
+        "afresh (TOTP seeds and subjects come back from the store)",
+    ),
+    SecretKind(
+        re.compile(r"authelia/oidc_hmac_secret"),
+        "Authelia's OIDC HMAC secret",
+        lambda v: alnum_problem(v, SECRET_CHARS),
+        "it is not safe to rotate (it signs the authorization codes and refresh tokens clients hold): "
+        + _BACKUP
+        + "; with no backup, delete it and deploy, then connect Claude's connector again",
+    ),
+    SecretKind(
+        re.compile(r"authelia/oidc_jwks_rs256\.pem"),
+        "Authelia's token signing key",
+        rsa_private_key_problem,
+        "it is not safe to rotate (every issued token's key id and signature come from it): " + _BACKUP + "; with "
+        "no backup, delete it and deploy: a new key is made and clients sign in again",
+    ),
+    SecretKind(
+        re.compile(r"clients/(?P<who>[^/]+)\.secret"),
+        "the secret of client {who}",
+        lambda v: alnum_problem(v, SECRET_CHARS),
+        "it is not safe to rotate (the client, e.g. Claude's connector, holds it): " + _BACKUP + "; with no backup, "
+        "delete it, deploy, and paste the new secret that " + _show() + " prints into the client's settings",
+    ),
+    SecretKind(
+        re.compile(r"clients/(?P<who>[^/]+)\.pbkdf2"),
+        "the digest of client {who}'s secret",
+        pbkdf2_sha512_digest_problem,
+        "it is made from the client secret: delete it, and the next render or deploy makes it again",
+    ),
+    SecretKind(
+        re.compile(r"users/(?P<who>[^/]+)\.password"),
+        "the initial password of user {who}",
+        lambda v: alnum_problem(v, USER_PASSWORD_CHARS),
+        _BACKUP
+        + "; with no backup, delete it: the next render or deploy makes a new one, which "
+        + _show()
+        + " prints",
+    ),
+    SecretKind(
+        re.compile(r"users/(?P<who>[^/]+)\.argon2id"),
+        "the password digest of user {who}",
+        argon2id_digest_problem,
+        "it is made from the user's password: delete it, and the next render or deploy makes it again",
+    ),
+    SecretKind(
+        re.compile(r"users/(?P<who>[^/]+)\.totp"),
+        "the TOTP seed of user {who}",
+        lambda v: totp_seed_form_problem(v, TOTP_SEED_CHARS),
+        "it is not safe to rotate ({who}'s authenticator app holds it): " + _BACKUP + "; with no backup, delete "
+        "it, deploy, and have {who} scan the new otpauth:// URI that " + _show() + " prints",
+    ),
+    SecretKind(
+        re.compile(r"users/(?P<who>[^/]+)\.sub"),
+        "the subject (sub) of user {who}",
+        canonical_uuid_problem,
+        "it is not safe to rotate (Authelia keeps it and has put it in {who}'s tokens): " + _BACKUP + "; with no "
+        "backup, write {who}'s openid identifier from `authelia storage user identifiers export` on the host into it",
+    ),
+    SecretKind(
+        re.compile(r"tokens/(?P<who>[^/]+)"),
+        "the token {who}",
+        supplied_token_problem,
+        "set it again: mcpgate secrets set {inventory} --host {host} {who} (reads the value from stdin)",
+    ),
+)
+
+
+def _kind_of(name: str) -> SecretKind | None:
+    return next((k for k in SECRET_KINDS if k.pattern.fullmatch(name)), None)
 
 
 class StackSecrets:
@@ -301,7 +569,7 @@ class StackSecrets:
         return self.store.get_or_create("agentgateway/session_key", lambda: os.urandom(32).hex())
 
     def redis_password(self) -> str:
-        return self.store.get_or_create("redis/password", lambda: random_string(48))
+        return self.store.get_or_create("redis/password", lambda: random_string(REDIS_PASSWORD_CHARS))
 
     # OAuth clients
     def client_secret(self, client_id: str) -> str:
@@ -326,7 +594,7 @@ class StackSecrets:
 
     # Users
     def user_password(self, user: str) -> str:
-        return self.store.get_or_create(f"users/{user}.password", lambda: random_string(24))
+        return self.store.get_or_create(f"users/{user}.password", lambda: random_string(USER_PASSWORD_CHARS))
 
     def user_password_hash(self, user: str) -> str:
         """The argon2id digest for Authelia's users file."""

@@ -5,25 +5,41 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyotp
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import RSAKey
 
 from mcpgate.errors import SecretsError
 from mcpgate.model import Stack
+from mcpgate.render import render_stack
+from mcpgate.rules import (
+    alnum_problem,
+    argon2id_digest_problem,
+    canonical_uuid_problem,
+    pbkdf2_sha512_digest_problem,
+    supplied_token_problem,
+    totp_seed_form_problem,
+)
 from mcpgate.secrets import (
     ROTATABLE,
     SecretStore,
     StackSecrets,
+    _generate_totp_seed,
+    argon2id_hash,
     argon2id_verify,
     pbkdf2_sha512_digest,
     pbkdf2_sha512_verify,
+    random_string,
 )
 
 
@@ -45,6 +61,7 @@ def _generate_all(secrets: StackSecrets) -> dict[str, str]:
         "password_hash": secrets.user_password_hash("alice"),
         "totp": secrets.user_totp_seed("alice"),
         "sub": secrets.user_subject("alice"),
+        "gateway": secrets.gateway_session_key(),
     }
 
 
@@ -124,8 +141,9 @@ def test_user_password_hash_is_argon2id_and_kept(secrets: StackSecrets) -> None:
 
 def test_a_digest_that_no_longer_matches_is_recomputed(secrets: StackSecrets, store: SecretStore) -> None:
     secrets.client_secret_digest("claude-ai")
-    store.set("clients/claude-ai.secret", "changed-by-hand")
-    assert pbkdf2_sha512_verify("changed-by-hand", secrets.client_secret_digest("claude-ai"))
+    changed = "C" * 64  # restored from an older backup, say
+    store.set("clients/claude-ai.secret", changed)
+    assert pbkdf2_sha512_verify(changed, secrets.client_secret_digest("claude-ai"))
 
 
 def test_key_id_is_the_jwk_thumbprint_in_hex_and_stable(secrets: StackSecrets) -> None:
@@ -175,3 +193,244 @@ def test_a_symlink_in_place_of_a_secret_is_refused(store: SecretStore, tmp_path:
     (store.root / "tokens" / "b").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(SecretsError, match="not a regular file"):
         store.get("tokens/b")
+
+
+# A damaged store: every value is checked as it is read, and refused with its path, what is wrong and
+# how to repair it; never with the value.
+
+_RSA_1024 = (
+    rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
+)
+_EC_KEY = (
+    ec.generate_private_key(ec.SECP256R1())
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
+)
+_ROTATE = "mcpgate secrets rotate INVENTORY --host gateway.lan"
+_BACKUP = "restore it from your backup of the store"
+
+
+def _encrypted(pem: str) -> str:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")
+    ).decode()
+
+
+DAMAGED: list[tuple[str, str | bytes, str, str]] = [
+    # name, what the file holds, the problem named, the repair named
+    ("redis/password", "", "empty, expected 48 ASCII letters and digits", f"{_ROTATE} redis-password, then deploy"),
+    ("redis/password", "abc", "3 characters long, expected 48", f"{_ROTATE} redis-password"),
+    ("redis/password", "pass word 'quoted' " + "x" * 29, "holds other characters", f"{_ROTATE} redis-password"),
+    ("redis/password", "A" * 48 + "\n", "(a space or line break counts)", f"{_ROTATE} redis-password"),
+    ("redis/password", b"\xff\xfe" + b"A" * 46, "not UTF-8 text", f"{_ROTATE} redis-password"),
+    ("authelia/session_secret", "", "empty, expected 64", f"{_ROTATE} session-secret"),
+    ("authelia/reset_password_jwt_secret", "x" * 63, "63 characters long", f"{_ROTATE} reset-password-jwt-secret"),
+    (
+        "agentgateway/session_key",
+        "ABCDEF" * 10 + "ABCD",
+        "not 64 lower-case hex digits",
+        f"{_ROTATE} gateway-session-key",
+    ),
+    ("agentgateway/session_key", "", "empty, expected 64 lower-case hex digits", f"{_ROTATE} gateway-session-key"),
+    ("authelia/storage_encryption_key", "", "empty", "not safe to rotate (Authelia's database is encrypted"),
+    ("authelia/storage_encryption_key", "k" * 20, "20 characters long", "authelia-data"),
+    ("authelia/oidc_hmac_secret", "", "empty", "not safe to rotate (it signs the authorization codes"),
+    ("authelia/oidc_jwks_rs256.pem", "", "empty, expected a PEM RSA private key", "not safe to rotate"),
+    ("authelia/oidc_jwks_rs256.pem", "TRUNCATED", "not a PEM private key that parses (truncated or damaged)", _BACKUP),
+    ("authelia/oidc_jwks_rs256.pem", _RSA_1024, "an RSA key of 1024 bits; RS256 needs at least 2048", _BACKUP),
+    ("authelia/oidc_jwks_rs256.pem", _EC_KEY, "not an RSA key", "with no backup, delete it and deploy"),
+    ("authelia/oidc_jwks_rs256.pem", "ENCRYPTED", "encrypted with a passphrase", _BACKUP),
+    ("authelia/oidc_jwks_rs256.pem", "JUNK", "holds text besides its one PEM block", _BACKUP),
+    ("clients/claude-ai.secret", "", "empty, expected 64", "not safe to rotate (the client, e.g. Claude's connector"),
+    ("clients/claude-ai.secret", "a" * 64 + " ", "holds other characters", "mcpgate secrets show INVENTORY"),
+    ("clients/claude-ai.pbkdf2", "$pbkdf2-sha512$broken", "not a pbkdf2-sha512 digest", "delete it, and the next"),
+    ("clients/claude-ai.pbkdf2", "$pbkdf2-sha512$310000$abc$def", "wrong length, expected 16 and 64 bytes", "delete"),
+    ("clients/claude-ai.pbkdf2", "$pbkdf2-sha256$310000$abc$def", "not a pbkdf2-sha512 digest", "delete it"),
+    ("users/alice.password", "", "empty, expected 24 ASCII letters and digits", _BACKUP),
+    ("users/alice.argon2id", "$argon2id$v=19$m=65536", "not an argon2id digest", "delete it, and the next render"),
+    ("users/alice.argon2id", "ARGON2I", "not an argon2id digest", "delete it"),
+    ("users/alice.totp", "not base32!", "not unpadded upper-case base32", "not safe to rotate (alice's authenticator"),
+    ("users/alice.totp", "A" * 32, "32 characters long, expected 64 base32 characters", "otpauth:// URI"),
+    ("users/alice.totp", "a" * 64, "not unpadded upper-case base32", _BACKUP),
+    ("users/alice.totp", "", "empty, expected 64 base32", _BACKUP),
+    ("users/alice.sub", "not-a-uuid", "not a UUID in canonical form", "authelia storage user identifiers export"),
+    ("users/alice.sub", str(uuid.uuid4()).upper(), "not a UUID in canonical form", _BACKUP),
+    ("tokens/home-assistant-token", "  \n", "empty", "mcpgate secrets set INVENTORY --host gateway.lan"),
+    ("tokens/home-assistant-token", "two words", "holds spaces", "home-assistant-token (reads the value from stdin)"),
+]
+
+
+ACCESSORS: dict[str, Callable[[StackSecrets], object]] = {
+    "redis/password": StackSecrets.redis_password,
+    "authelia/session_secret": StackSecrets.session_secret,
+    "authelia/reset_password_jwt_secret": StackSecrets.reset_password_jwt_secret,
+    "agentgateway/session_key": StackSecrets.gateway_session_key,
+    "authelia/storage_encryption_key": StackSecrets.storage_encryption_key,
+    "authelia/oidc_hmac_secret": StackSecrets.oidc_hmac_secret,
+    "authelia/oidc_jwks_rs256.pem": StackSecrets.oidc_public_jwks,
+    "clients/claude-ai.secret": lambda s: s.client_secret("claude-ai"),
+    "clients/claude-ai.pbkdf2": lambda s: s.client_secret_digest("claude-ai"),
+    "users/alice.password": lambda s: s.user_password("alice"),
+    "users/alice.argon2id": lambda s: s.user_password_hash("alice"),
+    "users/alice.totp": lambda s: s.user_totp_seed("alice"),
+    "users/alice.sub": lambda s: s.user_subject("alice"),
+    "tokens/home-assistant-token": lambda s: s.require_token("home-assistant-token", "gateway.lan"),
+}
+
+
+def _damage(secrets: StackSecrets, name: str, content: str | bytes) -> Path:
+    """Overwrite one stored value in place (its mode stays 0600), as a bad edit or a bad disk would."""
+    _generate_all(secrets)
+    if content == "TRUNCATED":
+        content = secrets.oidc_private_key_pem()[:800]
+    elif content == "ENCRYPTED":
+        content = _encrypted(secrets.oidc_private_key_pem())
+    elif content == "JUNK":
+        content = secrets.oidc_private_key_pem() + "pasted by mistake\n"
+    elif content == "ARGON2I":
+        content = secrets.user_password_hash("alice").replace("$argon2id$", "$argon2i$")
+    path = secrets.store.root / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert _mode(path) == 0o600
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem", "repair"), DAMAGED, ids=[f"{d[0]}-{i}" for i, d in enumerate(DAMAGED)]
+)
+def test_a_damaged_secret_is_refused_with_its_path_problem_and_repair(
+    secrets: StackSecrets, stack: Stack, name: str, content: str | bytes, problem: str, repair: str
+) -> None:
+    path = _damage(secrets, name, content)
+    stored = path.read_bytes()
+    for read_only in (False, True):
+        store = SecretStore(secrets.store.root, read_only=read_only)
+        with pytest.raises(SecretsError) as info:
+            store.get(name)
+        message = str(info.value)
+        assert message.startswith(f"damaged secret {path} ("), message
+        assert problem in message and repair in message, message
+        assert "\n" not in message
+        if len(stored.strip()) >= 8:
+            assert stored.strip().decode(errors="replace") not in message
+        # and so does the accessor that render and check call
+        with pytest.raises(SecretsError, match="damaged secret"):
+            ACCESSORS[name](StackSecrets(store, stack))
+    assert path.read_bytes() == stored  # refused, never replaced
+
+
+@pytest.mark.parametrize("name", sorted({n for n, *_ in DAMAGED}))
+def test_a_generated_value_passes_its_own_rule(secrets: StackSecrets, name: str) -> None:
+    _generate_all(secrets)
+    assert secrets.store.get(name) is not None
+
+
+def test_only_safe_secrets_are_offered_for_rotation(secrets: StackSecrets) -> None:
+    """The repair for a damaged value names `secrets rotate` exactly where ROTATABLE says it is safe."""
+    _generate_all(secrets)
+    rotatable_paths = {r.path for r in ROTATABLE.values()}
+    for name in secrets.store.names():
+        (secrets.store.root / name).write_text("")
+        with pytest.raises(SecretsError) as info:
+            secrets.store.get(name)
+        assert ("mcpgate secrets rotate" in str(info.value)) == (name in rotatable_paths), name
+
+
+def test_a_healthy_store_reads_without_a_word(
+    secrets: StackSecrets, stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = render_stack(stack, secrets, host="gateway.lan")
+    capsys.readouterr()
+    for read_only in (False, True):
+        again = render_stack(stack, StackSecrets(SecretStore(secrets.store.root, read_only), stack), host="gateway.lan")
+        assert [(f.path, f.content, f.mode) for f in again.files] == [(f.path, f.content, f.mode) for f in first.files]
+    assert capsys.readouterr().err == ""
+
+
+def test_loose_modes_are_reported_and_tightened(
+    secrets: StackSecrets, store: SecretStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets.redis_password()
+    password = store.root / "redis" / "password"
+    password.chmod(0o644)
+    (store.root / "redis").chmod(0o755)
+    store.root.chmod(0o750)
+    capsys.readouterr()
+    fresh = StackSecrets(SecretStore(store.root), secrets.stack)
+    fresh.redis_password()
+    err = capsys.readouterr().err
+    assert f"mcpgate: WARNING: secret {password} had mode 0644: other users may have read it; set to 0600" in err
+    assert f"secrets folder {store.root / 'redis'} had mode 0755" in err
+    assert f"secrets folder {store.root} had mode 0750" in err
+    assert (_mode(password), _mode(password.parent), _mode(store.root)) == (0o600, 0o700, 0o700)
+    fresh.redis_password()
+    assert capsys.readouterr().err == ""  # repaired: nothing more to say
+
+
+def test_a_read_only_store_reports_loose_modes_and_changes_nothing(
+    secrets: StackSecrets, store: SecretStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _generate_all(secrets)
+    password = store.root / "redis" / "password"
+    password.chmod(0o604)
+    (store.root / "users").chmod(0o755)
+    before = {p: (p.stat().st_mode, p.read_bytes() if p.is_file() else b"") for p in store.root.rglob("*")}
+    capsys.readouterr()
+    checking = StackSecrets(SecretStore(store.root, read_only=True), secrets.stack)
+    for _ in range(2):
+        _generate_all(checking)
+        checking.rotate("session-secret")  # kept in memory only
+    err = capsys.readouterr().err
+    assert err.count(f"secret {password} has mode 0604: other users may read it; left as it is") == 1
+    assert f"chmod 0600 {password}" in err
+    assert err.count(f"secrets folder {store.root / 'users'} has mode 0755") == 1
+    after = {p: (p.stat().st_mode, p.read_bytes() if p.is_file() else b"") for p in store.root.rglob("*")}
+    assert after == before
+
+
+def test_a_tighter_mode_is_set_back_quietly(
+    secrets: StackSecrets, store: SecretStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets.redis_password()
+    (store.root / "redis" / "password").chmod(0o400)
+    capsys.readouterr()
+    StackSecrets(SecretStore(store.root), secrets.stack).redis_password()
+    assert capsys.readouterr().err == ""
+    assert _mode(store.root / "redis" / "password") == 0o600
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_file_where_the_store_folder_belongs_is_named(tmp_path: Path, read_only: bool) -> None:
+    (tmp_path / "secrets").write_text("not a folder")
+    store = SecretStore.for_host(tmp_path / "secrets", "gateway.lan", read_only=read_only)
+    expected = f"{tmp_path / 'secrets'} is a file, not a folder; move that file away or choose another store folder"
+    with pytest.raises(SecretsError, match=re.escape(expected)):
+        store.get("redis/password")
+    if not read_only:
+        with pytest.raises(SecretsError, match=re.escape(expected)):
+            store.get_or_create("redis/password", random_string)
+        with pytest.raises(SecretsError, match=re.escape(expected)):
+            store.set("tokens/x", "y")
+    assert (tmp_path / "secrets").read_text() == "not a folder"
+
+
+def test_a_file_where_a_secrets_subfolder_belongs_is_named(store: SecretStore) -> None:
+    store.set("tokens/x", "value-1")
+    (store.root / "users").write_text("")
+    with pytest.raises(SecretsError, match=re.escape(f"{store.root / 'users'} is a file, not a folder")):
+        store.get("users/alice.totp")
+    with pytest.raises(SecretsError, match=re.escape(f"{store.root / 'users'} is a file, not a folder")):
+        store.set("users/alice.totp", _generate_totp_seed())
+
+
+def test_rule_functions_accept_what_is_generated() -> None:
+    for _ in range(200):
+        assert alnum_problem(random_string(), 64) is None
+        assert totp_seed_form_problem(_generate_totp_seed(), 64) is None
+        assert canonical_uuid_problem(str(uuid.uuid4())) is None
+        assert pbkdf2_sha512_digest_problem(pbkdf2_sha512_digest(random_string(), iterations=1000)) is None
+    assert argon2id_digest_problem(argon2id_hash("x")) is None
+    assert supplied_token_problem("tskey-auth-abc123\n") is None
