@@ -246,6 +246,10 @@ def host_path_danger(path: str, base_dir: str | None = None) -> str | None:
         return "is the Docker socket (whoever can reach it is root on the host)"
     if ".ssh" in path.split("/"):
         return "holds SSH keys (whoever writes there can log in)"
+    if path == "/home":
+        return "holds every person's home (SSH keys, shell start-up files)"
+    if posixpath.dirname(path) == "/home":
+        return "is a person's whole home (SSH keys, shell start-up files)"
     never = dict(_HOST_NEVER)
     if base_dir is not None:
         never[base_dir] = (
@@ -512,6 +516,12 @@ class _Strict(BaseModel):
     # Unknown keys are typos more often than not: refuse them.
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
+    def _explicit(self, field: str) -> bool:
+        """Set in the inventory to something other than its default. A default written out (as
+        `mcpgate describe` writes every field, and the host tests load that back) changes nothing."""
+        default = type(self).model_fields[field].get_default(call_default_factory=True)
+        return field in self.model_fields_set and getattr(self, field) != default
+
 
 class User(_Strict):
     """A person who may sign in (password + TOTP)."""
@@ -629,7 +639,7 @@ class Client(_Strict):
                 "consent screen (RFC 8252 section 8.6: a public client's identity cannot be proven, so every "
                 "request is asked); use consent: explicit (the default for public clients)"
             )
-        if "consent_duration" in self.model_fields_set and self.consent != "pre-configured":
+        if self._explicit("consent_duration") and self.consent != "pre-configured":
             problems.append(
                 f"client {self.id!r}: consent_duration applies only with consent: pre-configured "
                 f"(this client's consent is {self.consent!r}); remove it"
@@ -718,8 +728,19 @@ class Limits(_Strict):
 
 
 # Backend settings that only a container the stack runs can use: on a remote url they would be
-# silently ignored, so they are refused there (explicitly set ones, defaults aside).
-_CONTAINER_ONLY = ("port", "user", "base_image", "env", "volumes", "secrets", "limits", "read_only_rootfs", "path")
+# silently ignored, so they are refused there when set to anything but their default.
+_CONTAINER_ONLY = (
+    "port",
+    "user",
+    "base_image",
+    "env",
+    "volumes",
+    "secrets",
+    "limits",
+    "read_only_rootfs",
+    "path",
+    "egress",
+)
 
 
 class Backend(_Strict):
@@ -860,11 +881,7 @@ class Backend(_Strict):
                 f"backend {self.name!r} needs exactly one of tools (scope -> tool names) or scope (one for all tools)"
             )
         if self.url is not None:
-            extra = [
-                k for k in _CONTAINER_ONLY if k in self.model_fields_set and getattr(self, k) not in (None, [], {})
-            ]
-            if self.egress:
-                extra.append("egress")
+            extra = [k for k in _CONTAINER_ONLY if self._explicit(k)]
             if extra:
                 problems.append(
                     f"backend {self.name!r} is a remote url; {', '.join(extra)} "

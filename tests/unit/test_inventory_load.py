@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from mcpgate.errors import InventoryError, MCPGateError
 from mcpgate.inventory import load_inventory
+from mcpgate.model import load_stack
 from tests.conftest import BASE_STACK, PROJECT_ROOT
 
 
@@ -87,6 +89,8 @@ def test_an_invalid_stack_lists_its_problems(tmp_path: Path) -> None:
 def test_the_example_inventories_load(name: str) -> None:
     (hs,) = load_inventory(str(PROJECT_ROOT / "inventory" / name))
     assert hs.stack.clients[0].id == "claude-ai"
+    # What `mcpgate describe` writes (every field, defaults included) loads back the same.
+    assert load_stack(hs.host, json.loads(hs.stack.model_dump_json())) == hs.stack
 
 
 def test_the_cli_prints_the_line_and_no_traceback(tmp_path: Path) -> None:

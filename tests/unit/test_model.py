@@ -246,6 +246,8 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     ("volume-root-home", _source("/root"), ["is /root, root's home"]),
     ("volume-root-ssh", _source("/root/.ssh"), ["'/root/.ssh' holds SSH keys"]),
     ("volume-home-ssh", _source("/home/alice/.ssh"), ["'/home/alice/.ssh' holds SSH keys"]),
+    ("volume-whole-home", _source("/home/alice/"), ["'/home/alice/' is a person's whole home"]),
+    ("volume-all-homes", _source("/home"), ["'/home' holds every person's home"]),
     ("volume-etc", _source("/etc"), ["'/etc' is /etc, the host's configuration"]),
     ("volume-etc-shadow", _source("/etc/shadow"), ["'/etc/shadow' is under /etc", "password hashes"]),
     ("volume-etc-dotdot", _source("/etc/../etc"), ["'/etc/../etc' is /etc"]),
@@ -842,3 +844,33 @@ def test_authelia_cors_names_only_browser_public_client_origins(
         "endpoints": ["token", "revocation", "userinfo"],
         "allowed_origins": ["https://app.example.org"],
     }
+
+
+def _everything(data: dict[str, Any]) -> dict[str, Any]:
+    """The base stack with every new setting in use."""
+    data["scopes"]["calendar:read"] = "Read the calendar"
+    data["backends"].append(
+        {
+            "name": "calendar",
+            "image": "ghcr.io/example/cal-mcp:2.1.0",
+            "port": 9000,
+            "egress": True,
+            "user": "1000:1000",
+            "volumes": [{"source": "/srv/calendar/", "target": "/data"}],
+            "secrets": [{"name": "calendar-api-key", "env": "CALENDAR_API_KEY"}, {"name": "cal-ca", "file": "/ca"}],
+            "tools": {"calendar:read": ["list_events"]},
+        }
+    )
+    data["clients"].append(dict(INSPECTOR))
+    data["clients"].append({**CLIENT, "id": "other", "consent": "explicit"})
+    data["session"] = {"remember_me": 7200}
+    data["refresh_token_lifespan"] = "2 weeks"
+    return data
+
+
+@pytest.mark.parametrize("build", [lambda d: d, _everything], ids=["base", "every-new-setting"])
+def test_what_describe_writes_loads_back_the_same(stack_data: dict[str, Any], build: Mutation) -> None:
+    # `mcpgate describe` dumps every field, defaults included, and the host tests load that back.
+    stack = load_stack("h", build(stack_data) or stack_data)
+    again = load_stack("h", json.loads(stack.model_dump_json()))
+    assert again == stack
