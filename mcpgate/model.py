@@ -105,7 +105,7 @@ _psl = PublicSuffixList()
 _DURATION_UNIT = r"(y|M|w|d|h|m|s|ms|((year|month|week|day|hour|minute|second|millisecond)s?))"
 _DURATION = re.compile(rf"^\d+\s*{_DURATION_UNIT}(\s*(\s+and\s+)?\d+\s*{_DURATION_UNIT})*$")
 _DURATION_TERM = re.compile(r"(\d+)\s*([A-Za-z]+)")
-# As Authelia counts them (internal/utils/const.go: a year is 365 days, a month 30).
+# Seconds per unit, to tell a duration of no time at all (a month taken as 30 days, a year as 365).
 _UNIT_SECONDS = {
     "y": 365 * 86400,
     "year": 365 * 86400,
@@ -238,8 +238,9 @@ _HOST_NEVER = {
 }
 
 
-def host_path_danger(path: str, base_dir: str | None = None) -> str | None:
-    """Why mounting the normalised host ``path`` would hand a backend the host, or None."""
+def host_path_danger(path: str) -> str | None:
+    """Why mounting the normalised host ``path`` would hand a backend the host, or None (the
+    stack's own base_dir is checked by Stack, which knows it)."""
     if path == "/":
         return "is the host's whole filesystem"
     if any(part.endswith("docker.sock") for part in path.split("/")):
@@ -250,12 +251,7 @@ def host_path_danger(path: str, base_dir: str | None = None) -> str | None:
         return "holds every person's home (SSH keys, shell start-up files)"
     if posixpath.dirname(path) == "/home":
         return "is a person's whole home (SSH keys, shell start-up files)"
-    never = dict(_HOST_NEVER)
-    if base_dir is not None:
-        never[base_dir] = (
-            "the stack's own folder (base_dir: Authelia's secrets, the token-signing key, the Redis password)"
-        )
-    for folder, what in never.items():
+    for folder, what in _HOST_NEVER.items():
         if path == folder:
             return f"is {folder}, {what}"
         if _at_or_under(path, folder):
