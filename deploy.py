@@ -3,8 +3,9 @@
     pyinfra -y inventory/home.py deploy.py
 
 Order: the Docker engine, every config and secret, networks/volumes, then Redis, Authelia
-(healthy, users' TOTP and subjects seeded), the MCP backends, agentgateway, the ingress, and last
-Tailscale Funnel, so the public URL only ever points at a ready stack.
+(healthy, users' TOTP and subjects seeded), the MCP backends, the ingress, agentgateway (probed
+from the ingress), the networks no longer used, and last Tailscale Funnel, so the public URL only
+ever points at a ready stack.
 
 To run only some services (configs are always brought up to date):
     pyinfra -y inventory/home.py deploy.py --data mcpgate_components=redis,authelia
@@ -12,8 +13,8 @@ To run only some services (configs are always brought up to date):
 
 from pyinfra import host
 
-from mcpgate.deploy import components_for, context_for
-from tasks.containers import agentgateway, authelia, backends, ingress, redis, stack_prerequisites
+from mcpgate.deploy import SERVICES, components_for, context_for
+from tasks.containers import agentgateway, authelia, backends, ingress, redis, stack_leftovers, stack_prerequisites
 from tasks.docker_engine import docker_engine
 from tasks.stack_files import stack_files
 from tasks.tailscale import tailscale
@@ -30,10 +31,12 @@ for name, task in (
     ("redis", redis),
     ("authelia", authelia),
     ("backends", backends),
-    ("agentgateway", agentgateway),
     ("ingress", ingress),
+    ("agentgateway", agentgateway),
 ):
     if name in components:
         task()
+if components == SERVICES:
+    stack_leftovers()
 if ctx.stack.tailscale.enabled and "tailscale" in components:
     tailscale()

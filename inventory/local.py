@@ -26,6 +26,11 @@ _stack = {
     "name": _os.environ.get("MCPGATE_LOCAL_NAME", "mcpgate"),
     "base_dir": _os.environ.get("MCPGATE_LOCAL_BASE_DIR", "/opt/mcpgate"),
     "ingress_port": int(_os.environ.get("MCPGATE_LOCAL_PORT", "8088")),
+    **(
+        {"network_pool": _os.environ["MCPGATE_LOCAL_NETWORK_POOL"]}
+        if _os.environ.get("MCPGATE_LOCAL_NETWORK_POOL")
+        else {}
+    ),
     "images": _images,
     "docker": {"install": _os.environ.get("MCPGATE_DOCKER_INSTALL", "debian")},
     "tailscale": {"enabled": False},

@@ -13,11 +13,12 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import posixpath
 from dataclasses import asdict, dataclass, field
 
-from .model import AGENTGATEWAY_INTERNAL_PORTS, Backend, Stack
+from .model import Backend, Stack, agentgateway_port
 from .render import (
     AUTHELIA_SECRET_ENV,
     INGRESS_HEALTH_PORT,
@@ -33,7 +34,7 @@ LABEL_SERVICE = "org.mcpgate.service"
 # checks filter on, so another stack on the same engine is never seen or touched.
 LABEL_STACK = "org.mcpgate.stack"
 # agentgateway's readiness endpoint, which it serves on all its addresses
-GATEWAY_READINESS_PORT = next(p for p, role in AGENTGATEWAY_INTERNAL_PORTS.items() if role == "readiness")
+GATEWAY_READINESS_PORT = agentgateway_port("readiness")
 
 
 def container_name(stack: Stack, service: str) -> str:
@@ -45,14 +46,126 @@ def volume_name(stack: Stack, service: str) -> str:
     return f"{stack.name}-{service}-data"
 
 
-def internal_network(stack: Stack) -> str:
-    """No route out: Redis, Authelia, container backends."""
-    return f"{stack.name}-internal"
+def sessions_network(stack: Stack) -> str:
+    """Redis and Authelia only."""
+    return f"{stack.name}-sessions"
+
+
+def auth_network(stack: Stack) -> str:
+    """Authelia and the ingress; not the gateway, which reads the JWKS from a file."""
+    return f"{stack.name}-auth"
+
+
+def gateway_network(stack: Stack) -> str:
+    """The ingress and agentgateway only."""
+    return f"{stack.name}-gateway"
+
+
+def backend_network(stack: Stack, backend: str) -> str:
+    """One per container backend, shared only with agentgateway: a backend reaches no other backend,
+    nor Redis or Authelia."""
+    return f"{stack.name}-to-{backend}"
+
+
+def egress_network(stack: Stack, backend: str) -> str:
+    """A backend's own way out (``egress: true``), shared with no other container."""
+    return f"{stack.name}-egress-{backend}"
 
 
 def edge_network(stack: Stack) -> str:
-    """The ingress' published port, the gateway's way to remote backends."""
+    """The ingress' published port, and the gateway's way to remote (URL) backends. Its subnet is
+    the first slot of the stack's pool, so its gateway (the address every connection through the
+    published port comes from) is known in advance."""
     return f"{stack.name}-edge"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    internal: bool  # no route out, and no address on the host
+    pinned: bool = False  # the edge network: always the pool's first slot
+
+    def create_args(self, subnet: ipaddress.IPv4Network, stack: str) -> list[str]:
+        """Arguments for ``docker network create``."""
+        args = ["--driver", "bridge", "--label", f"{LABEL_SERVICE}=network", "--label", f"{LABEL_STACK}={stack}"]
+        # An explicit gateway: the edge network's is the address the ingress trusts.
+        args += ["--subnet", str(subnet), "--gateway", str(next(subnet.hosts()))]
+        if self.internal:
+            # No gateway address on the host's side either: the host cannot reach Redis or a backend.
+            args += ["--internal", "--opt", "com.docker.network.bridge.inhibit_ipv4=true"]
+        return [*args, self.name]
+
+
+def stack_networks(stack: Stack) -> list[NetworkSpec]:
+    """Every network the stack's containers join."""
+    nets = [
+        NetworkSpec(edge_network(stack), internal=False, pinned=True),
+        NetworkSpec(sessions_network(stack), internal=True),
+        NetworkSpec(auth_network(stack), internal=True),
+        NetworkSpec(gateway_network(stack), internal=True),
+    ]
+    for b in stack.enabled_backends:
+        if b.kind != "url":
+            nets.append(NetworkSpec(backend_network(stack, b.name), internal=True))
+            if b.egress:
+                nets.append(NetworkSpec(egress_network(stack, b.name), internal=False))
+    return nets
+
+
+# Every network is carved out of the stack's pool (Stack.network_pool) in slots of this size, so
+# many backends do not exhaust Docker's default address pools (about 30 networks).
+NETWORK_SLOT_PREFIX = 28
+
+
+def network_slots(pool: str) -> list[ipaddress.IPv4Network]:
+    return list(ipaddress.IPv4Network(pool).subnets(new_prefix=NETWORK_SLOT_PREFIX))
+
+
+def edge_subnet(stack: Stack) -> ipaddress.IPv4Network:
+    return network_slots(stack.network_pool)[0]
+
+
+def edge_gateway_address(stack: Stack) -> str:
+    """The edge bridge's own address: the peer of every connection that comes in through the
+    published port (docker-proxy connects from it), i.e. tailscaled's and local clients'."""
+    return str(next(edge_subnet(stack).hosts()))
+
+
+def assign_subnets(
+    pool: str, networks: list[NetworkSpec], existing: dict[str, str | None]
+) -> dict[str, ipaddress.IPv4Network]:
+    """A subnet for every wanted network: the pinned one gets the pool's first slot; a network
+    that exists keeps its subnet while it is a free slot of the pool; a new one takes the first free slot.
+
+    ``existing`` maps the names of networks on the host to their subnet. Raises ``ValueError``
+    when the pool is full.
+    """
+    slots = network_slots(pool)
+    taken: set[ipaddress.IPv4Network] = {slots[0]}
+    result: dict[str, ipaddress.IPv4Network] = {}
+    for net in networks:
+        if net.pinned:
+            result[net.name] = slots[0]
+    for net in networks:
+        have = existing.get(net.name)
+        if net.pinned or not have:
+            continue
+        subnet = ipaddress.IPv4Network(have, strict=False)
+        if subnet in slots and subnet not in taken:
+            result[net.name] = subnet
+            taken.add(subnet)
+    free = (s for s in slots if s not in taken)
+    for net in networks:
+        if net.name not in result:
+            slot = next(free, None)
+            if slot is None:
+                raise ValueError(
+                    f"network_pool {pool} has room for {len(slots) - 1} networks besides the edge one and the "
+                    f"stack needs {len(networks) - 1}: give a larger pool (a /{NETWORK_SLOT_PREFIX} per network)"
+                )
+            result[net.name] = slot
+            taken.add(slot)
+    return result
 
 
 def _http_probe(url: str) -> list[str]:
@@ -83,6 +196,8 @@ class ContainerSpec:
     service: str  # redis, authelia, agentgateway, ingress, backend-<name>
     name: str
     stack: str  # Stack.name
+    # The range its networks' subnets come from: a new pool recreates the networks, and so the containers.
+    network_pool: str
     image: str
     user: str | None
     networks: list[str]
@@ -176,6 +291,7 @@ def redis_spec(stack: Stack) -> ContainerSpec:
         service="redis",
         name=container_name(stack, "redis"),
         stack=stack.name,
+        network_pool=stack.network_pool,
         image=stack.images.redis,
         user=stack.uids.redis,
         # Run redis-server directly: the official entrypoint would try to chown and drop privileges.
@@ -185,7 +301,7 @@ def redis_spec(stack: Stack) -> ContainerSpec:
             _bind(stack, "redis", "config"),
             Mount("volume", volume_name(stack, "redis"), "/data", read_only=False),
         ],
-        networks=[internal_network(stack)],
+        networks=[sessions_network(stack)],
         aliases=["redis"],
         # Healthy only while a password is required: an unauthenticated PING must be refused.
         healthcheck=Healthcheck(["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -q NOAUTH"]),
@@ -201,6 +317,7 @@ def authelia_spec(stack: Stack) -> ContainerSpec:
         service="authelia",
         name=container_name(stack, "authelia"),
         stack=stack.name,
+        network_pool=stack.network_pool,
         image=stack.images.authelia,
         user=stack.uids.authelia,
         entrypoint=["/app/authelia"],
@@ -212,7 +329,8 @@ def authelia_spec(stack: Stack) -> ContainerSpec:
             _bind(stack, "authelia", "identity"),
             Mount("volume", volume_name(stack, "authelia"), "/data", read_only=False),
         ],
-        networks=[internal_network(stack)],
+        # Reached as authelia on the ingress' network; reaches redis on the sessions network.
+        networks=[auth_network(stack), sessions_network(stack)],
         aliases=["authelia"],
         memory="512m",
         healthcheck=Healthcheck(_http_probe(f"http://127.0.0.1:{stack.authelia_port}/auth/api/health")),
@@ -222,16 +340,18 @@ def authelia_spec(stack: Stack) -> ContainerSpec:
 
 def agentgateway_spec(stack: Stack) -> ContainerSpec:
     remote = any(b.kind == "url" for b in stack.enabled_backends)
+    backends = [backend_network(stack, b.name) for b in stack.enabled_backends if b.kind != "url"]
     return ContainerSpec(
         service="agentgateway",
         name=container_name(stack, "agentgateway"),
         stack=stack.name,
+        network_pool=stack.network_pool,
         image=stack.images.agentgateway,
         user=stack.uids.agentgateway,
         command=["-f", f"{MOUNTS['agentgateway']['config']}/config.yaml"],
         mounts=[_bind(stack, "agentgateway", "config"), _bind(stack, "agentgateway", "secrets")],
-        # Remote backends (Home Assistant) are reached through the edge network.
-        networks=[internal_network(stack), edge_network(stack)] if remote else [internal_network(stack)],
+        # Each container backend on its own network; remote ones (Home Assistant) through the edge.
+        networks=[gateway_network(stack), *backends, *([edge_network(stack)] if remote else [])],
         aliases=["agentgateway"],
         memory="512m",
         healthcheck=None,  # the image has no shell or HTTP client; readiness is probed from outside
@@ -243,6 +363,7 @@ def ingress_spec(stack: Stack) -> ContainerSpec:
         service="ingress",
         name=container_name(stack, "ingress"),
         stack=stack.name,
+        network_pool=stack.network_pool,
         image=stack.images.ingress,
         user=stack.uids.ingress,
         command=["caddy", "run", "--config", f"{MOUNTS['ingress']['config']}/Caddyfile", "--adapter", "caddyfile"],
@@ -250,7 +371,7 @@ def ingress_spec(stack: Stack) -> ContainerSpec:
         env={"HOME": "/tmp", "XDG_CONFIG_HOME": "/tmp/config", "XDG_DATA_HOME": "/tmp/data"},
         mounts=[_bind(stack, "ingress", "config")],
         # Published only on loopback: Tailscale Funnel (or a local client) is the only way in.
-        networks=[edge_network(stack), internal_network(stack)],
+        networks=[edge_network(stack), auth_network(stack), gateway_network(stack)],
         # The official image's /usr/bin/caddy carries the file capability cap_net_bind_service=+ep:
         # the kernel refuses to exec it unless that capability is in the bounding set. Under
         # no-new-privileges and a non-root uid it is still never effective.
@@ -271,7 +392,9 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
         service=f"backend-{backend.name}",
         name=container_name(stack, f"backend-{backend.name}"),
         stack=stack.name,
-        networks=[internal_network(stack)],
+        network_pool=stack.network_pool,
+        networks=[backend_network(stack, backend.name)]
+        + ([egress_network(stack, backend.name)] if backend.egress else []),
         image=image,
         user=backend.user,
         env=dict(backend.env),
@@ -286,6 +409,7 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
 
 
 def stack_containers(stack: Stack, rendered: Rendered) -> list[ContainerSpec]:
-    """Every container, in start order: Redis, Authelia, backends, agentgateway, the ingress."""
+    """Every container, in start order: Redis, Authelia, backends, the ingress, agentgateway (whose
+    readiness is probed from the ingress, the only container that shares a network with it and has wget)."""
     backends = [backend_spec(stack, b, rendered) for b in stack.enabled_backends if b.kind != "url"]
-    return [redis_spec(stack), authelia_spec(stack), *backends, agentgateway_spec(stack), ingress_spec(stack)]
+    return [redis_spec(stack), authelia_spec(stack), *backends, ingress_spec(stack), agentgateway_spec(stack)]

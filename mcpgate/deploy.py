@@ -35,7 +35,7 @@ _contexts: dict[str, DeployContext] = {}
 # The deploy's parts, in the order they run. Configs and networks are always brought up to date;
 # a run can be limited to some services with host data mcpgate_components (e.g. on the command
 # line: --data mcpgate_components=redis,authelia).
-SERVICES = ("docker", "redis", "authelia", "backends", "agentgateway", "ingress", "tailscale")
+SERVICES = ("docker", "redis", "authelia", "backends", "ingress", "agentgateway", "tailscale")
 
 
 def selected_components(value: Any) -> tuple[str, ...]:

@@ -23,8 +23,9 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
+from pyinfra.api.exceptions import OperationError
 
-from .containers import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec
+from .containers import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec, NetworkSpec, assign_subnets
 from .render import HostDir, HostFile
 
 STATE_DIR = ".state"  # under base_dir: the config digest each container last started with
@@ -106,19 +107,42 @@ class DockerContainers(FactBase):
         return {}
 
 
-class DockerNetworks(FactBase):
-    """Existing networks by name: whether each is internal."""
+@dataclass(frozen=True)
+class NetworkInfo:
+    internal: bool
+    subnet: str | None
+    containers: tuple[str, ...]  # names of the containers attached
 
-    def requires_command(self) -> str:
+
+class StackNetworks(FactBase):
+    """The stack's networks (by its label) and any network with one of ``names``: whether each is
+    internal, its IPv4 subnet and the containers attached. One command for all of them."""
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
         return "docker"
 
-    def command(self) -> str:
-        return "docker network ls --format '{{.Name}}|{{.Internal}}' 2>/dev/null || true"
+    def command(self, stack: str, names: list[str]) -> str:
+        label = shlex.quote(f"{LABEL_STACK}={stack}")
+        quoted = " ".join(shlex.quote(n) for n in names)
+        return (
+            f"docker network inspect --format '{{{{json .}}}}' "
+            f"$(docker network ls -q --filter label={label}) {quoted} 2>/dev/null; true"
+        )
 
-    def process(self, output: list[str]) -> dict[str, bool]:
-        return {n: i == "true" for n, _, i in (line.partition("|") for line in output if "|" in line)}
+    def process(self, output: list[str]) -> dict[str, NetworkInfo]:
+        nets: dict[str, NetworkInfo] = {}
+        for line in output:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            net = json.loads(line)
+            configs = (net.get("IPAM") or {}).get("Config") or []
+            subnet = next((c["Subnet"] for c in configs if "." in c.get("Subnet", "")), None)
+            attached = tuple(sorted(c.get("Name", "") for c in (net.get("Containers") or {}).values()))
+            nets[net["Name"]] = NetworkInfo(bool(net.get("Internal")), subnet, attached)
+        return nets
 
-    def default(self) -> dict[str, bool]:
+    def default(self) -> dict[str, NetworkInfo]:
         return {}
 
 
@@ -275,30 +299,62 @@ def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune
 
 
 @operation()
-def docker_network(network: str, internal: bool, stack: str):
+def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
     """
-    A user-defined bridge network; ``internal`` ones have no route out and no address on the host.
+    The stack's bridge networks, each on its own slot of ``pool``; ``internal`` ones have no route
+    out and no address on the host.
+
+    A network with the wrong kind or a subnet outside its slot is recreated; the containers still
+    attached are disconnected first (their spec names the pool, so the deploy recreates them).
 
     **Example:**
 
     .. code:: python
 
-        docker_network(name="Private network", network="mcpgate-internal", internal=True, stack="mcpgate")
+        docker_networks(networks=stack_networks(stack), pool="172.31.252.0/22", stack="mcpgate")
     """
-    nets = host.get_fact(DockerNetworks)
-    if network not in nets:
-        flags = ["--driver", "bridge", "--label", f"{LABEL_SERVICE}=network", "--label", f"{LABEL_STACK}={stack}"]
-        if internal:
-            # No gateway address on the host's side either: the host cannot reach Redis or a backend.
-            flags += ["--internal", "--opt", "com.docker.network.bridge.inhibit_ipv4=true"]
-        yield shell_command("docker", "network", "create", *flags, network)
-    elif nets[network] != internal:
-        raise ValueError(
-            f"docker network {network} exists with internal={nets[network]}; stop its containers, "
-            f"remove it (docker network rm {network}) and deploy again"
-        )
-    else:
-        host.noop(f"network {network} exists")
+    have = host.get_fact(StackNetworks, stack=stack, names=sorted(n.name for n in networks))
+    try:
+        subnets = assign_subnets(pool, networks, {name: info.subnet for name, info in have.items()})
+    except ValueError as err:
+        raise OperationError(str(err)) from None
+    for net in networks:
+        subnet = subnets[net.name]
+        info = have.get(net.name)
+        if info is not None and info.internal == net.internal and info.subnet == str(subnet):
+            continue
+        if info is not None:
+            for container in info.containers:
+                yield shell_command("docker", "network", "disconnect", "-f", net.name, container)
+            yield shell_command("docker", "network", "rm", net.name)
+        yield shell_command("docker", "network", "create", *net.create_args(subnet, stack))
+
+
+@operation()
+def prune_networks(networks: list[NetworkSpec], containers: list[str], stack: str):
+    """
+    Remove the stack's networks that it no longer uses (a removed backend's, an older layout's).
+
+    Run after the containers: a stale network still attached to one of ``containers`` (the stack's
+    wanted containers, which were recreated on their new networks) goes; one attached to any other
+    container is kept, and said so.
+
+    **Example:**
+
+    .. code:: python
+
+        prune_networks(networks=stack_networks(stack), containers=["mcpgate-redis"], stack="mcpgate")
+    """
+    wanted = {n.name for n in networks}
+    have = host.get_fact(StackNetworks, stack=stack, names=sorted(wanted))
+    for name, info in sorted(have.items()):
+        if name in wanted:
+            continue
+        others = [c for c in info.containers if c not in containers]
+        if others:
+            host.noop(f"network {name} is no longer used by the stack but kept: {', '.join(others)} still on it")
+        else:
+            yield shell_command("docker", "network", "rm", name)
 
 
 @operation()

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 from .errors import MCPGateError
-from .model import AUTHELIA_VERSION, Backend, Stack
+from .model import AUTHELIA_VERSION, Backend, Stack, agentgateway_port
 from .secrets import StackSecrets
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -300,6 +300,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
             token_path=token_path,
             jwks_path=f"{MOUNTS['agentgateway']['config']}/{AGENTGATEWAY_JWKS}",
             session_key=secrets.gateway_session_key(),
+            stats_port=agentgateway_port("metrics"),
         ),
         mode=0o600,
         owner=uids.agentgateway,

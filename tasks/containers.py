@@ -3,15 +3,16 @@
 from pyinfra import host
 from pyinfra.api import deploy
 
-from mcpgate.containers import GATEWAY_READINESS_PORT, edge_network, internal_network
+from mcpgate.containers import GATEWAY_READINESS_PORT, stack_networks
 from mcpgate.deploy import context_for
 from mcpgate.hostops import (
     authelia_identity,
     data_directory,
     docker_container,
     docker_image,
-    docker_network,
+    docker_networks,
     docker_volume,
+    prune_networks,
     wait_healthy,
 )
 from mcpgate.identity import subjects
@@ -24,9 +25,13 @@ READY_TIMEOUT = {"redis": 60, "authelia": 180, "agentgateway": 120, "ingress": 6
 @deploy("Networks, volumes and data folders")
 def stack_prerequisites() -> None:
     ctx = context_for(host)
-    internal, edge = internal_network(ctx.stack), edge_network(ctx.stack)
-    docker_network(name=f"network {internal} (internal)", network=internal, internal=True, stack=ctx.stack.name)
-    docker_network(name=f"network {edge}", network=edge, internal=False, stack=ctx.stack.name)
+    networks = stack_networks(ctx.stack)
+    docker_networks(
+        name=f"networks {', '.join(n.name for n in networks)}",
+        networks=networks,
+        pool=ctx.stack.network_pool,
+        stack=ctx.stack.name,
+    )
     for spec in ctx.containers:
         for volume, owner in spec.owned_volumes.items():
             docker_volume(name=f"volume {volume}", volume=volume, owner=owner, stack=ctx.stack.name)
@@ -37,10 +42,10 @@ def stack_prerequisites() -> None:
 
 
 def _gateway_probe(ctx) -> str:
-    """agentgateway's image has no shell or HTTP client: ask for its readiness endpoint from Authelia's
-    container, which is on the same private network and ships wget."""
+    """agentgateway's image has no shell or HTTP client: ask for its readiness endpoint from the
+    ingress, the one container that shares a network with it (and ships wget)."""
     return (
-        f"docker exec {ctx.container('authelia').name} wget -q -O /dev/null "
+        f"docker exec {ctx.container('ingress').name} wget -q -O /dev/null "
         f"http://agentgateway:{GATEWAY_READINESS_PORT}/healthz/ready"
     )
 
@@ -107,3 +112,14 @@ def agentgateway() -> None:
 @deploy("Ingress")
 def ingress() -> None:
     _run(context_for(host), "ingress")
+
+
+@deploy("Networks no longer used")
+def stack_leftovers() -> None:
+    ctx = context_for(host)
+    prune_networks(
+        name="networks the stack no longer uses",
+        networks=stack_networks(ctx.stack),
+        containers=[spec.name for spec in ctx.containers],
+        stack=ctx.stack.name,
+    )

@@ -42,6 +42,15 @@ def _free_port() -> int:
 # earlier run left can be mistaken for it, and nothing of theirs is touched.
 STACK_NAME = f"mcpgate-e2e-{pysecrets.token_hex(3)}"
 BASE_DIR = f"/opt/{STACK_NAME}"
+
+
+def random_network_pool() -> str:
+    """A /22 of 10.64.0.0/10 for a test stack's networks, so that it never overlaps a real
+    deploy's (172.31.252.0/22 by default) and hardly ever another test stack's."""
+    return f"10.{64 + pysecrets.randbelow(64)}.{4 * pysecrets.randbelow(64)}.0/22"
+
+
+NETWORK_POOL = random_network_pool()
 VAULT_DIR = f"/var/lib/{STACK_NAME}-notes"
 INGRESS_PORT = _free_port()
 HOSTNAME = "mcp-gateway.home.test"
@@ -145,6 +154,7 @@ class Deployer:
             "MCPGATE_LOCAL_NAME": STACK_NAME,
             "MCPGATE_LOCAL_BASE_DIR": BASE_DIR,
             "MCPGATE_LOCAL_PORT": str(INGRESS_PORT),
+            "MCPGATE_LOCAL_NETWORK_POOL": NETWORK_POOL,
             "MCPGATE_LOCAL_VAULT": VAULT_DIR,
             "MCPGATE_LOCAL_HOSTNAME": HOSTNAME,
             "MCPGATE_DOCKER_INSTALL": "existing",

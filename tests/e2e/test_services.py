@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mcpgate.containers import LABEL_STACK, ContainerSpec, backend_spec, ingress_spec, internal_network, redis_spec
+from mcpgate.containers import LABEL_STACK, ContainerSpec, backend_spec, ingress_spec, redis_spec
 from mcpgate.model import Stack, load_stack
 from mcpgate.render import DISCOVERY_ALIASES, Rendered, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
@@ -89,7 +89,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
         (base / f.path).write_bytes(f.content)
         os.chown(base / f.path, *map(int, f.owner.split(":")))
         (base / f.path).chmod(f.mode)
-    network = internal_network(stack)
+    network = f"{stack.name}-services"
     docker("network", "create", "--label", f"{LABEL_STACK}={stack.name}", network)
     try:
         yield stack, rendered, base, network

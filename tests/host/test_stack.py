@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from mcpgate.containers import LABEL_STACK, container_name, internal_network, stack_containers
+from mcpgate.containers import LABEL_STACK, container_name, stack_containers, stack_networks
 from mcpgate.model import Stack
 from mcpgate.render import DISCOVERY_ALIASES, Rendered
 from mcpgate.secrets import StackSecrets
@@ -80,28 +80,40 @@ def test_only_the_ingress_is_published_and_only_on_loopback(host, stack: Stack) 
 def test_redis_and_backends_are_unreachable_from_the_host(
     host, stack: Stack, rendered: Rendered, components: tuple[str, ...]
 ) -> None:
-    """The private network is internal and its bridge has no address on the host, so the host has no
-    route into it. Checked from the routing table: no packet is sent to a container's address (with
-    no local route, it would leave through the default gateway)."""
-    network = internal_network(stack)
-    net = json.loads(host.check_output(f"docker network inspect {network}"))[0]
-    assert net["Internal"] is True
-    assert net["Options"].get("com.docker.network.bridge.inhibit_ipv4") == "true"
-    bridge = f"br-{net['Id'][:12]}"
-    assert "inet " not in host.check_output(f"ip -4 addr show dev {bridge}"), f"{bridge} has an address"
-    private = [
-        c
-        for c in _deployed(stack, rendered, components)
-        if c.service == "redis" or c.service == "authelia" or c.service.startswith("backend-")
-    ]
+    """Every network but the edge (and a backend's egress) is internal and its bridge has no address
+    on the host, so the host has no route into it. Checked from the routing table: no packet is sent
+    to a container's address over such a bridge."""
+    internal = {n.name: n for n in stack_networks(stack) if n.internal}
+    bridges = {}
+    for name in internal:
+        net = json.loads(host.check_output(f"docker network inspect {shlex.quote(name)}"))[0]
+        assert net["Internal"] is True, name
+        assert net["Options"].get("com.docker.network.bridge.inhibit_ipv4") == "true", name
+        bridges[name] = f"br-{net['Id'][:12]}"
+        assert "inet " not in host.check_output(f"ip -4 addr show dev {bridges[name]}"), f"{name} has an address"
+    private = [c for c in _deployed(stack, rendered, components) if c.service != "ingress"]
     assert private
     for spec in private:
         info = _inspect(host, spec.name)
-        assert list(info["NetworkSettings"]["Networks"]) == [network], spec.name
         assert not info["HostConfig"]["PortBindings"], spec.name
-        ip = info["NetworkSettings"]["Networks"][network]["IPAddress"]
-        route = host.check_output(f"ip -4 route get {ip}")
-        assert f"dev {bridge}" not in route, f"the host routes to {spec.name} at {ip} over {bridge}"
+        for name, net in info["NetworkSettings"]["Networks"].items():
+            if name in bridges:
+                route = host.check_output(f"ip -4 route get {net['IPAddress']}")
+                assert f"dev {bridges[name]}" not in route, f"the host routes to {spec.name} over {name}"
+
+
+def test_each_network_holds_only_its_containers(
+    host, stack: Stack, rendered: Rendered, components: tuple[str, ...]
+) -> None:
+    """A backend shares its network with agentgateway only; Redis with Authelia only."""
+    wanted: dict[str, set[str]] = {n.name: set() for n in stack_networks(stack)}
+    for spec in _deployed(stack, rendered, components):
+        for network in spec.networks:
+            wanted[network].add(spec.name)
+    for name, containers in wanted.items():
+        net = json.loads(host.check_output(f"docker network inspect {shlex.quote(name)}"))[0]
+        attached = {c["Name"] for c in net["Containers"].values()}
+        assert attached == containers, f"{name}: {sorted(attached)}"
 
 
 def test_config_and_secret_files_have_their_owner_and_mode(host, stack: Stack, rendered: Rendered) -> None:
