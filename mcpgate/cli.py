@@ -1,6 +1,8 @@
 """The ``mcpgate`` command: render, check, and the secrets a person needs.
 
-Exit codes: 0 success, 2 a mistake in the input (message on stderr, no traceback), 1 anything else.
+Exit codes: 0 success; 2 a mistake in the input, the secrets store or a path (one line on stderr
+naming the path, the problem and the fix; never a traceback, never a secret value); 1 stdout closed
+early (``mcpgate check ... | head``, quietly) or anything else.
 """
 
 from __future__ import annotations
@@ -17,31 +19,51 @@ from .identity import otpauth_uri, subjects
 from .inventory import HostStack, default_secrets_dir, load_inventory
 from .policy import format_matrix
 from .render import Rendered, render_stack
-from .rules import generated_value_problems
-from .secrets import ROTATABLE, StackSecrets
+from .rules import generated_value_problems, supplied_value_problem
+from .secrets import ROTATABLE, SecretStore, StackSecrets, file_in_the_way
 from .validate import reference_dir, validate_rendered
 
 
+def _store(hs: HostStack, secrets_dir: Path | None, read_only: bool = False) -> SecretStore:
+    store = hs.store(secrets_dir, read_only)
+    store.inventory = hs.inventory  # the repair commands in its errors name this inventory
+    return store
+
+
 def _render_host(hs: HostStack, secrets_dir: Path | None, read_only: bool = False) -> tuple[Rendered, StackSecrets]:
-    secrets = StackSecrets(hs.store(secrets_dir, read_only), hs.stack)
+    secrets = StackSecrets(_store(hs, secrets_dir, read_only), hs.stack)
     return render_stack(hs.stack, secrets, inventory=hs.inventory, host=hs.host), secrets
+
+
+def _write_rendered(rendered: Rendered, root: Path) -> None:
+    for d in rendered.dirs:
+        (root / d.path).mkdir(parents=True, exist_ok=True)
+        (root / d.path).chmod(d.mode)
+    for f in rendered.files:
+        path = root / f.path
+        # Create private from the first byte: a secret is never readable by others, even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(f.content)
+        path.chmod(f.mode)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise MCPGateError(f"--out {out} is a file, not a folder; give a folder (it is created if missing)")
     for hs in load_inventory(args.inventory, args.host):
         rendered, _ = _render_host(hs, args.secrets)
         root = out / hs.host
-        for d in rendered.dirs:
-            (root / d.path).mkdir(parents=True, exist_ok=True)
-            (root / d.path).chmod(d.mode)
-        for f in rendered.files:
-            path = root / f.path
-            # Create private from the first byte: a secret is never readable by others, even briefly.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(f.content)
-            path.chmod(f.mode)
+        try:
+            _write_rendered(rendered, root)
+        except OSError as err:
+            where = Path(err.filename) if err.filename else root
+            blocker = file_in_the_way(where) if isinstance(err, (NotADirectoryError, FileExistsError)) else None
+            problem = (
+                f"{blocker} is a file, not a folder" if blocker else f"cannot write {where}: {err.strerror or err}"
+            )
+            raise MCPGateError(f"--out {out}: {problem}; give --out a folder you can write to") from None
         print(f"{hs.host}: {len(rendered.files)} files in {root} (base folder on the host: {hs.stack.base_dir})")
     return 0
 
@@ -73,29 +95,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets_show(args: argparse.Namespace) -> int:
+    # Every value is read (and checked) before anything is printed: a damaged store gives its one-line
+    # error and no half of the listing.
+    lines: list[str] = []
     for hs in load_inventory(args.inventory, args.host):
         stack = hs.stack
-        secrets = StackSecrets(hs.store(args.secrets), stack)
-        print(f"== {hs.host}")
-        print()
-        print('Claude.ai: Settings > Connectors > "Add custom connector"')
-        print(f"  Remote MCP server URL:  {stack.resource}")
+        secrets = StackSecrets(_store(hs, args.secrets), stack)
+        lines += [f"== {hs.host}", "", 'Claude.ai: Settings > Connectors > "Add custom connector"']
+        lines.append(f"  Remote MCP server URL:  {stack.resource}")
         for client in stack.clients:
-            print()
-            print(f"  client {client.name}  (Advanced settings)")
-            print(f"    OAuth Client ID:      {client.id}")
+            lines += ["", f"  client {client.name}  (Advanced settings)", f"    OAuth Client ID:      {client.id}"]
             if client.public:
-                print("    OAuth Client Secret:  (none: public client, PKCE only)")
+                lines.append("    OAuth Client Secret:  (none: public client, PKCE only)")
             else:
-                print(f"    OAuth Client Secret:  {secrets.client_secret(client.id)}")
-                print(f"    token auth method:    {client.auth_method}")
-        print()
-        print(f"Users (sign in at {stack.issuer}, password then TOTP):")
+                lines.append(f"    OAuth Client Secret:  {secrets.client_secret(client.id)}")
+                lines.append(f"    token auth method:    {client.auth_method}")
+        lines += ["", f"Users (sign in at {stack.issuer}, password then TOTP):"]
         for user in stack.users:
-            print(f"  {user.name}")
-            print(f"    initial password:  {secrets.user_password(user.name)}")
-            print(f"    TOTP (scan or paste into an authenticator app): {otpauth_uri(stack, secrets, user.name)}")
-        print()
+            lines.append(f"  {user.name}")
+            lines.append(f"    initial password:  {secrets.user_password(user.name)}")
+            lines.append(
+                f"    TOTP (scan or paste into an authenticator app): {otpauth_uri(stack, secrets, user.name)}"
+            )
+        lines.append("")
+    print("\n".join(lines))
     return 0
 
 
@@ -119,16 +142,29 @@ def _one_host(args: argparse.Namespace) -> HostStack:
 
 def cmd_secrets_set(args: argparse.Namespace) -> int:
     hs = _one_host(args)
-    secrets = StackSecrets(hs.store(args.secrets), hs.stack)
+    secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
     allowed = secrets.settable_names()
     if args.name not in allowed:
         raise MCPGateError(
             f"{args.name!r} is not a secret this inventory asks for; settable: {', '.join(allowed) or 'none'}"
         )
-    value = getpass.getpass(f"{args.name} for {hs.host}: ") if sys.stdin.isatty() else sys.stdin.read()
+    try:
+        # Bytes decoded strictly: the locale's decoder may smuggle undecodable bytes in as surrogates.
+        value = (
+            getpass.getpass(f"{args.name} for {hs.host}: ")
+            if sys.stdin.isatty()
+            else sys.stdin.buffer.read().decode("utf-8")
+        )
+    except EOFError:  # Ctrl-D at the prompt
+        value = ""
+    except UnicodeDecodeError:
+        raise MCPGateError(f"the value given for {args.name!r} on stdin is not UTF-8 text") from None
     value = value.strip()
     if not value:
         raise MCPGateError(f"no value given for {args.name!r} (it is read from stdin, never from the command line)")
+    problem = supplied_value_problem(hs.stack, args.name, value)
+    if problem:  # what the store would refuse when the deploy reads it back
+        raise MCPGateError(f"the value given for {args.name!r} {problem}; nothing was stored")
     secrets.store.set(f"tokens/{args.name}", value)
     print(f"{hs.host}: stored {args.name} in {secrets.store.root} (0600)")
     return 0
@@ -136,7 +172,7 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
 
 def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     hs = _one_host(args)
-    secrets = StackSecrets(hs.store(args.secrets), hs.stack)
+    secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
     item = secrets.rotate(args.name)
     print(f"{hs.host}: rotated {item.name}; the next deploy restarts {item.restarts}")
     return 0
@@ -186,13 +222,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_gone() -> int:
+    """stdout's reader went away (``mcpgate check ... | head``): as Python's signal docs advise, point
+    stdout at devnull so the interpreter's last flush cannot fail again, and leave quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a descriptor (tests): nothing left to flush
+        pass
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except MCPGateError as err:
         print(f"mcpgate: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # A path the person gave or the machine's state (permissions, a full disk): say which file and
+        # why. OSError's text names files only, never their contents.
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"mcpgate: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

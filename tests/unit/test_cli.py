@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,11 +20,13 @@ HOME = str(PROJECT_ROOT / "inventory" / "home.py")
 LOCAL = str(PROJECT_ROOT / "inventory" / "local.py")
 
 
-def run(*args: str, secrets: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, secrets: Path, stdin: str | None = None, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
     env["MCPGATE_SECRETS_DIR"] = str(secrets)
     return subprocess.run(
-        [sys.executable, "-m", "mcpgate", *args],
+        [*(prefix or []), sys.executable, "-m", "mcpgate", *args],
         input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,
@@ -215,3 +219,336 @@ def test_several_hosts_need_host_for_set(tmp_path: Path, store: Path) -> None:
     assert_user_error(run("secrets", "set", str(inv), "home-assistant-token", secrets=store, stdin="x"), "--host")
     r = run("secrets", "set", str(inv), "--host", "b", "home-assistant-token", secrets=store, stdin="x")
     assert r.returncode == 0 and (store / "b" / "tokens" / "home-assistant-token").exists()
+
+
+# A damaged secrets store, wrong paths, a closed pipe: one line on stderr naming the path, what is
+# wrong and the fix; exit 2; no traceback; no secret value; and `check` changes nothing on disk.
+
+
+@pytest.fixture(scope="module")
+def _rendered_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("healthy")
+    r = run("render", LOCAL, "--out", str(base / "first"), secrets=base / "secrets")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    return base
+
+
+@pytest.fixture
+def healthy(store: Path, _rendered_once: Path) -> Path:
+    """A complete store for inventory/local.py (host @local) made by a render, and that render in
+    first/: copied (modes too) from one render per module, as a 3072-bit key takes a while."""
+    shutil.copytree(_rendered_once / "secrets", store)
+    shutil.copytree(_rendered_once / "first", store.parent / "first")
+    assert _tree(store) == _tree(_rendered_once / "secrets")
+    return store / "@local"
+
+
+def _values(host_store: Path) -> list[str]:
+    """Every secret value in the store, to look for in output that must not show one."""
+    return [v for p in host_store.rglob("*") if p.is_file() and len(v := p.read_text().strip()) >= 8]
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess[str], host_store: Path, *parts: str) -> None:
+    assert_user_error(r, *parts)
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("mcpgate: ")
+    for value in _values(host_store):
+        assert value not in r.stderr, "a secret value in an error"
+
+
+def _truncate_key(path: Path) -> None:
+    path.write_text(path.read_text()[:900])
+
+
+STORE_DAMAGE = [
+    # command, file in the store, how it is damaged, the problem and the fix the message names
+    pytest.param(
+        "render",
+        "redis/password",
+        lambda p: p.write_text(""),
+        "the Redis password): empty, expected 48 ASCII letters and digits",
+        f"rotating it is safe: mcpgate secrets rotate {LOCAL} --host @local redis-password, then deploy",
+        id="empty-redis-password",
+    ),
+    pytest.param(
+        "check",
+        "redis/password",
+        lambda p: p.write_text(""),
+        "empty, expected 48 ASCII letters and digits",
+        f"mcpgate secrets rotate {LOCAL} --host @local redis-password",
+        id="empty-redis-password-check",
+    ),
+    pytest.param(
+        "render",
+        "clients/claude-ai.secret",
+        lambda p: p.write_text(""),
+        "the secret of client claude-ai): empty, expected 64 ASCII letters and digits",
+        f"not safe to rotate (the client, e.g. Claude's connector, holds it): restore it from your backup of the "
+        f"store; with no backup, delete it, deploy, and paste the new secret that mcpgate secrets show {LOCAL} "
+        "--host @local prints",
+        id="empty-client-secret",
+    ),
+    pytest.param(
+        "secrets show",
+        "users/alice.totp",
+        lambda p: p.write_text("not base32!"),
+        "the TOTP seed of user alice): TOTP seed is not unpadded upper-case base32",
+        "not safe to rotate (alice's authenticator app holds it): restore it from your backup of the store",
+        id="non-base32-totp-show",
+    ),
+    pytest.param(
+        "check",
+        "users/alice.totp",
+        lambda p: p.write_text("JBSWY3DPEHPK3PXP"),
+        "TOTP seed must be unpadded base32 of at least 16 bytes",
+        "have alice scan the new otpauth:// URI",
+        id="short-totp-check",
+    ),
+    pytest.param(
+        "render",
+        "authelia/oidc_jwks_rs256.pem",
+        _truncate_key,
+        "Authelia's token signing key): not a PEM private key that parses (truncated or damaged)",
+        "not safe to rotate (every issued token's key id and signature come from it): restore it from your backup",
+        id="truncated-signing-key",
+    ),
+    pytest.param(
+        "check",
+        "authelia/oidc_jwks_rs256.pem",
+        _truncate_key,
+        "not a PEM private key that parses",
+        "with no backup, delete it and deploy",
+        id="truncated-signing-key-check",
+    ),
+    pytest.param(
+        "render",
+        "users/bob.argon2id",
+        lambda p: p.write_text(p.read_text()[:-10]),
+        "the password digest of user bob): its salt or hash has the wrong length",
+        "it is made from the user's password: delete it",
+        id="cut-argon2id-digest",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "name", "damage", "problem", "fix"), STORE_DAMAGE)
+def test_a_damaged_store_is_refused_in_one_line(
+    tmp_path: Path,
+    store: Path,
+    healthy: Path,
+    command: str,
+    name: str,
+    damage: Callable[[Path], None],
+    problem: str,
+    fix: str,
+) -> None:
+    path = healthy / name
+    damage(path)
+    before = _tree(store)
+    extra = ["--out", str(tmp_path / "out")] if command == "render" else []
+    r = run(*command.split(), LOCAL, *extra, secrets=store)
+    assert_one_line_error(r, healthy, f"mcpgate: damaged secret {path} (", problem, fix)
+    assert r.stdout == ""  # not half a listing
+    assert _tree(store) == before  # refused, not replaced
+    assert not (tmp_path / "out").exists()  # nothing rendered from a damaged store
+
+
+def test_the_repair_the_message_names_works(store: Path, healthy: Path) -> None:
+    (healthy / "redis" / "password").write_text("")
+    message = run("render", LOCAL, "--out", str(store.parent / "out"), secrets=store).stderr
+    command = message.split("rotating it is safe: ")[1].split(",")[0]
+    assert command.startswith("mcpgate secrets rotate ")
+    r = run(*command.split()[1:], secrets=store)
+    assert r.returncode == 0, r.stderr
+    assert run("render", LOCAL, "--out", str(store.parent / "out"), secrets=store).returncode == 0
+
+
+def test_check_reports_loose_modes_and_changes_nothing(store: Path, healthy: Path) -> None:
+    password = healthy / "redis" / "password"
+    password.chmod(0o644)
+    (healthy / "users").chmod(0o755)
+    healthy.chmod(0o711)
+    before = _tree(store)
+    r = run("check", LOCAL, secrets=store)
+    assert r.returncode == 0, r.stderr
+    assert _tree(store) == before  # bytes and modes: check never writes or chmods
+    assert f"mcpgate: WARNING: secret {password} has mode 0644: other users may read it; left as it is" in r.stderr
+    assert f"mcpgate: WARNING: secrets folder {healthy / 'users'} has mode 0755" in r.stderr
+    assert f"mcpgate: WARNING: secrets folder {healthy} has mode 0711" in r.stderr
+    assert f"chmod 0600 {password}" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_render_reports_loose_modes_and_repairs_them(store: Path, healthy: Path) -> None:
+    password = healthy / "users" / "alice.totp"
+    password.chmod(0o640)
+    (healthy / "users").chmod(0o750)
+    r = run("render", LOCAL, "--out", str(store.parent / "out"), secrets=store)
+    assert r.returncode == 0, r.stderr
+    assert f"mcpgate: WARNING: secret {password} had mode 0640: other users may have read it; set to 0600" in r.stderr
+    assert f"mcpgate: WARNING: secrets folder {healthy / 'users'} had mode 0750" in r.stderr
+    assert {stat.S_IMODE(p.stat().st_mode) for p in [healthy, *healthy.rglob("*")] if p.name != ".lock"} == {
+        0o600,
+        0o700,
+    }
+    assert stat.S_IMODE(password.stat().st_mode) == 0o600
+    again = run("render", LOCAL, "--out", str(store.parent / "out"), secrets=store)
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_a_healthy_store_renders_byte_identically_and_check_leaves_it_alone(
+    tmp_path: Path, store: Path, healthy: Path
+) -> None:
+    before = _tree(store)
+    first = _tree(tmp_path / "first")
+    r = run("render", LOCAL, "--out", str(tmp_path / "again"), secrets=store)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert _tree(tmp_path / "again") == first  # bytes and modes
+    r = run("check", LOCAL, secrets=store)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "rendered configs: ok" in r.stdout
+    shown = run("secrets", "show", LOCAL, secrets=store)
+    assert shown.returncode == 0 and shown.stderr == ""
+    assert (healthy / "users" / "alice.password").read_text() in shown.stdout
+    assert _tree(store) == before
+
+
+@pytest.mark.parametrize("command", ["check", "render", "secrets show", "secrets rotate"])
+def test_a_secrets_path_that_is_a_file(tmp_path: Path, command: str) -> None:
+    not_a_folder = tmp_path / "secrets"
+    not_a_folder.write_text("a file")
+    extra = {"render": ["--out", str(tmp_path / "out")], "secrets rotate": ["redis-password"]}.get(command, [])
+    r = run(*command.split(), LOCAL, *extra, secrets=not_a_folder)
+    assert_one_line_error(
+        r,
+        tmp_path,
+        f"secrets store {not_a_folder / '@local'}: {not_a_folder} is a file, not a folder",
+        "move that file away or choose another store folder with --secrets or MCPGATE_SECRETS_DIR",
+    )
+    assert not_a_folder.read_text() == "a file"
+
+
+def test_a_host_folder_that_is_a_file(store: Path) -> None:
+    store.mkdir()
+    (store / "@local").write_text("")
+    r = run("render", LOCAL, "--out", str(store.parent / "out"), secrets=store)
+    assert_one_line_error(r, store, f"{store / '@local'} is a file, not a folder")
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix under which file permissions apply: nothing for a normal user; as root,
+    setpriv dropping the capabilities that bypass them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    if shutil.which("setpriv") is None or subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("running as root without a working setpriv: permissions cannot be made to apply")
+    return prefix
+
+
+def test_a_secrets_folder_that_is_not_writable(tmp_path: Path) -> None:
+    prefix = _without_root_powers()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    r = run("render", LOCAL, "--out", str(tmp_path / "out"), secrets=locked, prefix=prefix)
+    assert_one_line_error(
+        r,
+        tmp_path,
+        f"secrets store {locked / '@local'}: cannot create {locked / '@local'}: permission denied for user",
+        "(chown/chmod), or choose another store folder with --secrets or MCPGATE_SECRETS_DIR",
+    )
+    assert list(locked.iterdir()) == []
+
+
+def test_a_secret_that_is_not_readable(store: Path, healthy: Path) -> None:
+    prefix = _without_root_powers()
+    path = healthy / "users" / "alice.totp"
+    path.chmod(0o000)
+    before = _tree(store)
+    r = run("check", LOCAL, secrets=store, prefix=prefix)
+    assert_one_line_error(r, store.parent, f"cannot read {path}: permission denied for user")
+    assert _tree(store) == before
+
+
+def test_render_out_that_is_a_file(tmp_path: Path, store: Path) -> None:
+    out = tmp_path / "out.txt"
+    out.write_text("x")
+    r = run("render", LOCAL, "--out", str(out), secrets=store)
+    assert_one_line_error(r, tmp_path, f"--out {out} is a file, not a folder; give a folder")
+    r = run("render", LOCAL, "--out", str(out / "below"), secrets=store)
+    assert_one_line_error(r, tmp_path, f"--out {out / 'below'}: {out} is a file, not a folder")
+    assert out.read_text() == "x"
+
+
+def test_render_out_that_is_not_writable(tmp_path: Path, store: Path) -> None:
+    prefix = _without_root_powers()
+    out = tmp_path / "out"
+    out.mkdir(mode=0o500)
+    r = run("render", LOCAL, "--out", str(out), secrets=store, prefix=prefix)
+    assert_one_line_error(r, tmp_path, f"--out {out}: cannot write {out / '@local'}: Permission denied")
+
+
+def test_check_into_a_closed_pipe_is_quiet(store: Path, healthy: Path) -> None:
+    """`mcpgate check ... | head`: the reader is gone before anything is written. Python's advice
+    (signal module docs, "Note on SIGPIPE"): point stdout at devnull and exit 1, without a word."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
+    env["MCPGATE_SECRETS_DIR"] = str(store)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcpgate", "check", LOCAL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert err == ""
+
+
+def test_check_piped_into_head(store: Path, healthy: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
+    env["MCPGATE_SECRETS_DIR"] = str(store)
+    r = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -m mcpgate check {LOCAL} | head -n 1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+    assert r.stdout == "== @local: https://mcp-gateway.home.test/mcp\n"
+    assert r.stderr == ""  # whether or not the pipe closed before the last write
+    assert r.returncode in (0, 1)
+
+
+def test_secrets_set_refuses_a_value_the_store_would_refuse(store: Path) -> None:
+    r = run("secrets", "set", HOME, "home-assistant-token", secrets=store, stdin="two words\n")
+    assert_one_line_error(r, store.parent, "the value given for 'home-assistant-token' holds spaces", "nothing was")
+    assert "two words" not in r.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
+    env["MCPGATE_SECRETS_DIR"] = str(store)
+    binary = subprocess.run(
+        [sys.executable, "-m", "mcpgate", "secrets", "set", HOME, "home-assistant-token"],
+        input=b"\xff\xfe\x00token",
+        capture_output=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+    assert binary.returncode == 2
+    assert binary.stderr.decode() == "mcpgate: the value given for 'home-assistant-token' on stdin is not UTF-8 text\n"
+    assert not (store / "gateway.lan" / "tokens").exists()
+
+
+def test_an_empty_token_in_the_store_names_secrets_set(store: Path) -> None:
+    _set_ha_token(store)
+    (store / "gateway.lan" / "tokens" / "home-assistant-token").write_text("\n")
+    r = run("render", HOME, "--out", str(store.parent / "out"), secrets=store)
+    assert_one_line_error(
+        r,
+        store / "gateway.lan",
+        "(the token home-assistant-token): empty",
+        f"set it again: mcpgate secrets set {HOME} --host gateway.lan home-assistant-token",
+    )
