@@ -25,6 +25,8 @@ from .render import (
     INGRESS_LISTEN_PORT,
     MOUNTS,
     Rendered,
+    backend_env_file,
+    backend_secret_file,
     service_paths,
 )
 
@@ -204,6 +206,11 @@ class ContainerSpec:
     command: list[str] = field(default_factory=list)
     entrypoint: list[str] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # A host file of VAR=value lines (secrets): read by ``docker create``, never on a command line.
+    env_file: str | None = None
+    # sha256 of the secrets handed to the container (its env file and secret files): a changed
+    # secret recreates it (an env file is only read at creation).
+    secrets_digest: str = ""
     mounts: list[Mount] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=lambda: ["/tmp"])
     aliases: list[str] = field(default_factory=list)
@@ -260,6 +267,8 @@ class ContainerSpec:
             args += ["--mount", f"type={m.kind},source={m.source},target={m.target}{opt}"]
         for key, value in sorted(self.env.items()):
             args += ["--env", f"{key}={value}"]
+        if self.env_file:
+            args += ["--env-file", self.env_file]
         for port in self.ports:
             args += ["--publish", port]
         if self.healthcheck:
@@ -388,6 +397,15 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
         assert backend.image is not None
         image = backend.image
     mounts = [Mount("bind" if v.is_host_path else "volume", v.source, v.target, v.read_only) for v in backend.volumes]
+    secret_files = []
+    for secret in backend.secrets:
+        if secret.file:
+            secret_files.append(backend_secret_file(backend.name, secret.name))
+            mounts.append(Mount("bind", posixpath.join(stack.base_dir, secret_files[-1]), secret.file))
+    env_file = backend_env_file(backend.name) if any(s.env for s in backend.secrets) else None
+    digest = hashlib.sha256()
+    for path in [*secret_files, *([env_file] if env_file else [])]:
+        digest.update(f"{path}\0{rendered.file(path).sha256}\0".encode())
     return ContainerSpec(
         service=f"backend-{backend.name}",
         name=container_name(stack, f"backend-{backend.name}"),
@@ -398,6 +416,8 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
         image=image,
         user=backend.user,
         env=dict(backend.env),
+        env_file=posixpath.join(stack.base_dir, env_file) if env_file else None,
+        secrets_digest=digest.hexdigest() if backend.secrets else "",
         mounts=mounts,
         aliases=[backend.name],
         read_only=backend.read_only_rootfs,

@@ -890,6 +890,11 @@ class Backend(_Strict):
                     f"backend {self.name!r} runs a container: set port (the port its MCP server listens on)"
                 )
             problems += self._mount_problems()
+            if self.user is None and any(s.file for s in self.secrets):
+                problems.append(
+                    f"backend {self.name!r} mounts a secret file, which must belong to the user the container "
+                    'runs as: set user (uid:gid, e.g. "10002:10002")'
+                )
         if self.base_image is not None and self.build is None:
             problems.append(f"backend {self.name!r}: base_image applies only with build")
         if problems:

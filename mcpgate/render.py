@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
-from .errors import MCPGateError
+from .errors import MCPGateError, SecretsError
 from .model import AUTHELIA_VERSION, Backend, Stack, agentgateway_port
 from .secrets import StackSecrets
 
@@ -126,6 +126,16 @@ class Rendered:
 def service_paths(service: str) -> dict[str, str]:
     """Host folders (relative to base_dir) mounted into a service, by role."""
     return {role: f"{service}/{role}" for role in MOUNTS[service]}
+
+
+def backend_secret_file(backend: str, secret: str) -> str:
+    """Where a backend's file secret is kept on the host (relative to base_dir); bind-mounted read-only."""
+    return f"backends/{backend}/files/{secret}"
+
+
+def backend_env_file(backend: str) -> str:
+    """The host file (relative to base_dir) ``docker create --env-file`` reads a backend's env secrets from."""
+    return f"backends/{backend}/secrets.env"
 
 
 def token_path(name: str) -> str:
@@ -338,6 +348,34 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
         service="ingress",
         secret=False,
     )
+
+    # Backends' own secrets: root-only folders; a file secret belongs to the backend's user (0400)
+    # and is bind-mounted; env secrets are one 0600 root file that docker reads when it creates
+    # the container, so no value is ever on a command line.
+    for b in stack.enabled_backends:
+        if not b.secrets:
+            continue
+        if not any(d.path == "backends" for d in dirs):
+            add_dir("backends", 0o755, "0:0")
+        add_dir(f"backends/{b.name}", 0o700, "0:0")
+        env_lines = []
+        for sec in b.secrets:
+            value = secrets.require_token(sec.name, host or "HOST", inventory)
+            if sec.file:
+                if not any(d.path == f"backends/{b.name}/files" for d in dirs):
+                    add_dir(f"backends/{b.name}/files", 0o700, "0:0")
+                assert b.user is not None  # the model requires it for file secrets
+                owner = b.user
+                add(backend_secret_file(b.name, sec.name), value, mode=0o400, owner=owner, service="", secret=True)
+            else:
+                if "\n" in value or "\r" in value:
+                    raise SecretsError(
+                        f"secret {sec.name!r} holds a line break; backend {b.name!r} takes it in the variable "
+                        f"{sec.env}, which is one line: set it again without one, or mount it as a file"
+                    )
+                env_lines.append(f"{sec.env}={value}\n")
+        if env_lines:
+            add(backend_env_file(b.name), "".join(env_lines), mode=0o600, owner="0:0", service="", secret=True)
 
     # Backends built on the host: their build context, content-addressed.
     builds: list[BuildContext] = []

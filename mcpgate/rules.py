@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .errors import SecretsError
 
 if TYPE_CHECKING:
+    from .model import Stack
     from .secrets import StackSecrets
 
 # authelia/authelia v4.39.20 internal/configuration/validator/const.go: reOpenIDConnectKID, and
@@ -197,6 +198,28 @@ def supplied_token_problem(value: str) -> str | None:
     if any(not ("!" <= ch <= "~") for ch in value):
         return "holds spaces, control characters or non-ASCII characters, which an HTTP header cannot carry"
     return None
+
+
+def supplied_secret_problem(value: str) -> str | None:
+    """Any secret a person gives, as the store keeps it; its use may ask for more
+    (:func:`supplied_value_problem`)."""
+    if not value.strip():
+        return "empty"
+    if "\0" in value:
+        return "holds a NUL byte"
+    return None
+
+
+def supplied_value_problem(stack: Stack, name: str, value: str) -> str | None:
+    """What the use of the secret ``name`` asks of its value: a token the gateway sends and the
+    Tailscale key go into an HTTP header or a command's file as they are; a backend's variable is one
+    line of an env file; a backend's secret file may hold anything (a PEM key, a JSON credential)."""
+    if name in stack.token_secrets or (stack.tailscale.enabled and name == stack.tailscale.auth_key_secret):
+        return supplied_token_problem(value)
+    env_names = {s.name for b in stack.backends for s in b.secrets if s.env}
+    if name in env_names and ("\n" in value.strip() or "\r" in value.strip()):
+        return "holds a line break, and a backend takes it in a variable (one line of an env file)"
+    return supplied_secret_problem(value)
 
 
 def _read_problem(read: Callable[[], str], rule: Callable[[str], str | None]) -> str | None:

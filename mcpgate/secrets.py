@@ -45,7 +45,8 @@ from .rules import (
     hex_key_problem,
     pbkdf2_sha512_digest_problem,
     rsa_private_key_problem,
-    supplied_token_problem,
+    supplied_secret_problem,
+    supplied_value_problem,
     totp_seed_form_problem,
 )
 
@@ -516,7 +517,7 @@ SECRET_KINDS: tuple[SecretKind, ...] = (
     SecretKind(
         re.compile(r"tokens/(?P<who>[^/]+)"),
         "the token {who}",
-        supplied_token_problem,
+        supplied_secret_problem,
         "set it again: mcpgate secrets set {inventory} --host {host} {who} (reads the value from stdin)",
     ),
 )
@@ -619,6 +620,12 @@ class StackSecrets:
                 f"secret {name!r} for host {host!r} is not in the store ({self.store.root}); set it with:\n"
                 f"  mcpgate secrets set {inventory} --host {host} {name}   (reads the value from stdin)"
             )
+        problem = supplied_value_problem(self.stack, name, value)
+        if problem:
+            raise SecretsError(
+                f"damaged secret {self.store._path(f'tokens/{name}')} (the token {name}): {problem}; set it again: "
+                f"mcpgate secrets set {inventory} --host {host} {name} (reads the value from stdin)"
+            )
         return value.strip()
 
     def values_that_must_not_leak(self) -> list[str]:
@@ -634,16 +641,13 @@ class StackSecrets:
             *(self.client_secret(c.id) for c in stack.clients if not c.public),
             *(self.user_password(u.name) for u in stack.users),
             *(self.user_totp_seed(u.name) for u in stack.users),
-            *(t for t in (self.token(n) for n in stack.token_secrets) if t),
+            *(t for t in (self.token(n) for n in [*stack.token_secrets, *stack.backend_secrets]) if t),
             self.oidc_private_key_pem().splitlines()[1],  # a line of the private key itself
         ]
         return [v.strip() for v in values if len(v.strip()) >= 8]
 
     def settable_names(self) -> list[str]:
-        names = [b.token_secret for b in self.stack.backends if b.token_secret]
-        if self.stack.tailscale.enabled:
-            names.append(self.stack.tailscale.auth_key_secret)
-        return names
+        return self.stack.settable_secrets
 
     def rotate(self, name: str) -> Rotatable:
         try:

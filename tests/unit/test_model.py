@@ -493,6 +493,11 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     ("secret-file-under-tmp", _secrets({"name": "a", "file": "/tmp/key"}), ["secrets[0].file", "is under /tmp"]),
     ("secret-file-relative", _secrets({"name": "a", "file": "key"}), ["secrets[0].file", "absolute path"]),
     ("secret-file-comma", _secrets({"name": "a", "file": "/run/secrets/a,b"}), ["secrets[0].file", "contains ','"]),
+    (
+        "secret-file-without-user",
+        _secrets({"name": "a", "file": "/run/secrets/a"}),
+        ["backend 'notes' mounts a secret file", "set user (uid:gid"],
+    ),
     ("secret-bad-name", _secrets({"name": "API_KEY", "env": "API_KEY"}), ["secrets[0].name", "secret name 'API_KEY'"]),
     ("secret-env-lower-case", _secrets({"name": "a", "env": "api_key"}), ["secrets[0].env", "e.g. 'API_KEY'"]),
     (
@@ -768,6 +773,7 @@ def test_cors_only_for_browser_based_public_clients(stack_data: dict[str, Any]) 
 def test_backend_secrets_and_egress(stack_data: dict[str, Any]) -> None:
     stack_data["scopes"]["calendar:read"] = "Read the calendar"
     stack_data["backends"][0]["secrets"] = [{"name": "vault-key", "file": "/run/secrets/vault-key/"}]
+    stack_data["backends"][0]["user"] = "10001:10001"
     stack_data["backends"].append(
         {
             "name": "calendar",

@@ -259,7 +259,7 @@ DAMAGED: list[tuple[str, str | bytes, str, str]] = [
     ("users/alice.sub", "not-a-uuid", "not a UUID in canonical form", "authelia storage user identifiers export"),
     ("users/alice.sub", str(uuid.uuid4()).upper(), "not a UUID in canonical form", _BACKUP),
     ("tokens/home-assistant-token", "  \n", "empty", "mcpgate secrets set INVENTORY --host gateway.lan"),
-    ("tokens/home-assistant-token", "two words", "holds spaces", "home-assistant-token (reads the value from stdin)"),
+    ("tokens/home-assistant-token", "a\0b", "holds a NUL byte", "home-assistant-token (reads the value from stdin)"),
 ]
 
 
@@ -434,3 +434,12 @@ def test_rule_functions_accept_what_is_generated() -> None:
         assert pbkdf2_sha512_digest_problem(pbkdf2_sha512_digest(random_string(), iterations=1000)) is None
     assert argon2id_digest_problem(argon2id_hash("x")) is None
     assert supplied_token_problem("tskey-auth-abc123\n") is None
+
+
+def test_a_token_the_gateway_sends_must_fit_an_http_header(secrets: StackSecrets) -> None:
+    """The store keeps any text a person gives; the gateway's use of it asks for one header-safe word."""
+    secrets.store.set("tokens/home-assistant-token", "two words")
+    with pytest.raises(SecretsError) as info:
+        secrets.require_token("home-assistant-token", "gateway.lan", "inventory/home.py")
+    message = str(info.value)
+    assert "holds spaces" in message and "mcpgate secrets set inventory/home.py --host gateway.lan" in message
