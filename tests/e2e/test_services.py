@@ -58,6 +58,10 @@ servers[0].serve_forever()
 """
 
 
+PROBE_TOKEN = f"ghp_{pysecrets.token_hex(16)}"
+PROBE_KEY = f"-----BEGIN PRIVATE KEY-----\n{pysecrets.token_hex(24)}\n-----END PRIVATE KEY-----"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,11 +78,27 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
     data = runpy.run_path("inventory/local.py")["local"][0][1]["mcpgate"]
     data = {**data, "images": {**data["images"], "ingress": LOCAL_IMAGES["ingress"], "redis": LOCAL_IMAGES["redis"]}}
     data["backends"][0] = {**data["backends"][0], "base_image": PYTHON_BASE}
+    # A backend that needs secrets the way a real GitHub MCP server does (a variable) and a key file.
+    data["backends"].append(
+        {
+            "name": "probe",
+            "image": PYTHON_BASE,
+            "port": 8080,
+            "user": "10002:10002",
+            "scope": "notes:read",
+            "secrets": [
+                {"name": "probe-token", "env": "PROBE_TOKEN"},
+                {"name": "probe-key", "file": "/run/secrets/probe.pem"},
+            ],
+        }
+    )
     # A name of this test's own: its containers, network and volumes are nobody else's.
     data["name"] = f"mcpgate-test-{pysecrets.token_hex(4)}"
     stack = load_stack("services-test", data)
     root = tmp_path_factory.mktemp("services")
     store = SecretStore.for_host(root / "secrets", "services-test")
+    store.set("tokens/probe-token", PROBE_TOKEN)
+    store.set("tokens/probe-key", PROBE_KEY)
     rendered = render_stack(stack, StackSecrets(store, stack))
     base = root / "base"
     for d in rendered.dirs:
@@ -358,3 +378,37 @@ def test_notes_backend_image_builds_and_serves_mcp(workspace: tuple[Stack, Rende
     info = json.loads(docker("inspect", name).stdout)[0]
     assert info["HostConfig"]["ReadonlyRootfs"] is True
     assert info["HostConfig"]["Memory"] > 0 and info["HostConfig"]["PidsLimit"] == backend.limits.pids
+
+
+SHOW_SECRETS = r"""
+import json, os, time
+st = os.stat("/run/secrets/probe.pem")
+print(json.dumps({
+    "uid": os.getuid(), "env": os.environ.get("PROBE_TOKEN"), "file": open("/run/secrets/probe.pem").read(),
+    "mode": oct(st.st_mode & 0o777), "owner": st.st_uid,
+}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_backend_gets_its_secrets_by_variable_and_read_only_file(
+    workspace: tuple[Stack, Rendered, Path, str],
+) -> None:
+    stack, rendered, base, network = workspace
+    backend = next(b for b in stack.enabled_backends if b.name == "probe")
+    spec = backend_spec(stack, backend, rendered)
+    assert spec.env_file
+    env_file = spec.env_file.replace(spec_base(spec), str(base))
+    name = _run(spec, base, network, f"{network}-probe", env_file=env_file, command=["python3", "-c", SHOW_SECRETS])
+    deadline = time.monotonic() + 60
+    while not (out := docker("logs", name).stdout.strip()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    seen = json.loads(out.splitlines()[0])
+    assert seen == {"uid": 10002, "env": PROBE_TOKEN, "file": PROBE_KEY, "mode": "0o400", "owner": 10002}
+    # Not on any command line: not the container's, not docker's own.
+    info = json.loads(docker("inspect", name).stdout)[0]
+    assert PROBE_TOKEN not in json.dumps([info["Args"], info["Config"]["Cmd"], info["Path"]])
+    assert PROBE_TOKEN not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    # Written read-only: the backend cannot change its key.
+    wrote = docker("exec", name, "sh", "-c", "echo x > /run/secrets/probe.pem", check=False)
+    assert wrote.returncode != 0 and "Read-only file system" in wrote.stderr
