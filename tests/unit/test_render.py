@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 from pathlib import Path
@@ -167,17 +168,153 @@ def test_backend_token_file_is_the_stored_token(rendered: Rendered) -> None:
     assert f.content == b"ha-long-lived-token" and f.secret and f.mode == 0o600
 
 
-def test_ingress_sets_forwarded_headers_itself(rendered: Rendered, stack: Stack) -> None:
-    caddy = rendered.file("ingress/config/Caddyfile").content.decode()
-    assert f"header_up X-Forwarded-Host {stack.hostname}" in caddy
-    assert "header_up X-Forwarded-Proto https" in caddy
+@pytest.fixture(scope="module")
+def ingress(tmp_path_factory: pytest.TempPathFactory, signing_key_pem: str) -> tuple[Stack, str]:
+    """The stack and its rendered Caddyfile, rendered once for the ingress tests."""
+    from tests.conftest import BASE_STACK
+
+    stack = load_stack("gateway.lan", copy.deepcopy(BASE_STACK))
+    store = SecretStore.for_host(tmp_path_factory.mktemp("ingress") / "secrets", "gateway.lan")
+    store.set("authelia/oidc_jwks_rs256.pem", signing_key_pem)
+    store.set("tokens/home-assistant-token", "ha-long-lived-token")
+    rendered = render_stack(stack, StackSecrets(store, stack))
+    return stack, rendered.file("ingress/config/Caddyfile").content.decode()
+
+
+def _snippet(caddy: str, name: str) -> str:
+    return caddy.split(f"\n({name}) {{\n", 1)[1].split("\n}\n", 1)[0]
+
+
+def test_ingress_sets_forwarded_headers_itself(ingress: tuple[Stack, str]) -> None:
+    stack, caddy = ingress
+    headers = _snippet(caddy, "upstream_headers")
+    assert f"header_up Host {stack.hostname}" in headers
+    assert f"header_up X-Forwarded-Host {stack.hostname}" in headers
+    assert "header_up X-Forwarded-Proto https" in headers
     assert "trusted_proxies" not in caddy  # no client-sent X-Forwarded-* is ever believed
-    assert "@authelia path /auth /auth/*" in caddy
     assert "uri strip_prefix" not in caddy and "handle_path" not in caddy  # /auth is never stripped
-    for alias, target in DISCOVERY_ALIASES:
-        assert f"handle {alias} {{\n\t\trewrite * {target}" in caddy
     assert "respond 404" in caddy
     assert "reverse_proxy agentgateway:3000" in caddy
+    assert caddy.count("import upstream_headers") == 3 + len(DISCOVERY_ALIASES)
+
+
+def _site(caddy: str) -> str:
+    return caddy.split("\n:8080 {\n", 1)[1].split("\n}\n", 1)[0]
+
+
+def test_ingress_checks_a_request_before_routing_it(ingress: tuple[Stack, str]) -> None:
+    """One route, in the order written: the path is checked before any handle can pass a request
+    on."""
+    site = _site(ingress[1])
+    assert site.startswith("\t# One route") and site.count("\n\troute {\n") == 1
+    steps = [
+        "respond @noncanonical 400",
+        "handle @authelia {",
+        "handle @discovery1 {",
+        "handle @mcp {",
+        "\t\trespond 404\n\t}",
+    ]
+    positions = [site.index(step) for step in steps]
+    assert positions == sorted(positions)
+
+
+def test_ingress_routes_match_exactly(ingress: tuple[Stack, str]) -> None:
+    """Issue 11, finding 4: routes are exact, case-sensitive regexes (Caddy's path matcher
+    lower-cases and trims trailing dots and spaces); each discovery alias is one exact path."""
+    site = _site(ingress[1])
+    assert re.search(r"\bpath /", site) is None and re.search(r"\bhandle /", site) is None
+    assert "@authelia path_regexp ^/auth(/|$)\n" in site
+    assert "@mcp path_regexp ^/(mcp|\\.well-known/oauth-protected-resource)(/|$)\n" in site
+    for i, (alias, target) in enumerate(DISCOVERY_ALIASES, start=1):
+        found = re.search(rf"@discovery{i} path_regexp (\S+)\n", site)
+        assert found is not None
+        regex = found.group(1)
+        assert re.fullmatch(regex, alias) and not re.search(regex, alias.upper())
+        assert not re.search(regex, alias + "x") and not re.search(regex, "/x" + alias)
+        assert f"handle @discovery{i} {{\n\t\t\trewrite * {target}\n" in site
+
+
+def _noncanonical(caddy: str) -> re.Pattern[str]:
+    line = re.search(r"@noncanonical expression `\{http\.request\.orig_uri\}\.matches\(r\"(.+)\"\)`\n", caddy)
+    assert line is not None
+    return re.compile(line.group(1))  # RE2 syntax, and the same in Python's re for this pattern
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/mcp/..%2f..%2fauth/api/oidc/token",
+        "/x/../auth/api/health",
+        "/%61uth/api/health",
+        "/mcp;/../auth",
+        "/auth/%2e%2e/mcp",
+        "/auth/%2E%2E/mcp",
+        "//auth/api/health",
+        "/auth/./api",
+        "/auth/api/health/.",
+        "/auth/api/health/..",
+        "/auth/api/health/..?x=1",
+        "/auth\\..\\mcp",
+        "/auth/%5c",
+        "/auth/%25",
+        "/auth/%00",
+        "/auth/%c0%ae",
+        "/auth/%7E",
+        "/auth/#x",
+        "/auth/ x",
+        "/auth/\u00e9",
+        "/auth/%zz",
+        "/auth/%",
+        "http://evil.example/auth",
+        "*",
+    ],
+)
+def test_ingress_refuses_a_path_not_in_canonical_form(ingress: tuple[Stack, str], target: str) -> None:
+    assert _noncanonical(ingress[1]).search(target), target
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/",
+        "/auth",
+        "/auth/",
+        "/AUTH/api/health",  # canonical, and no route: 404
+        "/auth/locales/zh-CN/portal.json",
+        "/auth/static/js/index.Bx9f-3aQ.js",
+        "/auth/api/oidc/authorization?redirect_uri=https%3A%2F%2Fclaude.ai%2Fapi%2Fmcp%2Fauth_callback&state=..%2F",
+        "/auth/api/oidc/authorization?x=/../;\\//#",
+        "/mcp",
+        "/mcp/",
+        "/mcp%20",
+        "/auth/%C3%A9",
+        "/auth/a:b@c!$&'()*+,=",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/openid-configuration/auth",
+    ],
+)
+def test_ingress_passes_a_canonical_path(ingress: tuple[Stack, str], target: str) -> None:
+    assert not _noncanonical(ingress[1]).search(target), target
+
+
+def test_ingress_canonical_check_is_the_fuzz_model(ingress: tuple[Stack, str]) -> None:
+    """The Caddyfile's regex and the fuzz's own definition of canonical form agree, on every
+    escape and on thousands of generated targets."""
+    import random
+
+    from tests.e2e.ingress_fuzz import canonical_problem
+
+    regex = _noncanonical(ingress[1])
+    targets = [f"/auth/%{b:02X}x" for b in range(256)] + [f"/auth/%{b:02x}" for b in range(256)]
+    tokens = "/ / a Z auth . .. %2e %2F %41 %20 %3a %25 % %z %C3%A9 %c1 %00 %7f ; \\ ? # ~ - _ @ : ' \" [ * +".split()  # noqa: SIM905
+    tokens += [" ", "\u00e9"]
+    draw = random.Random(11)
+    for _ in range(4000):
+        head = draw.choice(["/", "/", "/", "", "http://h/"])
+        targets.append(head + "".join(draw.choice(tokens) for _ in range(draw.randint(0, 8))))
+    for target in targets:
+        if target:
+            assert bool(regex.search(target)) == (canonical_problem(target) is not None), target
 
 
 def test_redis_requires_its_password(rendered: Rendered, secrets: StackSecrets) -> None:
