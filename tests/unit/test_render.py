@@ -198,17 +198,33 @@ def test_ingress_sets_forwarded_headers_itself(ingress: tuple[Stack, str]) -> No
     assert caddy.count("import upstream_headers") == 3 + len(DISCOVERY_ALIASES)
 
 
+def test_ingress_drops_every_client_forwarding_header(ingress: tuple[Stack, str]) -> None:
+    """Issue 11, finding 5: each header the fuzz checks for is deleted on the way up (one of them
+    by the X-Original-* wildcard); X-Forwarded-For stays Caddy's own."""
+    from tests.e2e.ingress_fuzz import FORBIDDEN_HEADERS, GATEWAY_FORBIDDEN_HEADERS
+
+    caddy = ingress[1]
+    deleted = re.findall(r"^\theader_up -(\S+)$", _snippet(caddy, "upstream_headers"), re.M)
+    for name in FORBIDDEN_HEADERS:
+        assert any(re.fullmatch(d.replace("*", ".*"), name, re.I) for d in deleted), name
+    assert not any(re.fullmatch(d.replace("*", ".*"), "X-Forwarded-For", re.I) for d in deleted)
+    gateway = re.findall(r"^\theader_up -(\S+)$", _snippet(caddy, "to_gateway"), re.M)
+    assert set(GATEWAY_FORBIDDEN_HEADERS) <= set(gateway)
+    assert "protocols h1\n" in caddy  # no h2c
+
+
 def _site(caddy: str) -> str:
     return caddy.split("\n:8080 {\n", 1)[1].split("\n}\n", 1)[0]
 
 
 def test_ingress_checks_a_request_before_routing_it(ingress: tuple[Stack, str]) -> None:
-    """One route, in the order written: the path is checked before any handle can pass a request
-    on."""
+    """One route, in the order written: the path and the forward-auth endpoints are checked before
+    any handle can pass a request on."""
     site = _site(ingress[1])
     assert site.startswith("\t# One route") and site.count("\n\troute {\n") == 1
     steps = [
         "respond @noncanonical 400",
+        "respond @forward_auth 404",
         "handle @authelia {",
         "handle @discovery1 {",
         "handle @mcp {",
@@ -216,6 +232,7 @@ def test_ingress_checks_a_request_before_routing_it(ingress: tuple[Stack, str]) 
     ]
     positions = [site.index(step) for step in steps]
     assert positions == sorted(positions)
+    assert "@forward_auth path_regexp (?i)^/auth/api/(authz|verify)(/|$)" in site
 
 
 def test_ingress_routes_match_exactly(ingress: tuple[Stack, str]) -> None:
