@@ -218,13 +218,17 @@ def _site(caddy: str) -> str:
 
 
 def test_ingress_checks_a_request_before_routing_it(ingress: tuple[Stack, str]) -> None:
-    """One route, in the order written: the path and the forward-auth endpoints are checked before
-    any handle can pass a request on."""
+    """One route, in the order written: the path, the forward-auth endpoints and the body are
+    checked before any handle can pass a request on."""
     site = _site(ingress[1])
     assert site.startswith("\t# One route") and site.count("\n\troute {\n") == 1
     steps = [
         "respond @noncanonical 400",
         "respond @forward_auth 404",
+        "request_body {\n\t\t\tmax_size 1MiB\n\t\t}",
+        "respond @too_large 413",
+        "respond @unframed 411",
+        "respond @cut_short 400",
         "handle @authelia {",
         "handle @discovery1 {",
         "handle @mcp {",
@@ -332,6 +336,15 @@ def test_ingress_canonical_check_is_the_fuzz_model(ingress: tuple[Stack, str]) -
     for target in targets:
         if target:
             assert bool(regex.search(target)) == (canonical_problem(target) is not None), target
+
+
+def test_ingress_limits_and_checks_bodies(ingress: tuple[Stack, str]) -> None:
+    """Issue 11, finding 8: a body over 1 MiB (413), without Content-Length (411) or shorter than its
+    Content-Length (400) is answered by the ingress."""
+    site = _site(ingress[1])
+    assert "int({http.request.header.Content-Length}) > 1048576`\n\t\trespond @too_large 413" in site
+    assert '{http.request.header.Content-Length} == "" && ({http.request.body} != ""' in site
+    assert "size(bytes({http.request.body})) != int({http.request.header.Content-Length})" in site
 
 
 def test_redis_requires_its_password(rendered: Rendered, secrets: StackSecrets) -> None:
