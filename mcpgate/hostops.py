@@ -229,6 +229,55 @@ def shell_command(*args: str) -> str:
     return shlex.join(args)
 
 
+def _staging(upload_dir: str, dest: str) -> str:
+    """Where an upload to ``dest`` is staged: named after the destination, never after the content."""
+    return posixpath.join(upload_dir, f"{hashlib.sha256(dest.encode()).hexdigest()[:16]}.tmp")
+
+
+def prepare_private_uploads(upload_dir: str, dests: list[str]) -> str:
+    """
+    One command that makes the uploads to ``dests`` private from their first byte on: run it
+    before :func:`private_upload` of each, and :func:`finish_private_upload` after.
+
+    With sudo, pyinfra uploads as the SSH user (SFTP) to a staging file, copies that with ``cp``
+    as root to the destination and removes the staging file. Both files are created here, empty,
+    under umask 077: the staging file in ``upload_dir`` (0700, the SSH user's) for the SSH user,
+    the destination for root. SFTP and ``cp`` then only write into files that already exist, which
+    keeps their mode 0600 whatever the SSH server's or sudo's umask; without sudo pyinfra writes the
+    destination directly, again into the 0600 file. Never /tmp, where pyinfra would stage a 0644
+    file under a predictable name.
+    """
+    user = '"${SUDO_USER:-$(id -un)}"'
+    parent = _q(posixpath.dirname(upload_dir))
+    steps = [
+        f"{{ [ -d {parent} ] || install -d -m 755 {parent}; }}",  # the SSH user must reach upload_dir
+        f"install -d -m 700 -o {user} {_q(upload_dir)}",
+        f"chown {user} {_q(upload_dir)}",
+        f"chmod 700 {_q(upload_dir)}",
+        "umask 077",
+        "set -C",  # a file created below is new (O_EXCL): never one that was there, nor a symlink's target
+    ]
+    for dest in dests:
+        staged = _staging(upload_dir, dest)
+        steps += [
+            f"rm -f {_q(staged)} {_q(dest)}",
+            f": > {_q(staged)}",
+            f"chown {user} {_q(staged)}",
+            f": > {_q(dest)}",
+        ]
+    return " && ".join(steps)
+
+
+def private_upload(content: bytes, dest: str, upload_dir: str) -> FileUploadCommand:
+    """Upload ``content`` into ``dest``, staged in ``upload_dir``; see :func:`prepare_private_uploads`."""
+    return FileUploadCommand(io.BytesIO(content), dest, remote_temp_filename=_staging(upload_dir, dest))
+
+
+def finish_private_upload(upload_dir: str, dest: str) -> str:
+    """Remove the staging file (pyinfra leaves it when it wrote ``dest`` directly, without sudo)."""
+    return f"rm -f {_q(_staging(upload_dir, dest))}"
+
+
 @operation()
 def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune: bool = True):
     """
@@ -240,7 +289,8 @@ def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune
     + prune: remove files in these folders that the render no longer has
 
     Files are written next to their target and renamed into place, so a container never reads a
-    half-written file, and every folder holding a secret is 0700 before anything is put in it.
+    half-written file; every folder holding a secret is 0700 before anything is put in it, and each
+    file is uploaded privately (:func:`prepare_private_uploads`).
 
     **Example:**
 
@@ -264,31 +314,31 @@ def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune
             if have.mode != d.mode:
                 yield f"chmod {d.mode:o} {_q(path)}"
 
-    staged = False
+    writes: list[tuple[HostFile, str, str]] = []  # (file, its path, the temporary file beside it)
+    fixes: list[str] = []
     for f in files:
         path = posixpath.join(base_dir, f.path)
         have = tree.get(path)
         if have is not None and have.kind != "f":
             raise ValueError(f"{path} exists on the host and is not a file; move it away")
         if have is None or have.sha256 != f.sha256:
-            if not staged:
-                # With sudo, pyinfra uploads as the SSH user into this folder first, then copies:
-                # keep it private to that user (never /tmp, where the file would be world-readable).
-                user = '"${SUDO_USER:-$(id -un)}"'
-                yield (
-                    f"install -d -m 700 -o {user} {_q(upload_dir)} && chown {user} {_q(upload_dir)} "
-                    f"&& chmod 700 {_q(upload_dir)}"
-                )
-                staged = True
             tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.mcpgate-new")
-            staging = posixpath.join(upload_dir, f"{f.sha256[:16]}.tmp")
-            yield FileUploadCommand(io.BytesIO(f.content), tmp, remote_temp_filename=staging)
-            yield f"chown {f.owner} {_q(tmp)} && chmod {f.mode:o} {_q(tmp)} && mv -f {_q(tmp)} {_q(path)}"
+            writes.append((f, path, tmp))
         else:
             if have.owner != f.owner:
-                yield f"chown {f.owner} {_q(path)}"
+                fixes.append(f"chown {f.owner} {_q(path)}")
             if have.mode != f.mode:
-                yield f"chmod {f.mode:o} {_q(path)}"
+                fixes.append(f"chmod {f.mode:o} {_q(path)}")
+
+    if writes:
+        yield prepare_private_uploads(upload_dir, [tmp for _, _, tmp in writes])
+    for f, path, tmp in writes:
+        yield private_upload(f.content, tmp, upload_dir)
+        yield (
+            f"chown {f.owner} {_q(tmp)} && chmod {f.mode:o} {_q(tmp)} && mv -f {_q(tmp)} {_q(path)} "
+            f"&& {finish_private_upload(upload_dir, tmp)}"
+        )
+    yield from fixes
 
     if prune:
         wanted = {posixpath.join(base_dir, f.path) for f in files}

@@ -1,22 +1,28 @@
 """Tailscale: the node joins the tailnet once, and Funnel serves https://<node>/ to the ingress."""
 
-import io
 import json
+import posixpath
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, deploy, operation
+from pyinfra.api import FactBase, deploy, operation
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server
 
 from mcpgate.deploy import context_for
 from mcpgate.errors import SecretsError
-from mcpgate.hostops import shell_command
+from mcpgate.hostops import (
+    UPLOAD_DIR,
+    finish_private_upload,
+    prepare_private_uploads,
+    private_upload,
+    shell_command,
+)
 from mcpgate.tailscale import backend_running, funnel_matches, funnel_target, node_name
 
 KEYRING = "/usr/share/keyrings/tailscale-archive-keyring.gpg"
-AUTH_KEY_FILE = "/run/mcpgate-tailscale-authkey"  # tmpfs, root only, removed right after use
+AUTH_KEY_FILE = "/run/mcpgate-tailscale-authkey"  # tmpfs, root only (0600 from creation), removed right after use
 
 
 class TailscaleJSON(FactBase):
@@ -39,8 +45,15 @@ class TailscaleJSON(FactBase):
 
 
 @operation()
-def tailscale_up(auth_key: str | None, hostname: str):
-    """Join the tailnet, only when the node is not already running; the key never hits argv or logs."""
+def tailscale_up(auth_key: str | None, hostname: str, base_dir: str):
+    """
+    Join the tailnet, only when the node is not already running.
+
+    The key goes to a root-only file that ``tailscale up --auth-key=file:<path>`` reads and that is
+    removed right after: uploaded privately (staged in base_dir's private upload folder, both files
+    created 0600 under umask 077 before a byte is written; see ``prepare_private_uploads``), so it
+    is never readable by another user, never on a command line and never in pyinfra's output.
+    """
     status = host.get_fact(TailscaleJSON, what="status")
     if backend_running(status):
         name = node_name(status)
@@ -53,10 +66,12 @@ def tailscale_up(auth_key: str | None, hostname: str):
         return
     if auth_key is None:
         raise PyinfraError("tailscale is not logged in and the store has no auth key (mcpgate secrets set ...)")
-    yield FileUploadCommand(io.BytesIO(auth_key.encode()), AUTH_KEY_FILE)
-    yield f"chmod 600 {AUTH_KEY_FILE}"
+    upload_dir = posixpath.join(base_dir, UPLOAD_DIR)
+    yield prepare_private_uploads(upload_dir, [AUTH_KEY_FILE])
+    yield private_upload(auth_key.encode(), AUTH_KEY_FILE, upload_dir)
     node = hostname.split(".", 1)[0]
-    yield (f"tailscale up --auth-key=file:{AUTH_KEY_FILE} --hostname={node}; rc=$?; rm -f {AUTH_KEY_FILE}; exit $rc")
+    up = shell_command("tailscale", "up", f"--auth-key=file:{AUTH_KEY_FILE}", f"--hostname={node}")
+    yield f"{up}; rc=$?; rm -f {AUTH_KEY_FILE}; {finish_private_upload(upload_dir, AUTH_KEY_FILE)}; exit $rc"
 
 
 @operation()
@@ -90,6 +105,11 @@ def tailscale() -> None:
         key = ctx.secrets.token(ts.auth_key_secret)
     except SecretsError:
         key = None
-    tailscale_up(name="tailscale up (once)", auth_key=key.strip() if key else None, hostname=ctx.stack.hostname)
+    tailscale_up(
+        name="tailscale up (once)",
+        auth_key=key.strip() if key else None,
+        hostname=ctx.stack.hostname,
+        base_dir=ctx.stack.base_dir,
+    )
     if ts.funnel:
         tailscale_funnel(name="Funnel 443 -> ingress", hostname=ctx.stack.hostname, ingress_port=ctx.stack.ingress_port)
