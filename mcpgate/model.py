@@ -1033,6 +1033,23 @@ class Session(_Strict):
     remember_me: Duration = "1 day"
 
 
+class RateLimits(_Strict):
+    """How much one client may ask for. The ingress hands Authelia each Funnel client's own address
+    (trusting X-Forwarded-For only from tailscaled's side of the published port), so these count
+    per client address, except the MCP bucket."""
+
+    # Authelia's regulation, per client address (not per user: one address could otherwise keep a
+    # user locked out): this many failed sign-ins within sign_in_window ban the address for
+    # sign_in_ban. TOTP codes have Authelia's own per-address limit besides.
+    sign_in_failures: int = Field(default=5, ge=1, le=100)
+    sign_in_window: Duration = "10 minutes"
+    sign_in_ban: Duration = "15 minutes"
+    # agentgateway's token bucket for /mcp. agentgateway 1.4 keeps local buckets per route, not per
+    # client, so this caps all clients together: a flood cannot reach the backends.
+    mcp_requests_per_second: int = Field(default=20, ge=1, le=100000)
+    mcp_burst: int = Field(default=200, ge=1, le=1000000)
+
+
 # What an empty list should have had, with a tiny example.
 _EMPTY_HINTS = {
     "users": 'add who may sign in, e.g. [{"name": "alice", "display_name": "Alice", "email": "alice@example.org"}]',
@@ -1068,6 +1085,7 @@ class Stack(_Strict):
     tailscale: Tailscale = Field(default_factory=Tailscale)
     uids: ServiceUids = Field(default_factory=ServiceUids)
     session: Session = Field(default_factory=Session)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
     users: list[User]
     scopes: dict[str, str]
     # group -> scopes its members may use. With no groups here and no user's own scopes, every
