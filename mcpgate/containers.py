@@ -415,6 +415,7 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
         + ([egress_network(stack, backend.name)] if backend.egress else []),
         image=image,
         user=backend.user,
+        command=list(backend.command or []),
         env=dict(backend.env),
         env_file=posixpath.join(stack.base_dir, env_file) if env_file else None,
         secrets_digest=digest.hexdigest() if backend.secrets else "",

@@ -736,6 +736,7 @@ _CONTAINER_ONLY = (
     "read_only_rootfs",
     "path",
     "egress",
+    "command",
 )
 
 
@@ -766,6 +767,16 @@ class Backend(_Strict):
     # Off: the backend's only network is the one it shares with agentgateway (no route out). On:
     # it also joins a network of its own with a route out (still shared with no other container).
     egress: bool = False
+    # Arguments after the image's entrypoint, in place of its default command (e.g. a server that
+    # speaks stdio by default and HTTP with ["http", "--port", "8082"]).
+    command: list[str] | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or any(not a or "\0" in a for a in v)):
+            raise ValueError('command must be a non-empty list of non-empty arguments, e.g. ["http", "--port", "8082"]')
+        return v
 
     @field_validator("volumes", "secrets", "limits", mode="before")
     @classmethod
@@ -835,7 +846,9 @@ class Backend(_Strict):
                 problems.append(f"environment variable name {key!r} is invalid (letters, digits and '_')")
                 continue
             words = [w for w in _SECRET_ENV_WORDS if w in key.upper()]
-            if words:
+            # Where a secret file is (GITHUB_APP_PRIVATE_KEY_PATH=/run/secrets/app.pem) is no secret.
+            names_a_path = key.upper().endswith(("_PATH", "_FILE")) and v[key].startswith("/")
+            if words and not names_a_path:
                 name = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "my-secret"
                 problems.append(
                     f"{key!r} looks like a secret (its name contains {words[0]}): env values sit in the "

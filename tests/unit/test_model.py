@@ -493,6 +493,14 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     ("secret-file-under-tmp", _secrets({"name": "a", "file": "/tmp/key"}), ["secrets[0].file", "is under /tmp"]),
     ("secret-file-relative", _secrets({"name": "a", "file": "key"}), ["secrets[0].file", "absolute path"]),
     ("secret-file-comma", _secrets({"name": "a", "file": "/run/secrets/a,b"}), ["secrets[0].file", "contains ','"]),
+    ("command-empty", _set("backends.0.command", []), ["backends[0].command", "non-empty list"]),
+    ("command-empty-argument", _set("backends.0.command", ["http", ""]), ["non-empty arguments"]),
+    ("url-backend-with-command", _set("backends.1.command", ["http"]), ["remote url", "command"]),
+    (
+        "env-path-to-a-secret-that-is-no-path",
+        _set("backends.0.env", {"APP_KEY_FILE": "sk-live-123"}),
+        ["'APP_KEY_FILE' looks like a secret"],
+    ),
     (
         "secret-file-without-user",
         _secrets({"name": "a", "file": "/run/secrets/a"}),
@@ -880,3 +888,11 @@ def test_what_describe_writes_loads_back_the_same(stack_data: dict[str, Any], bu
     stack = load_stack("h", build(stack_data) or stack_data)
     again = load_stack("h", json.loads(stack.model_dump_json()))
     assert again == stack
+
+
+def test_a_variable_naming_where_a_secret_file_is_is_no_secret(stack_data: dict[str, Any]) -> None:
+    stack_data["backends"][0]["env"] = {"GITHUB_APP_PRIVATE_KEY_PATH": "/run/secrets/app.pem"}
+    stack_data["backends"][0]["command"] = ["http", "--port", "8082"]
+    backend = load_stack("h", stack_data).backends[0]
+    assert backend.env == {"GITHUB_APP_PRIVATE_KEY_PATH": "/run/secrets/app.pem"}
+    assert backend.command == ["http", "--port", "8082"]
