@@ -18,7 +18,7 @@ import json
 import posixpath
 from dataclasses import asdict, dataclass, field
 
-from .model import Backend, Stack, agentgateway_port
+from .model import NETWORK_SLOT_PREFIX, Backend, Stack, agentgateway_port, network_slots
 from .render import (
     AUTHELIA_SECRET_ENV,
     INGRESS_HEALTH_PORT,
@@ -112,25 +112,6 @@ def stack_networks(stack: Stack) -> list[NetworkSpec]:
             if b.egress:
                 nets.append(NetworkSpec(egress_network(stack, b.name), internal=False))
     return nets
-
-
-# Every network is carved out of the stack's pool (Stack.network_pool) in slots of this size, so
-# many backends do not exhaust Docker's default address pools (about 30 networks).
-NETWORK_SLOT_PREFIX = 28
-
-
-def network_slots(pool: str) -> list[ipaddress.IPv4Network]:
-    return list(ipaddress.IPv4Network(pool).subnets(new_prefix=NETWORK_SLOT_PREFIX))
-
-
-def edge_subnet(stack: Stack) -> ipaddress.IPv4Network:
-    return network_slots(stack.network_pool)[0]
-
-
-def edge_gateway_address(stack: Stack) -> str:
-    """The edge bridge's own address: the peer of every connection that comes in through the
-    published port (docker-proxy connects from it), i.e. tailscaled's and local clients'."""
-    return str(next(edge_subnet(stack).hosts()))
 
 
 def assign_subnets(

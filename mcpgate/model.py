@@ -65,6 +65,15 @@ RESERVED_SERVICE_NAMES = frozenset({"redis", "authelia", "agentgateway", "ingres
 AGENTGATEWAY_INTERNAL_PORTS = {15000: "admin", 15020: "metrics", 15021: "readiness"}
 
 
+# Every network of a stack is carved out of its pool (Stack.network_pool) in slots of this size, so
+# many backends do not exhaust Docker's default address pools (about 30 networks).
+NETWORK_SLOT_PREFIX = 28
+
+
+def network_slots(pool: str) -> list[ipaddress.IPv4Network]:
+    return list(ipaddress.IPv4Network(pool).subnets(new_prefix=NETWORK_SLOT_PREFIX))
+
+
 def agentgateway_port(role: str) -> int:
     """agentgateway's own port for ``role`` (admin, metrics, readiness)."""
     return next(port for port, r in AGENTGATEWAY_INTERNAL_PORTS.items() if r == role)
@@ -1123,6 +1132,12 @@ class Stack(_Strict):
             return v
         field = info.field_name or ""
         raise ValueError(f'is a dict of settings, not {v!r}: write "{field}": {_settings_example(field, v)}')
+
+    @property
+    def edge_gateway_address(self) -> str:
+        """The edge network's bridge address (its subnet is the pool's first slot): the peer of every
+        connection through the published port (docker-proxy connects from it), i.e. tailscaled's."""
+        return str(next(network_slots(self.network_pool)[0].hosts()))
 
     @field_validator("network_pool")
     @classmethod

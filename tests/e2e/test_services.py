@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mcpgate.containers import LABEL_STACK, ContainerSpec, backend_spec, ingress_spec, redis_spec
-from mcpgate.model import Stack, load_stack
+from mcpgate.containers import LABEL_STACK, ContainerSpec, NetworkSpec, backend_spec, ingress_spec, redis_spec
+from mcpgate.model import Stack, load_stack, network_slots
 from mcpgate.render import DISCOVERY_ALIASES, Rendered, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
-from tests.e2e.harness import LOCAL_IMAGES, PYTHON_BASE, docker, image_exists
+from tests.e2e.harness import LOCAL_IMAGES, PYTHON_BASE, docker, image_exists, random_network_pool
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MCPGATE_E2E") != "1", reason="the test harness is not up (run the suite with bin/test as root)"
@@ -94,6 +94,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
     )
     # A name of this test's own: its containers, network and volumes are nobody else's.
     data["name"] = f"mcpgate-test-{pysecrets.token_hex(4)}"
+    data["network_pool"] = random_network_pool()
     stack = load_stack("services-test", data)
     root = tmp_path_factory.mktemp("services")
     store = SecretStore.for_host(root / "secrets", "services-test")
@@ -109,8 +110,11 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
         (base / f.path).write_bytes(f.content)
         os.chown(base / f.path, *map(int, f.owner.split(":")))
         (base / f.path).chmod(f.mode)
+    # The stack's edge network as the deploy creates it (the pool's first slot), so connections
+    # through the published port come from the address the ingress trusts.
     network = f"{stack.name}-services"
-    docker("network", "create", "--label", f"{LABEL_STACK}={stack.name}", network)
+    edge = NetworkSpec(network, internal=False, pinned=True)
+    docker("network", "create", *edge.create_args(network_slots(stack.network_pool)[0], stack.name))
     try:
         yield stack, rendered, base, network
     finally:
@@ -211,6 +215,38 @@ def test_client_forwarded_headers_are_overwritten_or_dropped(ingress: tuple[Stac
     # Another Host from the client changes nothing upstream either.
     seen = httpx.get(f"http://127.0.0.1:{port}/auth/x", headers={"Host": "evil.example"}, timeout=10).json()
     assert seen["headers"]["Host"] == stack.hostname and seen["headers"]["X-Forwarded-Host"] == stack.hostname
+
+
+def test_the_funnel_clients_address_is_kept_from_the_published_port_only(
+    ingress: tuple[Stack, int], workspace: tuple[Stack, Rendered, Path, str]
+) -> None:
+    """tailscaled connects through the published port and names the Funnel client in
+    X-Forwarded-For: Authelia must see that address. Anyone else (another container on the edge
+    network) cannot choose its address that way."""
+    stack, port = ingress
+    network = workspace[3]
+    seen = _get(port, "/auth/api/health", stack, **{"X-Forwarded-For": "203.0.113.7"}).json()["headers"]
+    assert seen["X-Forwarded-For"] == f"203.0.113.7, {stack.edge_gateway_address}"
+    # Without one, the client is the gateway address itself.
+    seen = _get(port, "/auth/api/health", stack).json()["headers"]
+    assert seen["X-Forwarded-For"] == stack.edge_gateway_address
+    # From inside the edge network, a forged value is replaced by the sender's own address.
+    headers = {"Host": stack.hostname, "X-Forwarded-For": "203.0.113.7"}
+    probe = (
+        "import json, urllib.request as u; "
+        f"r = u.Request('http://ingress:8080/auth/api/health', headers={headers!r}); "
+        "print(u.urlopen(r).read().decode())"
+    )
+    out = docker(
+        "run", "--rm", "--network", network, "--add-host", f"ingress:{_address(f'{network}-ingress', network)}",
+        PYTHON_BASE, "python3", "-c", probe,
+    ).stdout  # fmt: skip
+    forwarded = json.loads(out)["headers"]["X-Forwarded-For"]
+    assert "203.0.113.7" not in forwarded and forwarded != stack.edge_gateway_address
+
+
+def _address(container: str, network: str) -> str:
+    return json.loads(docker("inspect", container).stdout)[0]["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
 @pytest.mark.parametrize(("alias", "target"), DISCOVERY_ALIASES)

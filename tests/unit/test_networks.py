@@ -10,7 +10,6 @@ import pytest
 from mcpgate.containers import (
     NetworkSpec,
     assign_subnets,
-    edge_gateway_address,
     stack_containers,
     stack_networks,
 )
@@ -58,7 +57,7 @@ def test_the_edge_network_is_the_pools_first_slot(stack_data: dict[str, Any]) ->
     stack = load_stack("h", stack_data)
     subnets = assign_subnets(stack.network_pool, stack_networks(stack), {})
     assert subnets["mcpgate-edge"] == ipaddress.IPv4Network("172.31.252.0/28")
-    assert edge_gateway_address(stack) == "172.31.252.1"
+    assert stack.edge_gateway_address == "172.31.252.1"
     assert len(set(subnets.values())) == len(subnets)
     assert all(s.subnet_of(ipaddress.IPv4Network(stack.network_pool)) for s in subnets.values())
 

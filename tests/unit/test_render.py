@@ -191,7 +191,10 @@ def test_ingress_sets_forwarded_headers_itself(ingress: tuple[Stack, str]) -> No
     assert f"header_up Host {stack.hostname}" in headers
     assert f"header_up X-Forwarded-Host {stack.hostname}" in headers
     assert "header_up X-Forwarded-Proto https" in headers
-    assert "trusted_proxies" not in caddy  # no client-sent X-Forwarded-* is ever believed
+    # Only X-Forwarded-For is believed, and only from the edge network's gateway (tailscaled's side
+    # of the published port); Proto and Host are always the ingress' own.
+    assert f"trusted_proxies {stack.edge_gateway_address}/32" in headers
+    assert caddy.count(f"trusted_proxies {stack.edge_gateway_address}/32") == 1
     assert "uri strip_prefix" not in caddy and "handle_path" not in caddy  # /auth is never stripped
     assert "respond 404" in caddy
     assert "reverse_proxy agentgateway:3000" in caddy
