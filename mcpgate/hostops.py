@@ -21,7 +21,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.exceptions import OperationError
 
@@ -30,6 +30,7 @@ from .render import HostDir, HostFile
 
 STATE_DIR = ".state"  # under base_dir: the config digest each container last started with
 UPLOAD_DIR = ".upload"  # under base_dir: private staging for uploads that go through sudo
+MANIFEST = ".mcpgate-manifest"  # under base_dir: the files the deploy placed there
 
 
 # --- facts --------------------------------------------------------------------------------------
@@ -69,6 +70,42 @@ class StackTree(FactBase):
 
     def default(self) -> dict[str, PathInfo]:
         return {}
+
+
+@dataclass(frozen=True)
+class Deployed:
+    files: frozenset[str]  # every regular file under base_dir (absolute; none behind a symlink)
+    manifest: tuple[str, ...] | None  # what the deploy recorded placing (relative); None: no record
+    manifest_stat: str  # "uid:gid|mode" of the record, "" without one
+
+
+class DeployedFiles(FactBase):
+    """The record of the files the deploy placed under ``base`` (see :func:`prune_stack_files`) and
+    the regular files there now; one command however many files."""
+
+    def command(self, base: str) -> str:
+        b, m = _q(base), _q(posixpath.join(base, MANIFEST))
+        return (
+            f"if [ -d {b} ]; then find {b} -type f -printf 'F|%p\\n'; fi; "
+            f"if [ -f {m} ] && [ ! -L {m} ]; then echo \"M|$(stat -c '%u:%g|%a' {m})\"; sed 's/^/L|/' {m}; fi"
+        )
+
+    def process(self, output: list[str]) -> Deployed:
+        files: set[str] = set()
+        manifest: list[str] | None = None
+        manifest_stat = ""
+        for line in output:
+            kind, _, rest = line.partition("|")
+            if kind == "F":
+                files.add(rest)
+            elif kind == "M":
+                manifest, manifest_stat = [], rest.strip()
+            elif kind == "L" and manifest is not None and rest and not rest.startswith("#"):
+                manifest.append(rest)
+        return Deployed(frozenset(files), None if manifest is None else tuple(manifest), manifest_stat)
+
+    def default(self) -> Deployed:
+        return Deployed(frozenset(), None, "")
 
 
 class DockerEngine(FactBase):
@@ -279,18 +316,18 @@ def finish_private_upload(upload_dir: str, dest: str) -> str:
 
 
 @operation()
-def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune: bool = True):
+def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]):
     """
     Make folders and files under ``base_dir`` exactly as rendered: content, owner, mode.
 
     + base_dir: the stack's folder on the host
     + dirs: folders to create (relative to base_dir), in order
     + files: files to write (relative to base_dir)
-    + prune: remove files in these folders that the render no longer has
 
     Files are written next to their target and renamed into place, so a container never reads a
     half-written file; every folder holding a secret is 0700 before anything is put in it, and each
-    file is uploaded privately (:func:`prepare_private_uploads`).
+    file is uploaded privately (:func:`prepare_private_uploads`). Nothing is removed here: see
+    :func:`prune_stack_files`.
 
     **Example:**
 
@@ -340,12 +377,93 @@ def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile], prune
         )
     yield from fixes
 
-    if prune:
-        wanted = {posixpath.join(base_dir, f.path) for f in files}
-        managed = {posixpath.join(base_dir, d.path) for d in dirs}
-        for path, info in sorted(tree.items()):
-            if info.kind == "f" and posixpath.dirname(path) in managed and path not in wanted:
-                yield f"rm -f {_q(path)}"
+
+def _manifest_path_problem(rel: str) -> str | None:
+    """Why ``rel`` cannot be a manifest entry (a plain relative path below base_dir), or None."""
+    if not rel or rel.startswith("/") or "\n" in rel or "\r" in rel or rel.startswith("#"):
+        return "not a plain relative path"
+    if posixpath.normpath(rel) != rel or rel.split("/")[0] == "..":
+        return "not normalised, or outside base_dir"
+    return None
+
+
+def manifest_text(files: list[str]) -> str:
+    """The manifest's content: a comment, then each relative path on a line, sorted."""
+    header = "# mcpgate: the files the deploy placed in this folder; it only ever removes files listed here\n"
+    return header + "".join(f"{rel}\n" for rel in sorted(set(files)))
+
+
+_said: set[tuple[str, str | None, str]] = set()
+
+
+def _say(message: str) -> None:
+    """A line in pyinfra's output (once per operation, though pyinfra runs its body twice)."""
+    key = (host.name, host.current_op_hash, message)
+    if key not in _said:
+        _said.add(key)
+        logger.warning(f"{host.print_prefix}{message}")
+
+
+@operation()
+def prune_stack_files(base_dir: str, files: list[str]):
+    """
+    Remove the files an earlier deploy placed under ``base_dir`` that the render no longer has,
+    and record the files placed now. Nothing the deploy did not write is ever removed.
+
+    + base_dir: the stack's folder on the host
+    + files: every rendered file, relative to base_dir
+
+    The record is ``base_dir/.mcpgate-manifest`` (root, 0600): one relative path a line. A file
+    is removed only when the previous record lists it, the render no longer has it, and it is a
+    regular file under base_dir (not a symlink, not behind one). A host deployed before the record
+    existed has none: then nothing is removed, the output says so, and the record is written. Run
+    it after the files are written: a run that fails before leaves new files unrecorded, which
+    only means they are never removed.
+
+    Reading the record and the folder is one command; a run with nothing to do writes nothing.
+
+    **Example:**
+
+    .. code:: python
+
+        prune_stack_files(name="files no longer rendered", base_dir="/opt/mcpgate", files=[...])
+    """
+    for rel in files:
+        problem = _manifest_path_problem(rel)
+        if problem:
+            raise ValueError(f"cannot record {rel!r} in {MANIFEST}: {problem}")
+    have = host.get_fact(DeployedFiles, base=base_dir)
+    wanted = sorted(set(files))
+    remove: list[str] = []
+    if have.manifest is None:
+        _say(
+            f"{posixpath.join(base_dir, MANIFEST)} is missing (a deploy by an older mcpgate, or the first): "
+            f"nothing removed; recording the {len(wanted)} files placed now"
+        )
+    else:
+        for rel in sorted(set(have.manifest) - set(wanted)):
+            path = posixpath.join(base_dir, rel)
+            if _manifest_path_problem(rel) is not None:
+                _say(f"{MANIFEST} lists {rel!r}, which is no path below {base_dir}: ignored")
+            elif path in have.files:  # gone already, or no longer a regular file: left alone
+                remove.append(path)
+    # One command: the removals, then the new record (kept as it was if a removal fails).
+    steps = [f"rm -f -- {' '.join(_q(path) for path in remove)}"] if remove else []
+    manifest = posixpath.join(base_dir, MANIFEST)
+    if have.manifest is None or list(have.manifest) != wanted:
+        tmp = posixpath.join(base_dir, f"{MANIFEST}.mcpgate-new")
+        lines = " ".join(_q(line) for line in manifest_text(wanted).splitlines())
+        steps += [
+            "umask 077",
+            f"rm -f {_q(tmp)}",
+            f"printf '%s\\n' {lines} > {_q(tmp)}",
+            f"chown 0:0 {_q(tmp)}",
+            f"mv -f {_q(tmp)} {_q(manifest)}",
+        ]
+    elif have.manifest_stat != "0:0|600":
+        steps += [f"chown 0:0 {_q(manifest)}", f"chmod 600 {_q(manifest)}"]
+    if steps:
+        yield " && ".join(steps)
 
 
 @operation()

@@ -1,26 +1,36 @@
-"""Every rendered config and secret, uploaded with its owner and mode; folders before files."""
+"""Every rendered config and secret, uploaded with its owner and mode; folders before files; then the
+files an earlier deploy placed and the render no longer has are removed (and only those)."""
 
 from pyinfra import host
 from pyinfra.api import deploy
 
 from mcpgate.deploy import context_for
+from mcpgate.hostops import prune_stack_files
 from mcpgate.hostops import stack_files as stack_files_op
+from mcpgate.render import HostDir, HostFile
+
+
+def sync_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]) -> None:
+    """The operations that make ``base_dir`` hold exactly ``dirs`` and ``files`` of the deploy's own."""
+    # One operation per component, so the output says which component's files changed.
+    groups: dict[str, tuple[list[HostDir], list[HostFile]]] = {}
+    for d in dirs:
+        groups.setdefault(d.path.split("/", 1)[0], ([], []))[0].append(d)
+    for f in files:
+        groups.setdefault(f.path.split("/", 1)[0], ([], []))[1].append(f)
+    for component, (component_dirs, component_files) in groups.items():
+        stack_files_op(
+            name=f"{component} files",
+            base_dir=base_dir,
+            dirs=component_dirs,
+            files=component_files,
+        )
+    # After every component's files are in place: what the previous run recorded placing and the
+    # render no longer has goes (a removed component's too); nothing else under base_dir is touched.
+    prune_stack_files(name="Files no longer rendered", base_dir=base_dir, files=[f.path for f in files])
 
 
 @deploy("Configs and secrets")
 def stack_files() -> None:
     ctx = context_for(host)
-    rendered = ctx.rendered
-    # One operation per component, so the output says which component's files changed.
-    groups: dict[str, tuple[list, list]] = {}
-    for d in rendered.dirs:
-        groups.setdefault(d.path.split("/", 1)[0], ([], []))[0].append(d)
-    for f in rendered.files:
-        groups.setdefault(f.path.split("/", 1)[0], ([], []))[1].append(f)
-    for component, (dirs, files) in groups.items():
-        stack_files_op(
-            name=f"{component} files",
-            base_dir=ctx.stack.base_dir,
-            dirs=dirs,
-            files=files,
-        )
+    sync_files(ctx.stack.base_dir, ctx.rendered.dirs, ctx.rendered.files)
