@@ -158,3 +158,26 @@ def test_bad_tokens_get_401(deployer: Deployer, read_token: str, case: str) -> N
     )
     assert r.status_code == 401, f"{case}: {r.status_code} {r.text[:200]}"
     assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_flood_of_mcp_requests_is_cut_off_by_the_bucket(deployer: Deployer, read_token: str) -> None:
+    """agentgateway's /mcp bucket (rate_limits: bursts of 200, 20 a second): 400 requests from 16
+    clients at once get some 429s; the bucket then refills for the tests after this one. Bounded:
+    400 requests, one keep-alive connection per client, loopback only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+
+    def burst(_: int) -> list[int]:
+        with httpx.Client(headers={**MCP(read_token).headers}, timeout=30) as client:
+            url = f"http://127.0.0.1:{INGRESS_PORT}/mcp"
+            return [client.post(url, json=body).status_code for _ in range(25)]
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = [c for batch in pool.map(burst, range(16)) for c in batch]
+    limited = codes.count(429)
+    print(f"\n/mcp flood: {len(codes)} requests, {limited} answered 429")
+    assert limited > 0, f"no request was limited: {sorted(set(codes))}"
+    assert set(codes) <= {200, 400, 404, 429}, sorted(set(codes))
+    time.sleep(11)  # 200 tokens at 20 a second
+    assert MCP(read_token).post("ping").status_code != 429

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets as pysecrets
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,9 @@ SCOPE = "openid offline_access notes:read notes:write"
 
 
 def session(**headers: str) -> Session:
+    """A browser of its own, at an address of its own (as tailscaled names a Funnel client): Authelia
+    bans addresses after failed sign-ins, and the refusal tests must not add up to a ban."""
+    headers.setdefault("X-Forwarded-For", f"192.0.2.{pysecrets.randbelow(250) + 1}")
     return Session(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME, extra_headers=dict(headers))
 
 
@@ -318,3 +322,22 @@ def test_every_client_may_ask_for_what_the_servers_advertise(first_run: RunResul
     assert r.status_code in (302, 303), r.text
     assert "error=" not in r.headers["location"], r.headers["location"]
     assert flow.flow_id, r.headers["location"]
+
+
+def test_failed_sign_ins_ban_the_address_not_the_person(deployer: Deployer, first_run: RunResult) -> None:
+    """Authelia counts failures per client address, which the ingress passes on from tailscaled's
+    X-Forwarded-For: an attacker's address is banned after rate_limits.sign_in_failures (5), and the
+    person still signs in from their own address. Bounded: 7 sign-in attempts."""
+    attacker = f"198.51.100.{pysecrets.randbelow(250) + 1}"
+    owner = f"203.0.113.{pysecrets.randbelow(250) + 1}"
+    password = secret(deployer, "users/alice.password")
+
+    def attempt(address: str, pw: str) -> str:
+        flow = Flow(session(**{"X-Forwarded-For": address}), "claude-ai", SCOPE, resource=RESOURCE)
+        assert flow.authorize().status_code in (302, 303)
+        return flow.first_factor("alice", pw).json()["status"]
+
+    for _ in range(5):
+        assert attempt(attacker, "not-the-password") == "KO"
+    assert attempt(attacker, password) == "KO", "the attacker's address should now be banned"
+    assert attempt(owner, password) == "OK", "alice is locked out by someone else's failures"
