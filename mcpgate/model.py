@@ -1243,6 +1243,15 @@ class Stack(_Strict):
         if not any(b.enabled for b in self.backends):
             problems.append("backends: none is enabled; enable at least one")
 
+        if not problems:
+            # The layout (containers.py) needs a slot of the pool per network.
+            from .containers import assign_subnets, stack_networks
+
+            try:
+                assign_subnets(self.network_pool, stack_networks(self), {})
+            except ValueError as err:
+                problems.append(str(err))
+
         if self.gateway_port in AGENTGATEWAY_INTERNAL_PORTS:
             role = AGENTGATEWAY_INTERNAL_PORTS[self.gateway_port]
             problems.append(

@@ -108,3 +108,9 @@ def test_a_changed_pool_recreates_every_container(stack_data: dict[str, Any], st
     old = {c.service: c.spec_hash for c in stack_containers(before, _render(before, store))}
     new = {c.service: c.spec_hash for c in stack_containers(after, _render(after, store))}
     assert all(old[s] != new[s] for s in old)
+
+
+def test_an_inventory_that_needs_more_networks_than_its_pool_holds_is_refused(stack_data: dict[str, Any]) -> None:
+    stack_data["network_pool"] = "10.9.0.0/26"  # 4 slots: the edge, sessions, auth, gateway
+    with pytest.raises(InventoryError, match=r"network_pool 10.9.0.0/26 has room for 3 networks .* give a larger pool"):
+        load_stack("h", stack_data)
