@@ -320,7 +320,7 @@ def _base_dir(value: str) -> str:
         raise ValueError(f"{value!r} contains white space: {example}")
     _refuse_mount_syntax(value)
     path = _normalise(value)
-    owns = "the deploy makes base_dir 0755 root:root and removes files it did not write in the folders it manages"
+    owns = "the deploy makes base_dir 0755 root:root and its own folders root- or service-owned with tight modes"
     if path in _SYSTEM_DIRS:
         raise ValueError(f"{value!r} is a system folder ({_SYSTEM_DIRS[path]}); {owns}: {example}")
     for folder, what in _SYSTEM_TREES.items():
