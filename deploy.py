@@ -4,8 +4,8 @@
 
 Order: the Docker engine, every config and secret, networks/volumes, then Redis, Authelia
 (healthy, users' TOTP and subjects seeded), the MCP backends, the ingress, agentgateway (probed
-from the ingress), the networks no longer used, and last Tailscale Funnel, so the public URL only
-ever points at a ready stack.
+from the ingress), the containers and networks the inventory no longer declares (data volumes are
+kept), and last Tailscale Funnel, so the public URL only ever points at a ready stack.
 
 To run only some services (configs are always brought up to date):
     pyinfra -y inventory/home.py deploy.py --data mcpgate_components=redis,authelia
@@ -36,7 +36,6 @@ for name, task in (
 ):
     if name in components:
         task()
-if components == SERVICES:
-    stack_leftovers()
+stack_leftovers(every_service_ran=components == SERVICES)
 if ctx.stack.tailscale.enabled and "tailscale" in components:
     tailscale()

@@ -498,29 +498,60 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
         yield shell_command("docker", "network", "create", *net.create_args(subnet, stack))
 
 
-@operation()
-def prune_networks(networks: list[NetworkSpec], containers: list[str], stack: str):
-    """
-    Remove the stack's networks that it no longer uses (a removed backend's, an older layout's).
+def _stack_containers(stack: str) -> dict[str, Any]:
+    return {
+        name: c
+        for name, c in host.get_fact(DockerContainers).items()
+        if ((c.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK) == stack
+    }
 
-    Run after the containers: a stale network still attached to one of ``containers`` (the stack's
-    wanted containers, which were recreated on their new networks) goes; one attached to any other
-    container is kept, and said so.
+
+@operation()
+def prune_containers(containers: list[str], stack: str):
+    """
+    Remove the stack's containers that the inventory no longer declares (a removed or disabled
+    backend's). Their data volumes and host folders are kept, and said so.
 
     **Example:**
 
     .. code:: python
 
-        prune_networks(networks=stack_networks(stack), containers=["mcpgate-redis"], stack="mcpgate")
+        prune_containers(containers=["mcpgate-redis", "mcpgate-authelia"], stack="mcpgate")
+    """
+    for name, info in sorted(_stack_containers(stack).items()):
+        if name in containers:
+            continue
+        yield shell_command("docker", "rm", "-f", name)
+        kept = [m.get("Name") or m.get("Source") for m in info.get("Mounts") or [] if m.get("RW")]
+        if kept:
+            _say(f"{name} is no longer declared and goes; its data is kept: {', '.join(sorted(kept))}")
+
+
+@operation()
+def prune_networks(networks: list[NetworkSpec], containers: list[str], every_service_ran: bool, stack: str):
+    """
+    Remove the stack's networks that it no longer uses (a removed backend's, an older layout's).
+
+    Run after the containers. A stale network goes when every container still on it is gone by then:
+    one :func:`prune_containers` removed (not in ``containers``), or, when ``every_service_ran``, any
+    of the stack's (each was recreated on its wanted networks). One still in use is kept, and said so.
+
+    **Example:**
+
+    .. code:: python
+
+        prune_networks(networks=stack_networks(stack), containers=["mcpgate-redis"], every_service_ran=True,
+                       stack="mcpgate")
     """
     wanted = {n.name for n in networks}
+    gone = {name for name in _stack_containers(stack) if every_service_ran or name not in containers}
     have = host.get_fact(StackNetworks, stack=stack, names=sorted(wanted))
     for name, info in sorted(have.items()):
         if name in wanted:
             continue
-        others = [c for c in info.containers if c not in containers]
+        others = [c for c in info.containers if c not in gone]
         if others:
-            host.noop(f"network {name} is no longer used by the stack but kept: {', '.join(others)} still on it")
+            _say(f"network {name} is no longer used by the stack but kept: {', '.join(others)} still on it")
         else:
             yield shell_command("docker", "network", "rm", name)
 

@@ -12,6 +12,7 @@ from mcpgate.hostops import (
     docker_image,
     docker_networks,
     docker_volume,
+    prune_containers,
     prune_networks,
     wait_healthy,
 )
@@ -114,12 +115,15 @@ def ingress() -> None:
     _run(context_for(host), "ingress")
 
 
-@deploy("Networks no longer used")
-def stack_leftovers() -> None:
+@deploy("Containers and networks no longer declared")
+def stack_leftovers(every_service_ran: bool) -> None:
     ctx = context_for(host)
+    wanted = [spec.name for spec in ctx.containers]
+    prune_containers(name="containers the inventory no longer declares", containers=wanted, stack=ctx.stack.name)
     prune_networks(
         name="networks the stack no longer uses",
         networks=stack_networks(ctx.stack),
-        containers=[spec.name for spec in ctx.containers],
+        containers=wanted,
+        every_service_ran=every_service_ran,
         stack=ctx.stack.name,
     )

@@ -14,9 +14,12 @@ from tests.e2e.conftest import TIMINGS
 from tests.e2e.harness import (
     BASE_DIR,
     INGRESS_PORT,
+    PYTHON_BASE,
+    STACK_NAME,
     Deployer,
     RunResult,
     containers,
+    docker,
     name_of,
     started_at,
     teardown_stack,
@@ -117,6 +120,54 @@ def test_a_deploy_failing_half_way_fails_loudly_then_converges(deployer: Deploye
     again = deployer.deploy()
     assert again.returncode == 0 and again.changed_ops == [], again.changed_ops
     assert name_of("backend-calendar") not in containers()
+
+
+def test_a_backend_taken_out_of_the_inventory_goes_with_its_network_and_files(
+    deployer: Deployer, first_run: RunResult
+) -> None:
+    """Removing a backend removes its container, its network and its rendered files; its data volume
+    is kept (and the output says so); the other containers stay (agentgateway alone changes: one
+    target and one network fewer); the next run changes nothing."""
+    scratch = name_of("backend-scratch")
+    volume = f"{STACK_NAME}-scratch-data"
+    with_scratch = deployer.inventory(
+        "_stack['backends'].append({'name': 'scratch', 'image': " + repr(PYTHON_BASE) + ", "
+        "'command': ['python3', '-m', 'http.server', '8080'], 'port': 8080, 'scope': 'notes:read', "
+        "'user': '10003:10003', 'secrets': [{'name': 'scratch-key', 'file': '/run/secrets/key'}], "
+        "'volumes': [{'source': " + repr(volume) + ", 'target': '/data'}]})"
+    )
+    try:
+        _scratch_comes_and_goes(deployer, with_scratch, scratch, volume)
+    finally:
+        docker("rm", "-fv", scratch, check=False)
+        docker("network", "rm", f"{STACK_NAME}-to-scratch", check=False)
+        docker("volume", "rm", volume, check=False)  # not the stack's (docker made it): not labelled
+
+
+def _scratch_comes_and_goes(deployer: Deployer, with_scratch: Path, scratch: str, volume: str) -> None:
+    stored = deployer.mcpgate("secrets", "set", str(with_scratch), "scratch-key", stdin="scratch-key-value")
+    assert stored.returncode == 0, stored.stderr
+    result = deployer.deploy(with_scratch)
+    assert result.returncode == 0, result.output[-4000:]
+    assert scratch in containers()
+    network = f"{STACK_NAME}-to-scratch"
+    assert docker("network", "inspect", network, check=False).returncode == 0
+    key_file = Path(f"{BASE_DIR}/backends/scratch/files/scratch-key")
+    assert key_file.read_text() == "scratch-key-value"
+
+    before = started_at()
+    result = deployer.deploy()
+    assert result.returncode == 0, result.output[-4000:]
+    assert scratch not in containers()
+    assert docker("network", "inspect", network, check=False).returncode != 0
+    assert not key_file.exists()
+    assert docker("volume", "inspect", volume, check=False).returncode == 0, "the data volume must be kept"
+    assert f"its data is kept: {volume}" in result.output
+    stayed = {n for n in before if n != scratch and n != GATEWAY}
+    assert {n: t for n, t in started_at().items() if n in stayed} == {n: before[n] for n in stayed}
+
+    again = deployer.deploy()
+    assert again.returncode == 0 and again.changed_ops == [], again.changed_ops
 
 
 def test_rebuild_from_scratch_keeps_every_credential(deployer: Deployer, first_run: RunResult) -> None:
