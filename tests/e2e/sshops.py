@@ -7,6 +7,8 @@ be watched and read directly by the test, which runs as root.
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.harness import PROJECT_ROOT, SSHD_DIR, RunResult, parse_results
 
@@ -37,6 +41,21 @@ def ssh_target_missing() -> str | None:
     if probe.returncode != 0:
         return f"the SSH target does not answer: {probe.stderr.decode(errors='replace').strip()}"
     return None
+
+
+@contextmanager
+def target_folder(purpose: str) -> Iterator[Path]:
+    """A folder of the test's own under /opt on the SSH target (this machine), removed afterwards;
+    skips the test when the target cannot be used."""
+    reason = ssh_target_missing()
+    if reason:
+        pytest.skip(f"SSH target unavailable: {reason}")
+    root = Path(f"/opt/mcpgate-{purpose}-{secrets.token_hex(4)}")
+    root.mkdir(mode=0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(frozen=True)

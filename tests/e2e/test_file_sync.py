@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 from mcpgate.hostops import MANIFEST
 from tests.e2e.harness import RunResult
-from tests.e2e.sshops import deploy_user, run_operations, ssh_target_missing
+from tests.e2e.sshops import deploy_user, run_operations, target_folder
 
 OPERATIONS = """
 import json
@@ -79,15 +77,8 @@ class Sync:
 
 @pytest.fixture(params=["root", "deploy-user"])
 def sync(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sync]:
-    reason = ssh_target_missing()
-    if reason:
-        pytest.skip(f"SSH target unavailable: {reason}")
-    root = Path(f"/opt/mcpgate-filesync-{secrets.token_hex(4)}")
-    root.mkdir(mode=0o755)
-    try:
+    with target_folder("filesync") as root:
         yield Sync(tmp_path, root / "stack", "root" if request.param == "root" else deploy_user())
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _foreign(path: Path, text: str = "not the deploy's\n") -> Path:

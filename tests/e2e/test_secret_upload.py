@@ -23,7 +23,6 @@ import os
 import pwd
 import secrets
 import select
-import shutil
 import stat
 import struct
 import threading
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.sshops import HARNESS, deploy_user, run_operations, ssh_target_missing, sshd_with_umask
+from tests.e2e.sshops import HARNESS, deploy_user, run_operations, sshd_with_umask, target_folder
 
 IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x4, 0x8, 0x80, 0x100
 IN_Q_OVERFLOW, IN_ISDIR = 0x4000, 0x40000000
@@ -174,15 +173,8 @@ tailscale_up(
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[Path]:
-    reason = ssh_target_missing()
-    if reason:
-        pytest.skip(f"SSH target unavailable: {reason}")
-    root = Path(f"/opt/mcpgate-tskey-{secrets.token_hex(4)}")
-    root.mkdir(mode=0o755)
-    try:
+    with target_folder("tskey") as root:
         yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("umask", ["022", "077"])
