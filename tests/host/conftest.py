@@ -70,6 +70,12 @@ def components(request: pytest.FixtureRequest) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="session")
+def authelia_deployed(components: tuple[str, ...]) -> None:
+    if "authelia" not in components:
+        pytest.skip("Authelia was not part of this deploy (--components)")
+
+
+@pytest.fixture(scope="session")
 def gateway_deployed(components: tuple[str, ...]) -> None:
     if "agentgateway" not in components:
         pytest.skip("agentgateway was not part of this deploy (--components)")
