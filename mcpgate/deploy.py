@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .apt import AptRelease, apt_release
 from .containers import ContainerSpec, stack_containers
 from .errors import MCPGateError
 from .inventory import DATA_KEY, default_secrets_dir
@@ -67,6 +68,18 @@ def components_for(host: Any) -> tuple[str, ...]:
         return selected_components(host.data.get("mcpgate_components"))
     except MCPGateError as err:
         raise PyinfraError(str(err)) from None
+
+
+def release_for(host: Any) -> AptRelease:
+    """The host's Debian/Ubuntu release and dpkg architecture, for third-party apt sources."""
+    from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.facts.deb import DebArch
+    from pyinfra.facts.server import LinuxDistribution
+
+    try:
+        return apt_release(host.get_fact(LinuxDistribution), host.get_fact(DebArch))
+    except MCPGateError as err:
+        raise PyinfraError(f"{host.name}: {err}") from None
 
 
 def context_for(host: Any) -> DeployContext:

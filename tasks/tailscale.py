@@ -7,10 +7,10 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import FactBase, deploy, operation
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server
 
-from mcpgate.deploy import context_for
+from mcpgate.apt import TAILSCALE_KEYRING, tailscale_base, tailscale_source
+from mcpgate.deploy import context_for, release_for
 from mcpgate.errors import SecretsError
 from mcpgate.hostops import (
     UPLOAD_DIR,
@@ -21,7 +21,6 @@ from mcpgate.hostops import (
 )
 from mcpgate.tailscale import backend_running, funnel_matches, funnel_target, node_name
 
-KEYRING = "/usr/share/keyrings/tailscale-archive-keyring.gpg"
 AUTH_KEY_FILE = "/run/mcpgate-tailscale-authkey"  # tmpfs, root only (0600 from creation), removed right after use
 
 
@@ -88,17 +87,14 @@ def tailscale_funnel(hostname: str, ingress_port: int):
 def tailscale() -> None:
     ctx = context_for(host)
     ts = ctx.stack.tailscale
-    distro = host.get_fact(LinuxDistribution)
-    distro_id = "ubuntu" if "ubuntu" in (distro.get("name") or "").lower() else "debian"
-    meta = distro.get("release_meta", {})
-    codename = meta.get("VERSION_CODENAME") or meta.get("UBUNTU_CODENAME")
-    base = f"https://pkgs.tailscale.com/stable/{distro_id}/{codename}"
-    files.download(name="Tailscale's apt signing key", src=f"{base}.noarmor.gpg", dest=KEYRING, mode="0644")
-    apt.repo(
-        name="Tailscale's apt repository",
-        src=f"deb [signed-by={KEYRING}] https://pkgs.tailscale.com/stable/{distro_id} {codename} main",
-        filename="tailscale",
+    release = release_for(host)
+    files.download(
+        name="Tailscale's apt signing key",
+        src=f"{tailscale_base(release)}.noarmor.gpg",
+        dest=TAILSCALE_KEYRING,
+        mode="0644",
     )
+    apt.repo(name="Tailscale's apt repository", src=tailscale_source(release), filename="tailscale")
     apt.packages(name="Install tailscale", packages=["tailscale"], update=True, cache_time=3600)
     server.service(name="tailscaled enabled and running", service="tailscaled", running=True, enabled=True)
     try:
