@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import uuid
 from collections.abc import Callable
@@ -136,12 +137,20 @@ def totp_seed_form_problem(seed: str, chars: int) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=16)
+def load_private_key(pem: str) -> serialization.PrivateKeyTypes:
+    """The parsed key (cached: parsing checks an RSA key's math, ~0.2 s, and a deploy needs the
+    signing key several times). Raises cryptography's errors, see :func:`rsa_private_key_problem`."""
+    return serialization.load_pem_private_key(pem.encode(), password=None)
+
+
+@functools.lru_cache(maxsize=16)
 def rsa_private_key_problem(pem: str, min_bits: int = RSA_MIN_BITS) -> str | None:
     """One unencrypted PEM private key, RSA of at least ``min_bits`` bits (Authelia signs RS256)."""
     if not pem.strip():
         return "empty, expected a PEM RSA private key"
     try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        key = load_private_key(pem)
     except TypeError:  # cryptography's answer to an encrypted key without a password
         return "the key is encrypted with a passphrase; Authelia needs it unencrypted"
     except (ValueError, UnsupportedAlgorithm):

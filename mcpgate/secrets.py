@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import functools
 import getpass
 import hashlib
 import hmac
@@ -43,6 +44,7 @@ from .rules import (
     argon2id_digest_problem,
     canonical_uuid_problem,
     hex_key_problem,
+    load_private_key,
     pbkdf2_sha512_digest_problem,
     rsa_private_key_problem,
     supplied_secret_problem,
@@ -113,6 +115,7 @@ def argon2id_verify(password: str, digest: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=16)
 def key_id_for(pem: str) -> str:
     """The RFC 7638 SHA-256 thumbprint of a key, hex-encoded.
 
@@ -120,7 +123,20 @@ def key_id_for(pem: str) -> str:
     and Authelia refuses such a key_id (it must start and end with a letter or digit) and never
     starts. Hex is always 64 characters of 0-9a-f.
     """
-    return key_id_from_thumbprint(RSAKey.import_key(pem).thumbprint())
+    return key_id_from_thumbprint(_jwk(pem).thumbprint())
+
+
+@functools.lru_cache(maxsize=16)
+def _jwk(pem: str) -> RSAKey:
+    return RSAKey.import_key(load_private_key(pem))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=16)
+def _public_jwk(pem: str) -> tuple[tuple[str, str], ...]:
+    """The public JWK Authelia serves for this private key (cached: parsing a key takes ~0.2 s)."""
+    public = _jwk(pem).as_dict(private=False)
+    return (("use", "sig"), ("kty", "RSA"), ("kid", key_id_for(pem)), ("alg", "RS256"),
+            ("n", public["n"]), ("e", public["e"]))  # fmt: skip
 
 
 def key_id_from_thumbprint(thumbprint: str) -> str:
@@ -349,6 +365,35 @@ class SecretStore:
         with self._locked():
             self._write(name, value, replace=True)
 
+    # A digest known to match its secret: ``.<file>.verified`` beside it holds
+    # sha256(secret, digest), which changes if either does. It tells nothing the store's own
+    # files do not (the secret is beside it in clear).
+    def _verified_path(self, name: str) -> Path:
+        path = self._path(name)
+        return path.with_name(f".{path.name}.verified")
+
+    @staticmethod
+    def _binding(secret: str, digest: str) -> str:
+        return hashlib.sha256(f"{len(secret)}:{secret}{digest}".encode()).hexdigest()
+
+    def verified(self, name: str, secret: str, digest: str) -> bool:
+        try:
+            seen = self._verified_path(name).read_text()
+        except (OSError, UnicodeDecodeError):
+            return False
+        return hmac.compare_digest(seen, self._binding(secret, digest))
+
+    def remember_verified(self, name: str, secret: str, digest: str) -> None:
+        if self.read_only or name in self._unsaved:
+            return
+        path = self._verified_path(name)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(OSError):  # only a cache: a run that cannot write it verifies again
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with os.fdopen(fd, "w") as f:
+                f.write(self._binding(secret, digest))
+            os.replace(tmp, path)
+
     def names(self) -> list[str]:
         if not self.root.exists():
             return []
@@ -556,16 +601,7 @@ class StackSecrets:
 
     def oidc_public_jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public JWK Set Authelia serves for this key (same kid, alg and use)."""
-        public = RSAKey.import_key(self.oidc_private_key_pem()).as_dict(private=False)
-        jwk = {
-            "use": "sig",
-            "kty": "RSA",
-            "kid": self.oidc_key_id(),
-            "alg": "RS256",
-            "n": public["n"],
-            "e": public["e"],
-        }
-        return {"keys": [jwk]}
+        return {"keys": [dict(_public_jwk(self.oidc_private_key_pem()))]}
 
     def gateway_session_key(self) -> str:
         """AES-256-GCM key (hex) agentgateway encrypts MCP session ids with."""
@@ -582,11 +618,17 @@ class StackSecrets:
         self, name: str, secret: str, make: Callable[[str], str], verify: Callable[[str, str], bool]
     ) -> str:
         """A salted digest of ``secret``, kept in the store so rendering is byte-identical run after
-        run; made anew only when it no longer matches the secret."""
+        run; made anew only when it no longer matches the secret.
+
+        Verifying a digest is slow by design (argon2id, pbkdf2: ~0.25 s each); a pair once verified
+        is remembered (``SecretStore.verified``) so a run that changes nothing does not pay again."""
         digest = self.store.get(name)
+        if digest is not None and self.store.verified(name, secret, digest):
+            return digest
         if digest is None or not verify(secret, digest):
             digest = make(secret)
             self.store.set(name, digest)
+        self.store.remember_verified(name, secret, digest)
         return digest
 
     def client_secret_digest(self, client_id: str) -> str:

@@ -146,6 +146,33 @@ def test_a_digest_that_no_longer_matches_is_recomputed(secrets: StackSecrets, st
     assert pbkdf2_sha512_verify(changed, secrets.client_secret_digest("claude-ai"))
 
 
+def test_a_verified_digest_is_not_verified_again_until_secret_or_digest_change(
+    secrets: StackSecrets, store: SecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2id and pbkdf2 are slow on purpose: a run that changes nothing verifies nothing."""
+    import mcpgate.secrets as module
+
+    calls: list[str] = []
+    real = module.pbkdf2_sha512_verify
+
+    def counting(secret: str, digest: str) -> bool:
+        calls.append(digest)
+        return real(secret, digest)
+
+    monkeypatch.setattr(module, "pbkdf2_sha512_verify", counting)
+    digest = secrets.client_secret_digest("claude-ai")  # made, remembered as verified
+    assert StackSecrets(SecretStore(store.root), secrets.stack).client_secret_digest("claude-ai") == digest
+    assert calls == []
+    memo = store.root / "clients" / ".claude-ai.pbkdf2.verified"
+    assert _mode(memo) == 0o600 and "clients/.claude-ai.pbkdf2.verified" not in store.names()
+
+    store.set("clients/claude-ai.pbkdf2", module.pbkdf2_sha512_digest(secrets.client_secret("claude-ai")))
+    other = secrets.client_secret_digest("claude-ai")  # another salt: verified once, then kept
+    assert calls == [other] and other != digest
+    store.set("clients/claude-ai.secret", "C" * 64)  # the secret changed: the memo no longer holds
+    assert real("C" * 64, secrets.client_secret_digest("claude-ai"))
+
+
 def test_key_id_is_the_jwk_thumbprint_in_hex_and_stable(secrets: StackSecrets) -> None:
     kid = secrets.oidc_key_id()
     thumbprint = RSAKey.import_key(secrets.oidc_private_key_pem()).thumbprint()
