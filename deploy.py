@@ -14,7 +14,17 @@ To run only some services (configs are always brought up to date):
 from pyinfra import host
 
 from mcpgate.deploy import SERVICES, components_for, context_for
-from tasks.containers import agentgateway, authelia, backends, ingress, redis, stack_leftovers, stack_prerequisites
+from mcpgate.snapshot import register
+from tasks.containers import (
+    agentgateway,
+    authelia,
+    backends,
+    ingress,
+    redis,
+    snapshot_query,
+    stack_leftovers,
+    stack_prerequisites,
+)
 from tasks.docker_engine import docker_engine
 from tasks.stack_files import stack_files
 from tasks.tailscale import tailscale
@@ -22,6 +32,8 @@ from tasks.tailscale import tailscale
 # Validate the inventory and render everything before any operation touches the host.
 ctx = context_for(host)
 components = components_for(host)
+# The operations below read the host from one snapshot, gathered again only after a change.
+register(snapshot_query(ctx))
 
 if "docker" in components:
     docker_engine()

@@ -18,6 +18,7 @@ import io
 import json
 import posixpath
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +26,16 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.exceptions import OperationError
 
+from . import snapshot
 from .containers import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec, NetworkSpec, assign_subnets
 from .render import HostDir, HostFile
 
 STATE_DIR = ".state"  # under base_dir: the config digest each container last started with
 UPLOAD_DIR = ".upload"  # under base_dir: private staging for uploads that go through sudo
 MANIFEST = ".mcpgate-manifest"  # under base_dir: the files the deploy placed there
+# At the root of Authelia's data volume: the digest of the TOTP import and of the subjects last applied.
+TOTP_MARKER = ".mcpgate-totp-import"
+SUBJECTS_MARKER = ".mcpgate-subjects"
 
 
 # --- facts --------------------------------------------------------------------------------------
@@ -254,6 +259,63 @@ class DockerImages(FactBase):
         return {}
 
 
+# --- reading the facts, from the deploy's snapshot where it covers them ---------------------------
+
+
+def snapshot_facts() -> dict[str, FactBase]:
+    """The facts whose outputs make up a :class:`mcpgate.snapshot.StackSnapshot`, by section."""
+    return {
+        "tree": StackTree(),
+        "deployed": DeployedFiles(),
+        "path": PathExists(),
+        "containers": DockerContainers(),
+        "networks": StackNetworks(),
+        "volumes": DockerVolumes(),
+        "images": DockerImages(),
+        "marker": VolumeMarker(),
+        "ready": ContainerReady(),
+    }
+
+
+def _read(fact: type[FactBase], section: str, covered: Callable[[snapshot.SnapshotQuery], bool], **kwargs: Any) -> Any:
+    """``host.get_fact(fact, **kwargs)``, or the same parsed from the snapshot's ``section`` when the
+    deploy's snapshot query covers what is asked."""
+    snap = snapshot.current()
+    if snap is None or not covered(snap.query):
+        return host.get_fact(fact, **kwargs)
+    if section not in snap.sections and not snap.docker:  # no engine yet: what the fact says then
+        return fact().default()
+    return fact().process(snap.lines(section))
+
+
+def _tree(base: str) -> dict[str, PathInfo]:
+    return _read(StackTree, "tree", lambda q: q.base_dir == base, base=base)
+
+
+def _containers() -> dict[str, Any]:
+    return _read(DockerContainers, "containers", lambda q: True)
+
+
+def _images(ref: str) -> dict[str, str]:
+    return _read(DockerImages, "images", lambda q: ref in q.images, refs=[ref])
+
+
+def _networks(stack: str, names: list[str]) -> dict[str, NetworkInfo]:
+    covered = lambda q: q.stack == stack and set(names) <= set(q.networks)  # noqa: E731
+    return _read(StackNetworks, "networks", covered, stack=stack, names=names)
+
+
+def _ready(container: str, probe: str | None) -> bool:
+    snap = snapshot.current()
+    if snap is not None and probe is None:
+        state = (_containers().get(container) or {}).get("State") or {}
+        health = (state.get("Health") or {}).get("Status")
+        return health == "healthy" if health else bool(state.get("Running"))
+    return _read(
+        ContainerReady, f"ready:{container}", lambda q: (container, probe) in q.probes, container=container, probe=probe
+    )
+
+
 # --- operations ---------------------------------------------------------------------------------
 
 
@@ -316,6 +378,7 @@ def finish_private_upload(upload_dir: str, dest: str) -> str:
 
 
 @operation()
+@snapshot.changes_host
 def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]):
     """
     Make folders and files under ``base_dir`` exactly as rendered: content, owner, mode.
@@ -335,7 +398,7 @@ def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]):
 
         stack_files(name="agentgateway files", base_dir="/opt/mcpgate", dirs=[...], files=[...])
     """
-    tree = host.get_fact(StackTree, base=base_dir)
+    tree = _tree(base_dir)
     upload_dir = posixpath.join(base_dir, UPLOAD_DIR)
 
     for d in [HostDir("", 0o755, "0:0"), *dirs]:
@@ -405,6 +468,7 @@ def _say(message: str) -> None:
 
 
 @operation()
+@snapshot.changes_host
 def prune_stack_files(base_dir: str, files: list[str]):
     """
     Remove the files an earlier deploy placed under ``base_dir`` that the render no longer has,
@@ -432,7 +496,7 @@ def prune_stack_files(base_dir: str, files: list[str]):
         problem = _manifest_path_problem(rel)
         if problem:
             raise ValueError(f"cannot record {rel!r} in {MANIFEST}: {problem}")
-    have = host.get_fact(DeployedFiles, base=base_dir)
+    have = _read(DeployedFiles, "deployed", lambda q: q.base_dir == base_dir, base=base_dir)
     wanted = sorted(set(files))
     remove: list[str] = []
     if have.manifest is None:
@@ -467,6 +531,7 @@ def prune_stack_files(base_dir: str, files: list[str]):
 
 
 @operation()
+@snapshot.changes_host
 def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
     """
     The stack's bridge networks, each on its own slot of ``pool``; ``internal`` ones have no route
@@ -481,7 +546,7 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
 
         docker_networks(networks=stack_networks(stack), pool="172.31.252.0/22", stack="mcpgate")
     """
-    have = host.get_fact(StackNetworks, stack=stack, names=sorted(n.name for n in networks))
+    have = _networks(stack, sorted(n.name for n in networks))
     try:
         subnets = assign_subnets(pool, networks, {name: info.subnet for name, info in have.items()})
     except ValueError as err:
@@ -501,12 +566,13 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
 def _stack_containers(stack: str) -> dict[str, Any]:
     return {
         name: c
-        for name, c in host.get_fact(DockerContainers).items()
+        for name, c in _containers().items()
         if ((c.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK) == stack
     }
 
 
 @operation()
+@snapshot.changes_host
 def prune_containers(containers: list[str], stack: str):
     """
     Remove the stack's containers that the inventory no longer declares (a removed or disabled
@@ -528,6 +594,7 @@ def prune_containers(containers: list[str], stack: str):
 
 
 @operation()
+@snapshot.changes_host
 def prune_networks(networks: list[NetworkSpec], containers: list[str], every_service_ran: bool, stack: str):
     """
     Remove the stack's networks that it no longer uses (a removed backend's, an older layout's).
@@ -545,7 +612,7 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
     """
     wanted = {n.name for n in networks}
     gone = {name for name in _stack_containers(stack) if every_service_ran or name not in containers}
-    have = host.get_fact(StackNetworks, stack=stack, names=sorted(wanted))
+    have = _networks(stack, sorted(wanted))
     for name, info in sorted(have.items()):
         if name in wanted:
             continue
@@ -557,6 +624,7 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
 
 
 @operation()
+@snapshot.changes_host
 def docker_volume(volume: str, owner: str, stack: str):
     """
     A named volume whose root belongs to the service that writes to it (mode 0700).
@@ -567,7 +635,7 @@ def docker_volume(volume: str, owner: str, stack: str):
 
         docker_volume(name="Redis data", volume="mcpgate-redis-data", owner="10379:10379", stack="mcpgate")
     """
-    have = host.get_fact(DockerVolumes, names=[volume]).get(volume)
+    have = _read(DockerVolumes, "volumes", lambda q: volume in q.volumes, names=[volume]).get(volume)
     if have is None:
         yield shell_command(
             "docker",
@@ -590,6 +658,7 @@ def docker_volume(volume: str, owner: str, stack: str):
 
 
 @operation()
+@snapshot.changes_host
 def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, str] | None = None):
     """
     Make an image present: pull a pinned reference, or build a content-addressed tag from a folder.
@@ -601,7 +670,7 @@ def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, s
         docker_image(ref="redis:7.4.2-alpine")
         docker_image(ref="mcpgate-local/notes:0123abcd", build_dir="/opt/mcpgate/build/notes")
     """
-    if ref in host.get_fact(DockerImages, refs=[ref]):
+    if ref in _images(ref):
         host.noop(f"image {ref} is present")
         return
     if build_dir is None:
@@ -618,6 +687,7 @@ def _state_file(base_dir: str, name: str) -> str:
 
 
 @operation()
+@snapshot.changes_host
 def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
     """
     Run a container exactly as specified; restart it when its mounted files changed.
@@ -635,9 +705,9 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
         docker_container(spec=redis_spec(stack), base_dir="/opt/mcpgate", config_digest="ab12...")
     """
-    have = host.get_fact(DockerContainers).get(spec.name)
+    have = _containers().get(spec.name)
     state_file = _state_file(base_dir, spec.name)
-    tree = host.get_fact(StackTree, base=posixpath.join(base_dir, STATE_DIR))
+    tree = _read(StackTree, "tree", lambda q: q.base_dir == base_dir, base=posixpath.dirname(state_file))
     applied = tree.get(state_file)
     record = (
         f"install -d -m 700 {_q(posixpath.dirname(state_file))} && printf %s {_q(config_digest)} > {_q(state_file)}"
@@ -647,7 +717,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
     labels = (have or {}).get("Config", {}).get("Labels") or {}
     # A tag moved to another image (pulled again, rebuilt) counts as a changed spec.
-    image_id = host.get_fact(DockerImages, refs=[spec.image]).get(spec.image)
+    image_id = _images(spec.image).get(spec.image)
     stale_image = have is not None and image_id is not None and have.get("Image") != image_id
     if have is None or labels.get(LABEL_SPEC) != spec.spec_hash or stale_image:
         if have is not None:
@@ -667,6 +737,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
 
 @operation()
+@snapshot.changes_host
 def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
     """
     Wait until a container is healthy (or running, and ``probe`` succeeds, when it has no
@@ -678,7 +749,7 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
 
         wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
     """
-    if host.get_fact(ContainerReady, container=container, probe=probe):
+    if _ready(container, probe):
         host.noop(f"{container} is ready")
         return
     # Give up early on a crash loop: three restarts while waiting say enough.
@@ -734,6 +805,7 @@ class AutheliaIdentifiers(FactBase):
 
 
 @operation()
+@snapshot.changes_host
 def authelia_identity(
     container: str,
     volume: str,
@@ -748,7 +820,9 @@ def authelia_identity(
     user's OIDC ``sub``, so a rebuilt host keeps authenticator apps and token subjects.
 
     The TOTP import runs when the marker in Authelia's data volume does not name the current
-    import file: after the volume was created, or when a user or seed changed.
+    import file: after the volume was created, or when a user or seed changed. Subjects are read
+    from Authelia (slow: an exec of its CLI) only when a second marker does not name the current
+    set of them.
 
     **Example:**
 
@@ -756,15 +830,16 @@ def authelia_identity(
 
         authelia_identity(container="mcpgate-authelia", volume="mcpgate-authelia-data", ...)
     """
-    marker = ".mcpgate-totp-import"
-    if host.get_fact(VolumeMarker, volume=volume, marker=marker) != totp_digest:
+    if _read(VolumeMarker, f"marker:{volume}:{TOTP_MARKER}", lambda q: (volume, TOTP_MARKER) in q.markers,
+             volume=volume, marker=TOTP_MARKER) != totp_digest:  # fmt: skip
         yield shell_command("docker", "exec", container, "authelia", "storage", "user", "totp", "import",
                             "--config", config, totp_file)  # fmt: skip
-        mp = f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
-        yield (
-            f'printf %s {_q(totp_digest)} > "{mp}/{marker}" && chown {owner} "{mp}/{marker}" '
-            f'&& chmod 600 "{mp}/{marker}"'
-        )
+        yield _write_marker(volume, TOTP_MARKER, totp_digest, owner)
+    # Asking Authelia for its identifiers takes a second: the marker says they were pinned already.
+    pinned = hashlib.sha256(json.dumps(subjects, sort_keys=True).encode()).hexdigest()
+    if _read(VolumeMarker, f"marker:{volume}:{SUBJECTS_MARKER}", lambda q: (volume, SUBJECTS_MARKER) in q.markers,
+             volume=volume, marker=SUBJECTS_MARKER) == pinned:  # fmt: skip
+        return
     have = host.get_fact(AutheliaIdentifiers, container=container, config=config)
     for user, subject in subjects.items():
         if user not in have:
@@ -776,6 +851,12 @@ def authelia_identity(
                 "tokens would change owner. Remove the authelia data volume to re-seed, or put that "
                 "subject into the secrets store (users/<name>.sub)"
             )
+    yield _write_marker(volume, SUBJECTS_MARKER, pinned, owner)
+
+
+def _write_marker(volume: str, marker: str, content: str, owner: str) -> str:
+    mp = f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
+    return f'printf %s {_q(content)} > "{mp}/{marker}" && chown {owner} "{mp}/{marker}" && chmod 600 "{mp}/{marker}"'
 
 
 class PathExists(FactBase):
@@ -792,6 +873,7 @@ class PathExists(FactBase):
 
 
 @operation()
+@snapshot.changes_host
 def data_directory(path: str, owner: str | None):
     """
     A host folder a backend mounts (e.g. the notes vault): created private to the backend's user
@@ -803,7 +885,7 @@ def data_directory(path: str, owner: str | None):
 
         data_directory(name="notes vault folder", path="/srv/notes", owner="1000:1000")
     """
-    kind = host.get_fact(PathExists, path=path)
+    kind = _read(PathExists, f"path:{path}", lambda q: path in q.paths, path=path)
     if kind == "directory":
         host.noop(f"{path} exists")
         return

@@ -6,6 +6,8 @@ from pyinfra.api import deploy
 from mcpgate.containers import GATEWAY_READINESS_PORT, stack_networks
 from mcpgate.deploy import context_for
 from mcpgate.hostops import (
+    SUBJECTS_MARKER,
+    TOTP_MARKER,
     authelia_identity,
     data_directory,
     docker_container,
@@ -18,9 +20,25 @@ from mcpgate.hostops import (
 )
 from mcpgate.identity import subjects
 from mcpgate.render import MOUNTS
+from mcpgate.snapshot import SnapshotQuery
 
 # How long a service may take to become ready after a (re)start.
 READY_TIMEOUT = {"redis": 60, "authelia": 180, "agentgateway": 120, "ingress": 60}
+
+
+def snapshot_query(ctx) -> SnapshotQuery:
+    """Everything the stack's operations will read from the host, for one snapshot (mcpgate.snapshot)."""
+    authelia_volumes = [v for c in ctx.containers if c.service == "authelia" for v in c.owned_volumes]
+    return SnapshotQuery(
+        base_dir=ctx.stack.base_dir,
+        stack=ctx.stack.name,
+        networks=tuple(sorted(n.name for n in stack_networks(ctx.stack))),
+        volumes=tuple(v for c in ctx.containers for v in c.owned_volumes),
+        images=tuple(sorted({c.image for c in ctx.containers})),
+        markers=tuple((v, m) for v in authelia_volumes[:1] for m in (TOTP_MARKER, SUBJECTS_MARKER)),
+        paths=tuple(v.source for b in ctx.stack.enabled_backends for v in b.volumes if v.is_host_path),
+        probes=tuple((c.name, _gateway_probe(ctx)) for c in ctx.containers if c.service == "agentgateway"),
+    )
 
 
 @deploy("Networks, volumes and data folders")

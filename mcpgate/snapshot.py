@@ -1,0 +1,149 @@
+"""Everything the deploy's operations read from the host, in one round trip.
+
+Each operation of :mod:`mcpgate.hostops` decides from facts: the files under base_dir, the stack's
+containers, networks, volumes and images, a readiness probe... Asked one by one, that is some thirty
+SSH round trips and as many ``docker`` invocations for a run that changes nothing. The deploy instead
+registers what it will ask (:func:`register`, a :class:`SnapshotQuery` built from the inventory) and
+the operations read it from one :class:`StackSnapshot` fact, gathered once and again only after an
+operation changed something on the host (:func:`changes_host` marks it stale). An operation asked
+about something the query does not cover (the tests run single operations) gathers its own fact.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FactBase
+from pyinfra.api.state import StateStage
+
+SECTION = "@@mcpgate-snapshot:"
+
+
+@dataclass(frozen=True)
+class SnapshotQuery:
+    """What the deploy's operations will ask about one stack's host."""
+
+    base_dir: str
+    stack: str
+    networks: tuple[str, ...]
+    volumes: tuple[str, ...]
+    images: tuple[str, ...]
+    markers: tuple[tuple[str, str], ...]  # (volume, file at its root)
+    paths: tuple[str, ...]  # host folders backends mount
+    probes: tuple[tuple[str, str], ...]  # (container, shell probe) for containers without a healthcheck
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    query: SnapshotQuery
+    sections: dict[str, list[str]]  # raw output per section, parsed by the facts that own them
+    docker: bool
+
+    def lines(self, section: str) -> list[str]:
+        return self.sections.get(section, [])
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase]) -> str:
+    """One shell script printing every section; each section is the output of the fact that owns it
+    (``facts``), so it parses exactly as when that fact is gathered alone."""
+    parts = [
+        f"echo {SECTION}tree; {facts['tree'].command(query.base_dir)}",
+        f"echo {SECTION}deployed; {facts['deployed'].command(query.base_dir)}",
+    ]
+    for path in query.paths:
+        parts.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
+    docker = [
+        f"echo {SECTION}docker",
+        f"echo {SECTION}containers; {facts['containers'].command()}",
+        f"echo {SECTION}networks; {facts['networks'].command(query.stack, list(query.networks))}",
+        f"echo {SECTION}volumes; {facts['volumes'].command(list(query.volumes))}",
+        f"echo {SECTION}images; {facts['images'].command(list(query.images))}",
+    ]
+    for volume, marker in query.markers:
+        docker.append(f"echo {_q(f'{SECTION}marker:{volume}:{marker}')}; {facts['marker'].command(volume, marker)}")
+    for container, probe in query.probes:
+        docker.append(f"echo {_q(f'{SECTION}ready:{container}')}; {facts['ready'].command(container, probe)}")
+    parts.append("if command -v docker >/dev/null 2>&1; then " + "; ".join(docker) + "; fi")
+    return "; ".join(parts) + "; true"
+
+
+class StackSnapshot(FactBase):
+    """Every section of a :class:`SnapshotQuery`, in one command (see the module's docstring)."""
+
+    def command(self, query: SnapshotQuery) -> str:
+        from . import hostops
+
+        return snapshot_command(query, hostops.snapshot_facts())
+
+    def process(self, output: list[str]) -> dict[str, list[str]]:
+        sections: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in output:
+            before, heading, name = line.partition(SECTION)
+            # Output that does not end in a newline (a marker file's content) shares its last
+            # line with the next heading, which always fills the rest of its line.
+            if before and current is not None:
+                current.append(before)
+            if heading:
+                current = sections.setdefault(name, [])
+        return sections
+
+    def default(self) -> dict[str, list[str]]:
+        return {}
+
+
+@dataclass
+class _Cached:
+    snapshot: Snapshot
+    stage: StateStage
+
+
+_queries: dict[str, SnapshotQuery] = {}
+_cache: dict[str, _Cached] = {}
+
+
+def register(query: SnapshotQuery) -> None:
+    """Let the operations on the current host read from one snapshot answering ``query``."""
+    _queries[host.name] = query
+    _cache.pop(host.name, None)
+
+
+def current() -> Snapshot | None:
+    """The host's snapshot, gathered now if there is none or the host changed since; None when the
+    deploy registered no query for this host."""
+    query = _queries.get(host.name)
+    if query is None:
+        return None
+    stage = host.state.current_stage
+    cached = _cache.get(host.name)
+    # Facts read while pyinfra prepares describe the host before any operation ran.
+    if cached is None or cached.stage != stage:
+        sections = host.get_fact(StackSnapshot, query=query)
+        cached = _Cached(Snapshot(query, sections, "docker" in sections), stage)
+        _cache[host.name] = cached
+    return cached.snapshot
+
+
+def changes_host(func: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """For an operation's function: once it yields a command, the snapshot is stale (the next
+    operation gathers a new one). Put it under ``@operation()``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        first = True
+        for command in func(*args, **kwargs):
+            if first and host.state.current_stage == StateStage.Execute:
+                _cache.pop(host.name, None)
+                first = False
+            yield command
+
+    return wrapper

@@ -1,0 +1,69 @@
+"""The deploy's one-round-trip snapshot: every section parses as the fact that owns it would."""
+
+from __future__ import annotations
+
+import subprocess
+
+from mcpgate.hostops import snapshot_facts
+from mcpgate.snapshot import SnapshotQuery, StackSnapshot, snapshot_command
+
+QUERY = SnapshotQuery(
+    base_dir="/opt/mcpgate",
+    stack="mcpgate",
+    networks=("mcpgate-edge", "mcpgate-sessions"),
+    volumes=("mcpgate-redis-data", "mcpgate-authelia-data"),
+    images=("redis:7.4.2-alpine",),
+    markers=(("mcpgate-authelia-data", ".mcpgate-totp-import"), ("mcpgate-authelia-data", ".mcpgate-subjects")),
+    paths=("/srv/notes",),
+    probes=(("mcpgate-agentgateway", "docker exec mcpgate-ingress wget -q -O /dev/null http://agentgateway:15021/"),),
+)
+
+
+def test_sections_split_where_an_output_has_no_final_newline() -> None:
+    output = [
+        "@@mcpgate-snapshot:tree",
+        "d|0:0|755|/opt/mcpgate",
+        "@@mcpgate-snapshot:docker",
+        "@@mcpgate-snapshot:marker:mcpgate-authelia-data:.mcpgate-totp-import",
+        "0f3a@@mcpgate-snapshot:marker:mcpgate-authelia-data:.mcpgate-subjects",
+        "@@mcpgate-snapshot:ready:mcpgate-agentgateway",
+        "ready",
+    ]
+    sections = StackSnapshot().process(output)
+    assert sections == {
+        "tree": ["d|0:0|755|/opt/mcpgate"],
+        "docker": [],
+        "marker:mcpgate-authelia-data:.mcpgate-totp-import": ["0f3a"],
+        "marker:mcpgate-authelia-data:.mcpgate-subjects": [],
+        "ready:mcpgate-agentgateway": ["ready"],
+    }
+    facts = snapshot_facts()
+    assert facts["ready"].process(sections["ready:mcpgate-agentgateway"]) is True
+    assert facts["marker"].process(sections["marker:mcpgate-authelia-data:.mcpgate-subjects"]) == ""
+
+
+def test_the_command_runs_in_a_posix_shell_on_a_host_without_docker(tmp_path) -> None:
+    """Real sh, a real folder: the file sections hold what the file facts would read; with no
+    ``docker`` on PATH the Docker sections are absent (the deploy then reads the facts' defaults)."""
+    base = tmp_path / "stack"
+    (base / ".state").mkdir(parents=True)
+    (base / ".state" / "mcpgate-redis.config").write_text("abc")
+    query = SnapshotQuery(str(base), "mcpgate", (), (), (), (), (str(tmp_path),), ())
+    out = subprocess.run(
+        ["sh", "-c", snapshot_command(query, snapshot_facts())],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True,
+    )  # fmt: skip
+    sections = StackSnapshot().process(out.stdout.splitlines())
+    if "docker" in sections:  # this machine has docker in /usr/bin: then the engine's sections are there
+        assert "containers" in sections
+    tree = snapshot_facts()["tree"].process(sections["tree"])
+    info = tree[str(base / ".state" / "mcpgate-redis.config")]
+    assert info.kind == "f" and info.sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert snapshot_facts()["path"].process(sections[f"path:{tmp_path}"]) == "directory"
+
+
+def test_every_query_part_has_its_section() -> None:
+    command = snapshot_command(QUERY, snapshot_facts())
+    for heading in ("tree", "deployed", "path:/srv/notes", "containers", "networks", "volumes", "images",
+                    "marker:mcpgate-authelia-data:.mcpgate-subjects", "ready:mcpgate-agentgateway"):  # fmt: skip
+        assert f"@@mcpgate-snapshot:{heading}" in command
