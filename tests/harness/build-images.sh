@@ -28,6 +28,8 @@ IMAGES=(
 	"redis|mcpgate-local/redis:7.0.15|redis-server|7.0.15-"
 	"caddy|mcpgate-local/caddy:2.6.2|caddy|2.6.2-"
 	"python|mcpgate-local/python:3.11-bookworm|python3.11|3.11."
+	"dayone-host|mcpgate-local/dayone-host:bookworm|systemd|252."
+	"engine|mcpgate-local/engine:20.10|docker.io|20.10."
 )
 
 rebuild=0
