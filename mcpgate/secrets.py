@@ -52,7 +52,6 @@ from .rules import (
     totp_seed_form_problem,
 )
 
-DEFAULT_STORE = Path("secrets")
 RSA_KEY_BITS = 3072
 PBKDF2_ITERATIONS = 310_000  # Authelia's default for pbkdf2-sha512
 TOTP_SEED_BYTES = 40

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from mcpgate.containers import LABEL_STACK
+from mcpgate.model import AUTHELIA_VERSION
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SSHD_DIR = Path(os.environ.get("MCPGATE_SSHD_DIR", "/run/mcpgate-sshd"))
 LOCAL_IMAGES = {
     "redis": "mcpgate-local/redis:7.0.15",
-    "authelia": "mcpgate-local/authelia:4.39.20",
+    "authelia": f"mcpgate-local/authelia:{AUTHELIA_VERSION}",
     "ingress": "mcpgate-local/caddy:2.6.2",
 }
 PYTHON_BASE = "mcpgate-local/python:3.11-bookworm"

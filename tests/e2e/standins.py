@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mcpgate.model import AUTHELIA_VERSION
+
 # Upstream sources, read at the pinned tags.
 CADDY_SRC = "caddyserver/caddy-docker@645721b 2.8/alpine/Dockerfile"
 REDIS_SRC = "redis/docker-library-redis 7.4/alpine/Dockerfile (7.4.1 e5650da / 7.4.3 0642e86)"
 REDIS_ENTRY_SRC = "redis/docker-library-redis 7.4/alpine/docker-entrypoint.sh"
-AUTHELIA_SRC = "authelia/authelia@v4.39.20 Dockerfile"
-AUTHELIA_ENTRY_SRC = "authelia/authelia@v4.39.20 entrypoint.sh"
-AUTHELIA_HC_SRC = "authelia/authelia@v4.39.20 healthcheck.sh, internal/middlewares/startup.go:128-160"
+AUTHELIA_SRC = f"authelia/authelia@v{AUTHELIA_VERSION} Dockerfile"
+AUTHELIA_ENTRY_SRC = f"authelia/authelia@v{AUTHELIA_VERSION} entrypoint.sh"
+AUTHELIA_HC_SRC = f"authelia/authelia@v{AUTHELIA_VERSION} healthcheck.sh, internal/middlewares/startup.go:128-160"
 AUTHELIA_BASE_SRC = "authelia/baseimage@494f0cd Dockerfile:12-21"
 GATEWAY_SRC = "agentgateway/agentgateway@v1.4.1 Dockerfile"
 PYTHON_SRC = "docker-library/python@f2c5d1b 3.12/slim-bookworm/Dockerfile"
@@ -44,7 +46,7 @@ class Property:
 
 CADDY = "caddy:2.8.4-alpine"
 REDIS = "redis:7.4.2-alpine"
-AUTHELIA = "authelia/authelia:4.39.20"
+AUTHELIA = f"authelia/authelia:{AUTHELIA_VERSION}"
 GATEWAY = "cr.agentgateway.dev/agentgateway:v1.4.1"
 PYTHON = "python:3.12.14-slim-bookworm"
 

@@ -896,3 +896,14 @@ def test_a_variable_naming_where_a_secret_file_is_is_no_secret(stack_data: dict[
     backend = load_stack("h", stack_data).backends[0]
     assert backend.env == {"GITHUB_APP_PRIVATE_KEY_PATH": "/run/secrets/app.pem"}
     assert backend.command == ["http", "--port", "8082"]
+
+
+def test_the_harness_builds_the_authelia_version_the_model_pins() -> None:
+    """One Authelia version: the harness scripts' default is the model's."""
+    from pathlib import Path
+
+    from mcpgate.model import AUTHELIA_VERSION
+
+    for script in ("image.sh", "build.sh"):
+        text = (Path(__file__).parents[1] / "harness" / "authelia" / script).read_text()
+        assert f'AUTHELIA_VERSION="${{AUTHELIA_VERSION:-{AUTHELIA_VERSION}}}"' in text, script
