@@ -75,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         # Read-only: a secret the store lacks is made up in memory for the check and never written.
         rendered, secrets = _render_host(hs, args.secrets, read_only=True)
         problems = generated_value_problems(secrets) + validate_rendered(rendered, ref)
-        print(f"== {hs.host}: https://{hs.stack.hostname}/mcp")
+        print(f"== {hs.host}: {hs.stack.resource}")
         print(f"   issuer {hs.stack.issuer}; {len(hs.stack.enabled_backends)} enabled backend(s)")
         if ref is None:
             print("   schemas: upstream reference folder not found (set MCPGATE_REFERENCE_DIR); schema checks skipped")
