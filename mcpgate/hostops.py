@@ -265,6 +265,7 @@ class DockerImages(FactBase):
 def snapshot_facts() -> dict[str, FactBase]:
     """The facts whose outputs make up a :class:`mcpgate.snapshot.StackSnapshot`, by section."""
     return {
+        "engine": DockerEngine(),
         "tree": StackTree(),
         "deployed": DeployedFiles(),
         "path": PathExists(),

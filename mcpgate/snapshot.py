@@ -63,6 +63,7 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase]) -> str:
         parts.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
     docker = [
         f"echo {SECTION}docker",
+        f"echo {SECTION}engine; {facts['engine'].command()}",
         f"echo {SECTION}containers; {facts['containers'].command()}",
         f"echo {SECTION}networks; {facts['networks'].command(query.stack, list(query.networks))}",
         f"echo {SECTION}volumes; {facts['volumes'].command(list(query.volumes))}",
@@ -105,6 +106,9 @@ class StackSnapshot(FactBase):
 class _Cached:
     snapshot: Snapshot
     stage: StateStage
+    # Still true when pyinfra starts executing: nothing is scheduled to run before the operations
+    # that read it (see expire_on_execute).
+    holds_into_execute: bool = True
 
 
 _queries: dict[str, SnapshotQuery] = {}
@@ -125,12 +129,31 @@ def current() -> Snapshot | None:
         return None
     stage = host.state.current_stage
     cached = _cache.get(host.name)
+    if cached is not None and cached.stage != stage and cached.holds_into_execute:
+        cached.stage = stage
     # Facts read while pyinfra prepares describe the host before any operation ran.
     if cached is None or cached.stage != stage:
         sections = host.get_fact(StackSnapshot, query=query)
         cached = _Cached(Snapshot(query, sections, "docker" in sections), stage)
         _cache[host.name] = cached
     return cached.snapshot
+
+
+def expire_on_execute() -> None:
+    """While preparing: operations not of this module (installing Docker) will change the host
+    before the stack's operations run, so the snapshot read now does not hold then."""
+    cached = _cache.get(host.name)
+    if cached is not None:
+        cached.holds_into_execute = False
+
+
+def engine_version() -> str | None:
+    """The running Docker engine's version, from the snapshot (None: no engine answers)."""
+    snap = current()
+    if snap is None:
+        raise RuntimeError("no snapshot registered for this host")
+    lines = [line.strip() for line in snap.lines("engine") if line.strip()]
+    return lines[0] if lines else None
 
 
 def changes_host(func: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:

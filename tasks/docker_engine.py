@@ -5,17 +5,19 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import apt, files, server
 
+from mcpgate import snapshot
 from mcpgate.apt import DOCKER_KEY_URL, DOCKER_KEYRING, docker_source
 from mcpgate.deploy import context_for, release_for
-from mcpgate.hostops import DockerEngine
 
 
 @deploy("Docker engine")
 def docker_engine() -> None:
     ctx = context_for(host)
-    if host.get_fact(DockerEngine):
+    if snapshot.engine_version():
         host.noop("a Docker engine is running: left alone")
         return
+    # What is read from the host now no longer holds once the engine is installed.
+    snapshot.expire_on_execute()
     install = ctx.stack.docker.install
     if install == "existing":
         raise PyinfraError(

@@ -64,6 +64,6 @@ def test_the_command_runs_in_a_posix_shell_on_a_host_without_docker(tmp_path) ->
 
 def test_every_query_part_has_its_section() -> None:
     command = snapshot_command(QUERY, snapshot_facts())
-    for heading in ("tree", "deployed", "path:/srv/notes", "containers", "networks", "volumes", "images",
+    for heading in ("engine", "tree", "deployed", "path:/srv/notes", "containers", "networks", "volumes", "images",
                     "marker:mcpgate-authelia-data:.mcpgate-subjects", "ready:mcpgate-agentgateway"):  # fmt: skip
         assert f"@@mcpgate-snapshot:{heading}" in command
