@@ -2,10 +2,11 @@
 
     pyinfra -y inventory/home.py deploy.py
 
-Order: the Docker engine, every config and secret, networks/volumes, then Redis, Authelia
-(healthy, users' TOTP and subjects seeded), the MCP backends, the ingress, agentgateway (probed
-from the ingress), the containers and networks the inventory no longer declares (data volumes are
-kept), and last Tailscale Funnel, so the public URL only ever points at a ready stack.
+Order: the Docker engine, every config and secret, networks/volumes, then the MCP backends
+(started, not yet waited for), Redis, Authelia (healthy, users' TOTP and subjects seeded), the
+backends ready, the ingress, agentgateway (probed from the ingress), the containers and networks
+the inventory no longer declares (data volumes are kept), and last Tailscale Funnel, so the public
+URL only ever points at a ready stack.
 
 To run only some services (configs are always brought up to date):
     pyinfra -y inventory/home.py deploy.py --data mcpgate_components=redis,authelia
@@ -19,6 +20,7 @@ from tasks.containers import (
     agentgateway,
     authelia,
     backends,
+    backends_ready,
     ingress,
     redis,
     snapshot_query,
@@ -39,10 +41,12 @@ if "docker" in components:
     docker_engine()
 stack_files()
 stack_prerequisites()
+# The backends need nothing of the rest: they start first and are waited for after Authelia.
 for name, task in (
+    ("backends", backends),
     ("redis", redis),
     ("authelia", authelia),
-    ("backends", backends),
+    ("backends", backends_ready),
     ("ingress", ingress),
     ("agentgateway", agentgateway),
 ):

@@ -411,7 +411,7 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
 
 
 def stack_containers(stack: Stack, rendered: Rendered) -> list[ContainerSpec]:
-    """Every container, in start order: Redis, Authelia, backends, the ingress, agentgateway (whose
+    """Every container: Redis, Authelia, backends, the ingress, agentgateway (whose
     readiness is probed from the ingress, the only container that shares a network with it and has wget)."""
     backends = [backend_spec(stack, b, rendered) for b in stack.enabled_backends if b.kind != "url"]
     return [redis_spec(stack), authelia_spec(stack), *backends, ingress_spec(stack), agentgateway_spec(stack)]

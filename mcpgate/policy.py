@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,16 +113,22 @@ def token_claims(scp: Any, client_id: str | None = None, sub: str | None = None)
 
 def evaluate(rules: list[dict[str, str]], target: str, tool: str, claims: dict[str, Any]) -> bool:
     """Decide like agentgateway: any allow rule that evaluates to true allows; errors count as false."""
-    import cel
-
     context = {"jwt": claims, "mcp": {"tool": {"name": tool, "target": target}}}
     for rule in rules:
         try:
-            if cel.evaluate(rule["allow"], context) is True:
+            if _compiled(rule["allow"]).execute(context) is True:
                 return True
         except (ValueError, TypeError, RuntimeError, KeyError):
             continue
     return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(expression: str) -> Any:
+    """A CEL program, compiled once per expression (the matrix evaluates each many times)."""
+    import cel
+
+    return cel.compile(expression)
 
 
 def tool_scopes(backend: Backend) -> dict[str, str]:

@@ -69,7 +69,8 @@ def _gateway_probe(ctx) -> str:
     )
 
 
-def _run(ctx, service: str, probe: str | None = None) -> None:
+def _start(ctx, service: str) -> None:
+    """The service's image present and its container as specified (started, or restarted on a change)."""
     spec = ctx.container(service)
     build = next((b for b in ctx.rendered.builds if b.image == spec.image), None)
     if build is None:
@@ -83,12 +84,21 @@ def _run(ctx, service: str, probe: str | None = None) -> None:
         )
     digest = ctx.rendered.config_digest(service)
     docker_container(name=f"container {spec.name}", spec=spec, base_dir=ctx.stack.base_dir, config_digest=digest)
+
+
+def _wait(ctx, service: str, probe: str | None = None) -> None:
+    spec = ctx.container(service)
     wait_healthy(
         name=f"{spec.name} ready",
         container=spec.name,
         timeout=READY_TIMEOUT.get(service, 90),
         probe=probe,
     )
+
+
+def _run(ctx, service: str, probe: str | None = None) -> None:
+    _start(ctx, service)
+    _wait(ctx, service, probe)
 
 
 @deploy("Redis")
@@ -114,12 +124,23 @@ def authelia() -> None:
     )
 
 
+def _backend_services(ctx) -> list[str]:
+    return [spec.service for spec in ctx.containers if spec.service.startswith("backend-")]
+
+
 @deploy("MCP backends")
 def backends() -> None:
+    """Started first: they need nothing of the rest, so their start overlaps Redis' and Authelia's."""
     ctx = context_for(host)
-    for spec in ctx.containers:
-        if spec.service.startswith("backend-"):
-            _run(ctx, spec.service)
+    for service in _backend_services(ctx):
+        _start(ctx, service)
+
+
+@deploy("MCP backends ready")
+def backends_ready() -> None:
+    ctx = context_for(host)
+    for service in _backend_services(ctx):
+        _wait(ctx, service)
 
 
 @deploy("agentgateway")
