@@ -379,7 +379,7 @@ def finish_private_upload(upload_dir: str, dest: str) -> str:
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("tree", "deployed")
 def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]):
     """
     Make folders and files under ``base_dir`` exactly as rendered: content, owner, mode.
@@ -469,7 +469,7 @@ def _say(message: str) -> None:
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("tree", "deployed")
 def prune_stack_files(base_dir: str, files: list[str]):
     """
     Remove the files an earlier deploy placed under ``base_dir`` that the render no longer has,
@@ -532,7 +532,7 @@ def prune_stack_files(base_dir: str, files: list[str]):
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("networks", "containers", "ready")
 def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
     """
     The stack's bridge networks, each on its own slot of ``pool``; ``internal`` ones have no route
@@ -573,7 +573,7 @@ def _stack_containers(stack: str) -> dict[str, Any]:
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("containers", "networks", "ready")
 def prune_containers(containers: list[str], stack: str):
     """
     Remove the stack's containers that the inventory no longer declares (a removed or disabled
@@ -595,7 +595,7 @@ def prune_containers(containers: list[str], stack: str):
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("networks")
 def prune_networks(networks: list[NetworkSpec], containers: list[str], every_service_ran: bool, stack: str):
     """
     Remove the stack's networks that it no longer uses (a removed backend's, an older layout's).
@@ -625,7 +625,7 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("volumes", "marker")
 def docker_volume(volume: str, owner: str, stack: str):
     """
     A named volume whose root belongs to the service that writes to it (mode 0700).
@@ -659,7 +659,7 @@ def docker_volume(volume: str, owner: str, stack: str):
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("images")
 def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, str] | None = None):
     """
     Make an image present: pull a pinned reference, or build a content-addressed tag from a folder.
@@ -688,7 +688,7 @@ def _state_file(base_dir: str, name: str) -> str:
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("containers", "networks", "tree", "deployed", "ready")
 def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
     """
     Run a container exactly as specified; restart it when its mounted files changed.
@@ -738,7 +738,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("containers", "ready")
 def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
     """
     Wait until a container is healthy (or running, and ``probe`` succeeds, when it has no
@@ -808,7 +808,7 @@ class AutheliaIdentifiers(FactBase):
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("marker")
 def authelia_identity(
     container: str,
     volume: str,
@@ -876,7 +876,7 @@ class PathExists(FactBase):
 
 
 @operation()
-@snapshot.changes_host
+@snapshot.changes_host("path")
 def data_directory(path: str, owner: str | None):
     """
     A host folder a backend mounts (e.g. the notes vault): created private to the backend's user

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import shlex
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra import host
@@ -52,27 +52,38 @@ def _q(value: str) -> str:
     return shlex.quote(value)
 
 
-def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase]) -> str:
-    """One shell script printing every section; each section is the output of the fact that owns it
-    (``facts``), so it parses exactly as when that fact is gathered alone."""
-    parts = [
-        f"echo {SECTION}tree; {facts['tree'].command(query.base_dir)}",
-        f"echo {SECTION}deployed; {facts['deployed'].command(query.base_dir)}",
-    ]
-    for path in query.paths:
-        parts.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
-    docker = [
-        f"echo {SECTION}docker",
-        f"echo {SECTION}engine; {facts['engine'].command()}",
-        f"echo {SECTION}containers; {facts['containers'].command()}",
-        f"echo {SECTION}networks; {facts['networks'].command(query.stack, list(query.networks))}",
-        f"echo {SECTION}volumes; {facts['volumes'].command(list(query.volumes))}",
-        f"echo {SECTION}images; {facts['images'].command(list(query.images))}",
-    ]
-    for volume, marker in query.markers:
-        docker.append(f"echo {_q(f'{SECTION}marker:{volume}:{marker}')}; {facts['marker'].command(volume, marker)}")
-    for container, probe in query.probes:
-        docker.append(f"echo {_q(f'{SECTION}ready:{container}')}; {facts['ready'].command(container, probe)}")
+# What an operation may change, by the sections that describe it (a section "ready:x" is "ready").
+KINDS = frozenset(
+    {"tree", "deployed", "path", "engine", "containers", "networks", "volumes", "images", "marker", "ready"}
+)
+
+
+def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: frozenset[str] = KINDS) -> str:
+    """One shell script printing every section of the kinds in ``only``; each section is the output
+    of the fact that owns it (``facts``), so it parses exactly as when that fact is gathered alone."""
+    parts = []
+    if "tree" in only:
+        parts.append(f"echo {SECTION}tree; {facts['tree'].command(query.base_dir)}")
+    if "deployed" in only:
+        parts.append(f"echo {SECTION}deployed; {facts['deployed'].command(query.base_dir)}")
+    if "path" in only:
+        for path in query.paths:
+            parts.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
+    docker = [f"echo {SECTION}docker"]
+    simple = {
+        "engine": lambda: facts["engine"].command(),
+        "containers": lambda: facts["containers"].command(),
+        "networks": lambda: facts["networks"].command(query.stack, list(query.networks)),
+        "volumes": lambda: facts["volumes"].command(list(query.volumes)),
+        "images": lambda: facts["images"].command(list(query.images)),
+    }
+    docker += [f"echo {SECTION}{kind}; {command()}" for kind, command in simple.items() if kind in only]
+    if "marker" in only:
+        for volume, marker in query.markers:
+            docker.append(f"echo {_q(f'{SECTION}marker:{volume}:{marker}')}; {facts['marker'].command(volume, marker)}")
+    if "ready" in only:
+        for container, probe in query.probes:
+            docker.append(f"echo {_q(f'{SECTION}ready:{container}')}; {facts['ready'].command(container, probe)}")
     parts.append("if command -v docker >/dev/null 2>&1; then " + "; ".join(docker) + "; fi")
     return "; ".join(parts) + "; true"
 
@@ -80,10 +91,10 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase]) -> str:
 class StackSnapshot(FactBase):
     """Every section of a :class:`SnapshotQuery`, in one command (see the module's docstring)."""
 
-    def command(self, query: SnapshotQuery) -> str:
+    def command(self, query: SnapshotQuery, only: frozenset[str] = KINDS) -> str:
         from . import hostops
 
-        return snapshot_command(query, hostops.snapshot_facts())
+        return snapshot_command(query, hostops.snapshot_facts(), only)
 
     def process(self, output: list[str]) -> dict[str, list[str]]:
         sections: dict[str, list[str]] = {}
@@ -109,6 +120,7 @@ class _Cached:
     # Still true when pyinfra starts executing: nothing is scheduled to run before the operations
     # that read it (see expire_on_execute).
     holds_into_execute: bool = True
+    stale: set[str] = field(default_factory=set)  # kinds of section an operation changed since
 
 
 _queries: dict[str, SnapshotQuery] = {}
@@ -136,6 +148,13 @@ def current() -> Snapshot | None:
         sections = host.get_fact(StackSnapshot, query=query)
         cached = _Cached(Snapshot(query, sections, "docker" in sections), stage)
         _cache[host.name] = cached
+    elif cached.stale:
+        # Only what the operations since changed is read again.
+        only = frozenset(cached.stale)
+        fresh = host.get_fact(StackSnapshot, query=query, only=only)
+        kept = {k: v for k, v in cached.snapshot.sections.items() if k.split(":", 1)[0] not in only}
+        cached.snapshot = Snapshot(query, {**kept, **fresh}, "docker" in fresh)
+        cached.stale = set()
     return cached.snapshot
 
 
@@ -156,17 +175,26 @@ def engine_version() -> str | None:
     return lines[0] if lines else None
 
 
-def changes_host(func: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """For an operation's function: once it yields a command, the snapshot is stale (the next
-    operation gathers a new one). Put it under ``@operation()``."""
+def changes_host(*kinds: str) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    """For an operation's function: once it yields a command, the sections of ``kinds`` (see
+    KINDS) are stale, and the next operation that reads the snapshot reads them again. Put it
+    under ``@operation()``."""
+    unknown = set(kinds) - KINDS
+    if unknown:
+        raise ValueError(f"unknown snapshot sections: {sorted(unknown)}")
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        first = True
-        for command in func(*args, **kwargs):
-            if first and host.state.current_stage == StateStage.Execute:
-                _cache.pop(host.name, None)
-                first = False
-            yield command
+    def decorate(func: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            first = True
+            for command in func(*args, **kwargs):
+                if first and host.state.current_stage == StateStage.Execute:
+                    cached = _cache.get(host.name)
+                    if cached is not None:
+                        cached.stale.update(kinds)
+                    first = False
+                yield command
 
-    return wrapper
+        return wrapper
+
+    return decorate

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+
+import pytest
 
 from mcpgate.hostops import snapshot_facts
 from mcpgate.snapshot import SnapshotQuery, StackSnapshot, snapshot_command
@@ -67,3 +70,16 @@ def test_every_query_part_has_its_section() -> None:
     for heading in ("engine", "tree", "deployed", "path:/srv/notes", "containers", "networks", "volumes", "images",
                     "marker:mcpgate-authelia-data:.mcpgate-subjects", "ready:mcpgate-agentgateway"):  # fmt: skip
         assert f"@@mcpgate-snapshot:{heading}" in command
+
+
+def test_a_refresh_reads_only_the_sections_an_operation_changed() -> None:
+    command = snapshot_command(QUERY, snapshot_facts(), frozenset({"containers", "ready"}))
+    headings = set(re.findall(r"@@mcpgate-snapshot:([\w:./-]+)", command))
+    assert headings == {"docker", "containers", "ready:mcpgate-agentgateway"}
+
+
+def test_an_operation_names_only_sections_that_exist() -> None:
+    from mcpgate.snapshot import changes_host
+
+    with pytest.raises(ValueError, match="unknown snapshot sections"):
+        changes_host("container")
