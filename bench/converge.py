@@ -40,7 +40,14 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from mcpgate.containers import GATEWAY_READINESS_PORT, LABEL_STACK  # noqa: E402
 from mcpgate.model import Backend  # noqa: E402
 from mcpgate.render import INGRESS_LISTEN_PORT, build_files, build_image_tag  # noqa: E402
-from tests.e2e.harness import LOCAL_IMAGES, PYTHON_BASE, SSHD_DIR, parse_results, random_network_pool  # noqa: E402
+from tests.e2e.harness import (  # noqa: E402
+    LOCAL_IMAGES,
+    PYTHON_BASE,
+    SSHD_DIR,
+    local_deploy_env,
+    parse_results,
+    random_network_pool,
+)
 
 LOCAL_INVENTORY = PROJECT_ROOT / "inventory" / "local.py"
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
@@ -191,27 +198,15 @@ class Bench:
 
     def _env(self) -> dict[str, str]:
         """What tests/e2e/harness.py's Deployer sets, with this bench's names."""
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MCPGATE_IMAGE_", "MCPGATE_LOCAL_"))}
-        return {
-            **inherited,
-            "MCPGATE_SECRETS_DIR": str(self.secrets_dir),
-            "MCPGATE_SSH_PORT": os.environ.get("MCPGATE_SSHD_PORT", "2222"),
-            "MCPGATE_SSH_USER": "root",
-            "MCPGATE_SSH_KEY": str(SSHD_DIR / "id_ed25519"),
-            "MCPGATE_SSH_KNOWN_HOSTS": str(SSHD_DIR / "known_hosts"),
-            "MCPGATE_IMAGE_REDIS": LOCAL_IMAGES["redis"],
-            "MCPGATE_IMAGE_AUTHELIA": LOCAL_IMAGES["authelia"],
-            "MCPGATE_IMAGE_INGRESS": LOCAL_IMAGES["ingress"],
-            "MCPGATE_IMAGE_AGENTGATEWAY": self.gateway_image or "agentgateway-absent:none",
-            "MCPGATE_PYTHON_BASE_IMAGE": PYTHON_BASE,
-            "MCPGATE_LOCAL_NAME": self.name,
-            "MCPGATE_LOCAL_BASE_DIR": self.base_dir,
-            "MCPGATE_LOCAL_PORT": str(self.port),
-            "MCPGATE_LOCAL_NETWORK_POOL": self.pool,
-            "MCPGATE_LOCAL_VAULT": str(self.vault),
-            "MCPGATE_LOCAL_HOSTNAME": HOSTNAME,
-            "MCPGATE_DOCKER_INSTALL": "existing",
-        }
+        return local_deploy_env(
+            secrets_dir=self.secrets_dir,
+            name=self.name,
+            base_dir=self.base_dir,
+            port=self.port,
+            pool=self.pool,
+            vault=str(self.vault),
+            gateway_image=self.gateway_image,
+        )
 
     @property
     def components_args(self) -> list[str]:

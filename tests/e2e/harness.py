@@ -131,6 +131,34 @@ def parse_results(output: str) -> tuple[list[str], int]:
     return changed, errors
 
 
+def local_deploy_env(
+    *, secrets_dir: Path, name: str, base_dir: str, port: int, pool: str, vault: str, gateway_image: str | None
+) -> dict[str, str]:
+    """The environment that makes inventory/local.py a stack of the caller's own, deployed over the
+    harness's SSH target with the harness's local images (see inventory/local.py)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MCPGATE_IMAGE_", "MCPGATE_LOCAL_"))}
+    return {
+        **inherited,
+        "MCPGATE_SECRETS_DIR": str(secrets_dir),
+        "MCPGATE_SSH_PORT": os.environ.get("MCPGATE_SSHD_PORT", "2222"),
+        "MCPGATE_SSH_USER": "root",
+        "MCPGATE_SSH_KEY": str(SSHD_DIR / "id_ed25519"),
+        "MCPGATE_SSH_KNOWN_HOSTS": str(SSHD_DIR / "known_hosts"),
+        "MCPGATE_IMAGE_REDIS": LOCAL_IMAGES["redis"],
+        "MCPGATE_IMAGE_AUTHELIA": LOCAL_IMAGES["authelia"],
+        "MCPGATE_IMAGE_INGRESS": LOCAL_IMAGES["ingress"],
+        "MCPGATE_IMAGE_AGENTGATEWAY": gateway_image or "agentgateway-absent:none",
+        "MCPGATE_PYTHON_BASE_IMAGE": PYTHON_BASE,
+        "MCPGATE_LOCAL_NAME": name,
+        "MCPGATE_LOCAL_BASE_DIR": base_dir,
+        "MCPGATE_LOCAL_PORT": str(port),
+        "MCPGATE_LOCAL_NETWORK_POOL": pool,
+        "MCPGATE_LOCAL_VAULT": vault,
+        "MCPGATE_LOCAL_HOSTNAME": HOSTNAME,
+        "MCPGATE_DOCKER_INSTALL": "existing",
+    }
+
+
 class Deployer:
     """Runs pyinfra against the SSH target with a given variant of inventory/local.py."""
 
@@ -140,26 +168,15 @@ class Deployer:
         self.gateway = gateway_unavailable() is None
         self.components = None if self.gateway else "docker,redis,authelia,backends,ingress"
         self.secrets_dir = workdir / "secrets"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_IMAGE_")},
-            "MCPGATE_SECRETS_DIR": str(self.secrets_dir),
-            "MCPGATE_SSH_PORT": os.environ.get("MCPGATE_SSHD_PORT", "2222"),
-            "MCPGATE_SSH_USER": "root",
-            "MCPGATE_SSH_KEY": str(SSHD_DIR / "id_ed25519"),
-            "MCPGATE_SSH_KNOWN_HOSTS": str(SSHD_DIR / "known_hosts"),
-            "MCPGATE_IMAGE_REDIS": LOCAL_IMAGES["redis"],
-            "MCPGATE_IMAGE_AUTHELIA": LOCAL_IMAGES["authelia"],
-            "MCPGATE_IMAGE_INGRESS": LOCAL_IMAGES["ingress"],
-            "MCPGATE_IMAGE_AGENTGATEWAY": os.environ.get("MCPGATE_AGENTGATEWAY_IMAGE") or "agentgateway-absent:none",
-            "MCPGATE_PYTHON_BASE_IMAGE": PYTHON_BASE,
-            "MCPGATE_LOCAL_NAME": STACK_NAME,
-            "MCPGATE_LOCAL_BASE_DIR": BASE_DIR,
-            "MCPGATE_LOCAL_PORT": str(INGRESS_PORT),
-            "MCPGATE_LOCAL_NETWORK_POOL": NETWORK_POOL,
-            "MCPGATE_LOCAL_VAULT": VAULT_DIR,
-            "MCPGATE_LOCAL_HOSTNAME": HOSTNAME,
-            "MCPGATE_DOCKER_INSTALL": "existing",
-        }
+        self.env = local_deploy_env(
+            secrets_dir=self.secrets_dir,
+            name=STACK_NAME,
+            base_dir=BASE_DIR,
+            port=INGRESS_PORT,
+            pool=NETWORK_POOL,
+            vault=VAULT_DIR,
+            gateway_image=os.environ.get("MCPGATE_AGENTGATEWAY_IMAGE"),
+        )
 
     def inventory(self, edit: str | None = None) -> Path:
         """inventory/local.py itself, or a variant: ``edit`` is Python run on ``_stack`` (a dict)."""
