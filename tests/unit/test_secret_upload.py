@@ -15,12 +15,15 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pyinfra.api import FileUploadCommand
+from pyinfra.api.state import StateStage
 
 import mcpgate.hostops as hostops
+import mcpgate.snapshot as snapshot
 import tasks.tailscale as tailscale_task
 from mcpgate.hostops import (
     MANIFEST,
@@ -41,6 +44,7 @@ class FakeHost:
 
     name = "gateway.lan"
     print_prefix = "[gateway.lan] "
+    state = SimpleNamespace(current_stage=StateStage.Execute)  # what mcpgate.snapshot asks
 
     def __init__(self, facts: dict[type, Any]) -> None:
         self.facts = facts
@@ -66,6 +70,7 @@ class _Said:
 def _run(op: Any, host: FakeHost, module: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> list[Any]:
     monkeypatch.setattr(module, "host", host)
     monkeypatch.setattr(hostops, "host", host)
+    monkeypatch.setattr(snapshot, "host", host)  # no snapshot registered: each fact from ``facts``
     monkeypatch.setattr(hostops, "logger", _Said(host))  # what the operation says in pyinfra's output
     return list(op.__wrapped__(**kwargs))
 
