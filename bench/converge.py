@@ -37,7 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Run as a script (bench/converge.py): the project's packages (mcpgate, tests) are importable from its root.
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from mcpgate.containers import GATEWAY_READINESS_PORT, LABEL_STACK  # noqa: E402
+from mcpgate.container_specs import GATEWAY_READINESS_PORT, LABEL_STACK  # noqa: E402
 from mcpgate.model import Backend  # noqa: E402
 from mcpgate.render import INGRESS_LISTEN_PORT, build_files, build_image_tag  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402

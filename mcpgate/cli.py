@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import MCPGateError
 from .identity import otpauth_uri, subjects
-from .inventory import HostStack, default_secrets_dir, load_inventory
+from .inventory_file import HostStack, default_secrets_dir, load_inventory
 from .policy import format_matrix
 from .render import Rendered, render_stack
 from .rules import generated_value_problems, supplied_value_problem

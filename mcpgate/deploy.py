@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .apt import AptRelease, apt_release
-from .containers import ContainerSpec, stack_containers
+from .container_specs import ContainerSpec, stack_containers
 from .errors import MCPGateError
-from .inventory import DATA_KEY, default_secrets_dir
+from .inventory_file import DATA_KEY, default_secrets_dir
 from .model import Stack, load_stack
 from .render import Rendered, render_stack
 from .rules import generated_value_problems

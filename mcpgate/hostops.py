@@ -27,7 +27,7 @@ from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.exceptions import OperationError
 
 from . import snapshot
-from .containers import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec, NetworkSpec, assign_subnets
+from .container_specs import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec, NetworkSpec, assign_subnets
 from .render import HostDir, HostFile
 
 STATE_DIR = ".state"  # under base_dir: the config digest each container last started with
@@ -693,7 +693,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
     """
     Run a container exactly as specified; restart it when its mounted files changed.
 
-    + spec: the container, see ``mcpgate.containers``
+    + spec: the container, see ``mcpgate.container_specs``
     + base_dir: the stack's folder, which keeps the digest each container last started with
     + config_digest: hash of the files the container reads (``Rendered.config_digest``)
 

@@ -35,6 +35,14 @@ from pydantic import (
 )
 
 from .errors import InventoryError
+from .layout import (
+    AGENTGATEWAY,
+    AGENTGATEWAY_INTERNAL_PORTS,
+    AUTH_PREFIX,
+    AUTHELIA,
+    MCP_PATH,
+    network_slots,
+)
 
 # Authelia 4.39.20 is the release known to work with MCP clients (4.39.21-22 break them); the
 # rendered configuration follows its schema, so the image must be exactly this version.
@@ -60,24 +68,6 @@ CORS_ENDPOINTS = ("token", "revocation", "userinfo")
 
 # Names the stack's own containers answer to on the private network.
 RESERVED_SERVICE_NAMES = frozenset({"redis", "authelia", "agentgateway", "ingress", "mcpgate"})
-
-# Ports agentgateway keeps for itself inside its container (admin, metrics, readiness).
-AGENTGATEWAY_INTERNAL_PORTS = {15000: "admin", 15020: "metrics", 15021: "readiness"}
-
-
-# Every network of a stack is carved out of its pool (Stack.network_pool) in slots of this size, so
-# many backends do not exhaust Docker's default address pools (about 30 networks).
-NETWORK_SLOT_PREFIX = 28
-
-
-def network_slots(pool: str) -> list[ipaddress.IPv4Network]:
-    return list(ipaddress.IPv4Network(pool).subnets(new_prefix=NETWORK_SLOT_PREFIX))
-
-
-def agentgateway_port(role: str) -> int:
-    """agentgateway's own port for ``role`` (admin, metrics, readiness)."""
-    return next(port for port, r in AGENTGATEWAY_INTERNAL_PORTS.items() if r == role)
-
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SERVICE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -1097,7 +1087,7 @@ class Stack(_Strict):
     # The stack's own folder on the host; normalised ("/opt/mcpgate/" is "/opt/mcpgate").
     base_dir: Annotated[str, AfterValidator(_base_dir)] = "/opt/mcpgate"
     ingress_port: int = Field(default=8088, ge=1024, le=65535)
-    gateway_port: int = Field(default=3000, ge=1024, le=65535)
+    gateway_port: int = Field(default=AGENTGATEWAY.port, ge=1024, le=65535)
     # The private IPv4 range the stack's Docker networks are carved from (a /28 each: the edge
     # network, Redis/Authelia's, the gateway's, and one per backend). Change it only if it clashes
     # with a network the host already has.
@@ -1245,7 +1235,7 @@ class Stack(_Strict):
 
         if not problems:
             # The layout (containers.py) needs a slot of the pool per network.
-            from .containers import assign_subnets, stack_networks
+            from .container_specs import assign_subnets, stack_networks
 
             try:
                 assign_subnets(self.network_pool, stack_networks(self), {})
@@ -1338,21 +1328,21 @@ class Stack(_Strict):
 
     @property
     def issuer(self) -> str:
-        return f"{self.public_url}/auth"
+        return f"{self.public_url}{AUTH_PREFIX}"
 
     @property
     def resource(self) -> str:
         """The MCP endpoint and the access tokens' audience (RFC 8707 resource)."""
-        return f"{self.public_url}/mcp"
+        return f"{self.public_url}{MCP_PATH}"
 
     @property
     def resource_metadata_url(self) -> str:
         """Where the MCP endpoint's protected-resource metadata is (RFC 9728, path-inserted)."""
-        return f"{self.public_url}/.well-known/oauth-protected-resource/mcp"
+        return f"{self.public_url}/.well-known/oauth-protected-resource{MCP_PATH}"
 
     @property
     def authelia_port(self) -> int:
-        return 9091
+        return AUTHELIA.port
 
     @property
     def enabled_backends(self) -> list[Backend]:

@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 from .errors import MCPGateError, SecretsError
-from .model import AUTHELIA_VERSION, Backend, Stack, agentgateway_port
+from .layout import agentgateway_port
+from .model import AUTHELIA_VERSION, Backend, Stack
 from .secrets import StackSecrets
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 from pyinfra import host
 from pyinfra.api import deploy
 
-from mcpgate.containers import GATEWAY_READINESS_PORT, stack_networks
+from mcpgate.container_specs import GATEWAY_READINESS_PORT, stack_networks
 from mcpgate.deploy import context_for
 from mcpgate.hostops import (
     SUBJECTS_MARKER,

@@ -12,6 +12,7 @@ from pyinfra.operations import apt, files, server
 from mcpgate.apt import TAILSCALE_KEYRING, tailscale_base, tailscale_source
 from mcpgate.deploy import context_for, release_for
 from mcpgate.errors import SecretsError
+from mcpgate.funnel import backend_running, funnel_matches, funnel_target, node_name
 from mcpgate.hostops import (
     UPLOAD_DIR,
     finish_private_upload,
@@ -19,7 +20,6 @@ from mcpgate.hostops import (
     private_upload,
     shell_command,
 )
-from mcpgate.tailscale import backend_running, funnel_matches, funnel_target, node_name
 
 AUTH_KEY_FILE = "/run/mcpgate-tailscale-authkey"  # tmpfs, root only (0600 from creation), removed right after use
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcpgate.containers import LABEL_STACK
+from mcpgate.container_specs import LABEL_STACK
 from mcpgate.model import AUTHELIA_VERSION
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from mcpgate.containers import container_name
+from mcpgate.container_specs import container_name
 from mcpgate.model import Stack, load_stack
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dayone import (

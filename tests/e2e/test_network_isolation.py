@@ -20,14 +20,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from mcpgate.containers import (
+from mcpgate.container_specs import (
     LABEL_STACK,
     ContainerSpec,
     assign_subnets,
     stack_containers,
     stack_networks,
 )
-from mcpgate.model import Stack, agentgateway_port, load_stack
+from mcpgate.layout import agentgateway_port
+from mcpgate.model import Stack, load_stack
 from mcpgate.render import INGRESS_LISTEN_PORT, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.e2e.harness import PYTHON_BASE, docker, image_exists, random_network_pool

@@ -49,7 +49,7 @@ def jwks() -> KeySet:
 
 def _validate(render_dir: Path) -> subprocess.CompletedProcess[str]:
     """`authelia config validate` in the pinned image, with the rendered files mounted as the deploy does."""
-    from mcpgate.containers import authelia_spec
+    from mcpgate.container_specs import authelia_spec
     from mcpgate.model import load_stack
 
     env = authelia_spec(load_stack("x", _local_data())).env

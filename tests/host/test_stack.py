@@ -8,11 +8,11 @@ import shlex
 
 import pytest
 
-from mcpgate.containers import LABEL_STACK, container_name, stack_containers, stack_networks
+from mcpgate.container_specs import LABEL_STACK, container_name, stack_containers, stack_networks
+from mcpgate.funnel import backend_running, funnel_matches, node_name
 from mcpgate.model import Stack
 from mcpgate.render import DISCOVERY_ALIASES, Rendered
 from mcpgate.secrets import StackSecrets
-from mcpgate.tailscale import backend_running, funnel_matches, node_name
 from tests.host.probes import http_script, listening, parse_http, route_devices
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mcpgate.containers import backend_spec
+from mcpgate.container_specs import backend_spec
 from mcpgate.errors import SecretsError
 from mcpgate.model import load_stack
 from mcpgate.render import render_stack

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mcpgate.containers import (
+from mcpgate.container_specs import (
     NetworkSpec,
     assign_subnets,
     stack_containers,

@@ -6,7 +6,7 @@ registries), so these check the decisions on the JSON shapes tailscale prints.
 
 from __future__ import annotations
 
-from mcpgate.tailscale import backend_running, funnel_matches, funnel_target, node_name
+from mcpgate.funnel import backend_running, funnel_matches, funnel_target, node_name
 
 HOST = "mcp-gateway.example-tailnet.ts.net"
 

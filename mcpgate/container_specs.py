@@ -18,7 +18,8 @@ import json
 import posixpath
 from dataclasses import asdict, dataclass, field
 
-from .model import NETWORK_SLOT_PREFIX, Backend, Stack, agentgateway_port, network_slots
+from .layout import NETWORK_SLOT_PREFIX, agentgateway_port, network_slots
+from .model import Backend, Stack
 from .render import (
     AUTHELIA_SECRET_ENV,
     INGRESS_HEALTH_PORT,

@@ -1,0 +1,188 @@
+"""Where each part of the stack lives, on the host and inside its container: the one place it is written.
+
+The renderer (which file goes where, which path a config names), the container specs (mounts,
+commands, names), validation, the tasks and the templates (rendered with ``layout``) read these
+facts here; none of them restates a path, a port or a name. A new service setting of this kind is
+a change to this file only.
+
+On the host, every path is relative to the stack's folder (``stack.base_dir``, e.g.
+``/opt/mcpgate``): a service's folders are ``<service>/<role>``, each mounted read-only at the
+role's path in the container. Who owns them is the inventory's ``uids.<service>`` (the model).
+
+Example::
+
+    AUTHELIA.host_file("config", AUTHELIA.config)       # "authelia/config/configuration.yml"
+    AUTHELIA.container_file("config", AUTHELIA_USERS)   # "/config/users.yml"
+    container_name("mcpgate", "redis")                  # "mcpgate-redis"
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Authelia is served under this prefix of the public host: the issuer is https://<hostname>/auth.
+AUTH_PREFIX = "/auth"
+# The MCP endpoint, and the path of the access tokens' audience (RFC 8707 resource).
+MCP_PATH = "/mcp"
+
+
+@dataclass(frozen=True)
+class ServiceLayout:
+    """One service's folders, config file, port and data volume."""
+
+    service: str
+    # role -> the folder's path inside the container; on the host it is <service>/<role>.
+    mounts: Mapping[str, str]
+    # The file in the config folder the service starts from.
+    config: str
+    # The port it listens on inside the stack's private networks.
+    port: int
+    # Where its data volume (<stack>-<service>-data) is mounted, if it keeps data.
+    data: str | None = None
+
+    def host_dir(self, role: str) -> str:
+        """The host folder (relative to base_dir) mounted at ``mounts[role]``."""
+        if role not in self.mounts:
+            raise KeyError(f"{self.service} has no {role} folder")
+        return f"{self.service}/{role}"
+
+    def host_file(self, role: str, name: str) -> str:
+        return f"{self.host_dir(role)}/{name}"
+
+    def container_file(self, role: str, name: str) -> str:
+        return f"{self.mounts[role]}/{name}"
+
+    @property
+    def config_file(self) -> str:
+        """The config file's path inside the container (what its command line names)."""
+        return self.container_file("config", self.config)
+
+
+REDIS = ServiceLayout("redis", {"config": "/config"}, "redis.conf", port=6379, data="/data")
+AUTHELIA = ServiceLayout(
+    "authelia",
+    {"config": "/config", "secrets": "/secrets", "identity": "/identity"},
+    "configuration.yml",
+    port=9091,
+    data="/data",
+)
+# agentgateway's MCP listener: the default of the inventory's gateway_port (Stack.gateway_port is
+# what the configs use); and the ports it keeps for itself.
+AGENTGATEWAY = ServiceLayout("agentgateway", {"config": "/config", "secrets": "/secrets"}, "config.yaml", port=3000)
+AGENTGATEWAY_INTERNAL_PORTS = {15000: "admin", 15020: "metrics", 15021: "readiness"}
+# The ingress listens on INGRESS.port inside its container, published on 127.0.0.1:<ingress_port>.
+INGRESS = ServiceLayout("ingress", {"config": "/etc/caddy"}, "Caddyfile", port=8080)
+INGRESS_HEALTH_PORT = 8081
+
+SERVICES: Mapping[str, ServiceLayout] = {s.service: s for s in (REDIS, AUTHELIA, AGENTGATEWAY, INGRESS)}
+
+# Authelia's files besides its configuration.
+AUTHELIA_USERS = "users.yml"  # config folder
+AUTHELIA_TOTP = "totp.yml"  # identity folder: the users' TOTP seeds, imported by its storage CLI
+AUTHELIA_JWKS_KEY = "oidc_jwks_rs256.pem"  # secrets folder: the token signing key
+# Authelia's scalar secrets: file name in its secrets folder -> the variable that points at it.
+AUTHELIA_SECRET_ENV = {
+    "session_secret": "AUTHELIA_SESSION_SECRET_FILE",
+    "redis_password": "AUTHELIA_SESSION_REDIS_PASSWORD_FILE",
+    "storage_encryption_key": "AUTHELIA_STORAGE_ENCRYPTION_KEY_FILE",
+    "oidc_hmac_secret": "AUTHELIA_IDENTITY_PROVIDERS_OIDC_HMAC_SECRET_FILE",
+    "reset_password_jwt_secret": "AUTHELIA_IDENTITY_VALIDATION_RESET_PASSWORD_JWT_SECRET_FILE",
+}
+# In Authelia's data volume: what the deploy last imported into its database (TOTP seeds) and the
+# subjects it last applied, so a run with nothing new does not call its CLI.
+TOTP_MARKER = ".mcpgate-totp-import"
+SUBJECTS_MARKER = ".mcpgate-subjects"
+AGENTGATEWAY_JWKS = "jwks.json"  # config folder: the public half of Authelia's signing key
+
+# The deploy's own bookkeeping under base_dir.
+STATE_DIR = ".state"  # the config digest each container last started with
+UPLOAD_DIR = ".upload"  # private staging for uploads that go through sudo
+MANIFEST = ".mcpgate-manifest"  # the files the deploy placed there
+BUILD_DIR = "build"  # backends built on the host: build/<backend>
+BACKENDS_DIR = "backends"  # backends' secrets: backends/<backend>/...
+
+
+def agentgateway_port(role: str) -> int:
+    """agentgateway's own port for ``role`` (admin, metrics, readiness)."""
+    return next(port for port, r in AGENTGATEWAY_INTERNAL_PORTS.items() if r == role)
+
+
+def backend_service(backend: str) -> str:
+    """The service name of a container backend (its container is ``<stack>-backend-<name>``)."""
+    return f"backend-{backend}"
+
+
+def backend_build_dir(backend: str) -> str:
+    return f"{BUILD_DIR}/{backend}"
+
+
+def backend_secret_file(backend: str, secret: str) -> str:
+    """Where a backend's file secret is kept on the host; bind-mounted read-only."""
+    return f"{BACKENDS_DIR}/{backend}/files/{secret}"
+
+
+def backend_env_file(backend: str) -> str:
+    """The host file ``docker create --env-file`` reads a backend's env secrets from."""
+    return f"{BACKENDS_DIR}/{backend}/secrets.env"
+
+
+def token_path(name: str) -> str:
+    """Where agentgateway reads a backend token (inside its container)."""
+    return AGENTGATEWAY.container_file("secrets", name)
+
+
+# Names on the Docker engine: every one starts with the stack's name (Stack.name), so two stacks
+# share an engine without touching each other's containers, volumes or networks.
+
+
+def container_name(stack: str, service: str) -> str:
+    """``<stack>-redis``, ``<stack>-backend-notes``..."""
+    return f"{stack}-{service}"
+
+
+def volume_name(stack: str, service: str) -> str:
+    return f"{stack}-{service}-data"
+
+
+def sessions_network(stack: str) -> str:
+    """Redis and Authelia only."""
+    return f"{stack}-sessions"
+
+
+def auth_network(stack: str) -> str:
+    """Authelia and the ingress; not the gateway, which reads the JWKS from a file."""
+    return f"{stack}-auth"
+
+
+def gateway_network(stack: str) -> str:
+    """The ingress and agentgateway only."""
+    return f"{stack}-gateway"
+
+
+def backend_network(stack: str, backend: str) -> str:
+    """One per container backend, shared only with agentgateway: a backend reaches no other backend,
+    nor Redis or Authelia."""
+    return f"{stack}-to-{backend}"
+
+
+def egress_network(stack: str, backend: str) -> str:
+    """A backend's own way out (``egress: true``), shared with no other container."""
+    return f"{stack}-egress-{backend}"
+
+
+def edge_network(stack: str) -> str:
+    """The ingress' published port, and the gateway's way to remote (URL) backends. Its subnet is
+    the first slot of the stack's pool, so its gateway (the address every connection through the
+    published port comes from) is known in advance."""
+    return f"{stack}-edge"
+
+
+# Every network of a stack is carved out of its pool (Stack.network_pool) in slots of this size, so
+# many backends do not exhaust Docker's default address pools (about 30 networks).
+NETWORK_SLOT_PREFIX = 28
+
+
+def network_slots(pool: str) -> list[ipaddress.IPv4Network]:
+    return list(ipaddress.IPv4Network(pool).subnets(new_prefix=NETWORK_SLOT_PREFIX))
