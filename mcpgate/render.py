@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 from .errors import MCPGateError, SecretsError
-from .layout import agentgateway_port
+from .layout import AUTHELIA, AUTHELIA_TOTP, SERVICES, agentgateway_port
 from .model import AUTHELIA_VERSION, Backend, Stack
 from .secrets import StackSecrets
 
@@ -111,6 +111,20 @@ class Rendered:
             if f.path == path:
                 return f
         raise KeyError(path)
+
+    def config(self, service: str) -> HostFile:
+        """The config file a service starts from (``layout.SERVICES[service].config``)."""
+        layout = SERVICES[service]
+        return self.file(layout.host_file("config", layout.config))
+
+    @property
+    def authelia_totp(self) -> HostFile:
+        """The users' TOTP seeds, which the deploy imports with Authelia's storage CLI."""
+        return self.file(AUTHELIA.host_file("identity", AUTHELIA_TOTP))
+
+    def build_of(self, image: str) -> BuildContext | None:
+        """The build context an image is built from on the host, or None for a pulled image."""
+        return next((b for b in self.builds if b.image == image), None)
 
     def for_service(self, service: str) -> list[HostFile]:
         return [f for f in self.files if f.service == service]

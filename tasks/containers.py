@@ -19,7 +19,7 @@ from mcpgate.hostops import (
     wait_healthy,
 )
 from mcpgate.identity import subjects
-from mcpgate.render import MOUNTS
+from mcpgate.layout import AUTHELIA, AUTHELIA_TOTP
 from mcpgate.snapshot import SnapshotQuery
 
 # How long a service may take to become ready after a (re)start.
@@ -72,7 +72,7 @@ def _gateway_probe(ctx) -> str:
 def _start(ctx, service: str) -> None:
     """The service's image present and its container as specified (started, or restarted on a change)."""
     spec = ctx.container(service)
-    build = next((b for b in ctx.rendered.builds if b.image == spec.image), None)
+    build = ctx.rendered.build_of(spec.image)
     if build is None:
         docker_image(name=f"image {spec.image}", ref=spec.image)
     else:
@@ -111,15 +111,14 @@ def authelia() -> None:
     ctx = context_for(host)
     _run(ctx, "authelia")
     spec = ctx.container("authelia")
-    totp = ctx.rendered.file("authelia/identity/totp.yml")
     authelia_identity(
         name="users' TOTP seeds and OIDC subjects",
         container=spec.name,
         volume=next(iter(spec.owned_volumes)),
         owner=ctx.stack.uids.authelia,
-        config=f"{MOUNTS['authelia']['config']}/configuration.yml",
-        totp_file=f"{MOUNTS['authelia']['identity']}/totp.yml",
-        totp_digest=totp.sha256,
+        config=AUTHELIA.config_file,
+        totp_file=AUTHELIA.container_file("identity", AUTHELIA_TOTP),
+        totp_digest=ctx.rendered.authelia_totp.sha256,
         subjects=subjects(ctx.stack, ctx.secrets),
     )
 
