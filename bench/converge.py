@@ -38,8 +38,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from mcpgate.container_specs import GATEWAY_READINESS_PORT, LABEL_STACK  # noqa: E402
+from mcpgate.layout import INGRESS  # noqa: E402
 from mcpgate.model import Backend  # noqa: E402
-from mcpgate.render import INGRESS_LISTEN_PORT, build_files, build_image_tag  # noqa: E402
+from mcpgate.render import build_files, build_image_tag  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
     LOCAL_IMAGES,
     PYTHON_BASE,
@@ -553,7 +554,7 @@ def section_requests(b: Bench, args: argparse.Namespace) -> list[Row]:
     b.converge(b.variant("wide_bucket", WIDE_BUCKET))
     token = access_token(b)
     targets = {
-        "gateway": Target(f"{b.name}-edge", b.container("ingress"), INGRESS_LISTEN_PORT, HOSTNAME, token),
+        "gateway": Target(f"{b.name}-edge", b.container("ingress"), INGRESS.port, HOSTNAME, token),
         "direct": Target(f"{b.name}-to-notes", "notes", 8080, "notes:8080", None),
     }
     levels = {1: args.calls, 16: args.calls_per_client}

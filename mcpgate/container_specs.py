@@ -17,19 +17,34 @@ import ipaddress
 import json
 import posixpath
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from .layout import NETWORK_SLOT_PREFIX, agentgateway_port, network_slots
-from .model import Backend, Stack
-from .render import (
+from .layout import (
+    AGENTGATEWAY,
+    AUTH_PREFIX,
+    AUTHELIA,
     AUTHELIA_SECRET_ENV,
+    INGRESS,
     INGRESS_HEALTH_PORT,
-    INGRESS_LISTEN_PORT,
-    MOUNTS,
-    Rendered,
+    NETWORK_SLOT_PREFIX,
+    REDIS,
+    ServiceLayout,
+    agentgateway_port,
+    auth_network,
     backend_env_file,
+    backend_network,
     backend_secret_file,
-    service_paths,
+    backend_service,
+    container_name,
+    edge_network,
+    egress_network,
+    gateway_network,
+    network_slots,
+    sessions_network,
+    volume_name,
 )
+from .model import Backend, Stack
+from .render import Rendered
 
 LABEL_SPEC = "org.mcpgate.spec"
 LABEL_SERVICE = "org.mcpgate.service"
@@ -38,48 +53,6 @@ LABEL_SERVICE = "org.mcpgate.service"
 LABEL_STACK = "org.mcpgate.stack"
 # agentgateway's readiness endpoint, which it serves on all its addresses
 GATEWAY_READINESS_PORT = agentgateway_port("readiness")
-
-
-def container_name(stack: Stack, service: str) -> str:
-    """``<stack>-redis``, ``<stack>-backend-notes``..."""
-    return f"{stack.name}-{service}"
-
-
-def volume_name(stack: Stack, service: str) -> str:
-    return f"{stack.name}-{service}-data"
-
-
-def sessions_network(stack: Stack) -> str:
-    """Redis and Authelia only."""
-    return f"{stack.name}-sessions"
-
-
-def auth_network(stack: Stack) -> str:
-    """Authelia and the ingress; not the gateway, which reads the JWKS from a file."""
-    return f"{stack.name}-auth"
-
-
-def gateway_network(stack: Stack) -> str:
-    """The ingress and agentgateway only."""
-    return f"{stack.name}-gateway"
-
-
-def backend_network(stack: Stack, backend: str) -> str:
-    """One per container backend, shared only with agentgateway: a backend reaches no other backend,
-    nor Redis or Authelia."""
-    return f"{stack.name}-to-{backend}"
-
-
-def egress_network(stack: Stack, backend: str) -> str:
-    """A backend's own way out (``egress: true``), shared with no other container."""
-    return f"{stack.name}-egress-{backend}"
-
-
-def edge_network(stack: Stack) -> str:
-    """The ingress' published port, and the gateway's way to remote (URL) backends. Its subnet is
-    the first slot of the stack's pool, so its gateway (the address every connection through the
-    published port comes from) is known in advance."""
-    return f"{stack.name}-edge"
 
 
 @dataclass(frozen=True)
@@ -102,16 +75,16 @@ class NetworkSpec:
 def stack_networks(stack: Stack) -> list[NetworkSpec]:
     """Every network the stack's containers join."""
     nets = [
-        NetworkSpec(edge_network(stack), internal=False, pinned=True),
-        NetworkSpec(sessions_network(stack), internal=True),
-        NetworkSpec(auth_network(stack), internal=True),
-        NetworkSpec(gateway_network(stack), internal=True),
+        NetworkSpec(edge_network(stack.name), internal=False, pinned=True),
+        NetworkSpec(sessions_network(stack.name), internal=True),
+        NetworkSpec(auth_network(stack.name), internal=True),
+        NetworkSpec(gateway_network(stack.name), internal=True),
     ]
     for b in stack.enabled_backends:
         if b.kind != "url":
-            nets.append(NetworkSpec(backend_network(stack, b.name), internal=True))
+            nets.append(NetworkSpec(backend_network(stack.name, b.name), internal=True))
             if b.egress:
-                nets.append(NetworkSpec(egress_network(stack, b.name), internal=False))
+                nets.append(NetworkSpec(egress_network(stack.name, b.name), internal=False))
     return nets
 
 
@@ -273,101 +246,92 @@ class ContainerSpec:
         return args
 
 
-def _bind(stack: Stack, service: str, role: str) -> Mount:
-    return Mount("bind", posixpath.join(stack.base_dir, service_paths(service)[role]), MOUNTS[service][role])
+def _service_spec(stack: Stack, service: ServiceLayout, aliases: bool = True, **spec: Any) -> ContainerSpec:
+    """A stack service's container: named after it, run from the inventory's image as its uid, its
+    host folders mounted read-only where the layout says and its data volume (if any) writable."""
+    name = service.service
+    mounts = [
+        Mount("bind", posixpath.join(stack.base_dir, service.host_dir(role)), target)
+        for role, target in service.mounts.items()
+    ]
+    owned: dict[str, str] = {}
+    if service.data:
+        volume = volume_name(stack.name, name)
+        mounts.append(Mount("volume", volume, service.data, read_only=False))
+        owned[volume] = getattr(stack.uids, name)
+    return ContainerSpec(
+        service=name,
+        name=container_name(stack.name, name),
+        stack=stack.name,
+        network_pool=stack.network_pool,
+        image=getattr(stack.images, name),
+        user=getattr(stack.uids, name),
+        mounts=mounts,
+        owned_volumes=owned,
+        # Reached by its service name on its networks.
+        aliases=[name] if aliases else [],
+        **spec,
+    )
 
 
 def redis_spec(stack: Stack) -> ContainerSpec:
-    return ContainerSpec(
-        service="redis",
-        name=container_name(stack, "redis"),
-        stack=stack.name,
-        network_pool=stack.network_pool,
-        image=stack.images.redis,
-        user=stack.uids.redis,
+    return _service_spec(
+        stack,
+        REDIS,
         # Run redis-server directly: the official entrypoint would try to chown and drop privileges.
         entrypoint=["redis-server"],
-        command=[f"{MOUNTS['redis']['config']}/redis.conf"],
-        mounts=[
-            _bind(stack, "redis", "config"),
-            Mount("volume", volume_name(stack, "redis"), "/data", read_only=False),
-        ],
-        networks=[sessions_network(stack)],
-        aliases=["redis"],
+        command=[REDIS.config_file],
+        networks=[sessions_network(stack.name)],
         # Healthy only while a password is required: an unauthenticated PING must be refused.
         healthcheck=Healthcheck(["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -q NOAUTH"]),
-        owned_volumes={volume_name(stack, "redis"): stack.uids.redis},
     )
 
 
 def authelia_spec(stack: Stack) -> ContainerSpec:
-    secrets_dir = MOUNTS["authelia"]["secrets"]
-    env = {var: f"{secrets_dir}/{name}" for name, var in AUTHELIA_SECRET_ENV.items()}
+    env = {var: AUTHELIA.container_file("secrets", name) for name, var in AUTHELIA_SECRET_ENV.items()}
     env["X_AUTHELIA_CONFIG_FILTERS"] = "template"
-    return ContainerSpec(
-        service="authelia",
-        name=container_name(stack, "authelia"),
-        stack=stack.name,
-        network_pool=stack.network_pool,
-        image=stack.images.authelia,
-        user=stack.uids.authelia,
+    return _service_spec(
+        stack,
+        AUTHELIA,
         entrypoint=["/app/authelia"],
-        command=["--config", f"{MOUNTS['authelia']['config']}/configuration.yml"],
+        command=["--config", AUTHELIA.config_file],
         env=env,
-        mounts=[
-            _bind(stack, "authelia", "config"),
-            _bind(stack, "authelia", "secrets"),
-            _bind(stack, "authelia", "identity"),
-            Mount("volume", volume_name(stack, "authelia"), "/data", read_only=False),
-        ],
         # Reached as authelia on the ingress' network; reaches redis on the sessions network.
-        networks=[auth_network(stack), sessions_network(stack)],
-        aliases=["authelia"],
+        networks=[auth_network(stack.name), sessions_network(stack.name)],
         memory="512m",
-        healthcheck=Healthcheck(_http_probe(f"http://127.0.0.1:{stack.authelia_port}/auth/api/health")),
-        owned_volumes={volume_name(stack, "authelia"): stack.uids.authelia},
+        healthcheck=Healthcheck(_http_probe(f"http://127.0.0.1:{AUTHELIA.port}{AUTH_PREFIX}/api/health")),
     )
 
 
 def agentgateway_spec(stack: Stack) -> ContainerSpec:
     remote = any(b.kind == "url" for b in stack.enabled_backends)
-    backends = [backend_network(stack, b.name) for b in stack.enabled_backends if b.kind != "url"]
-    return ContainerSpec(
-        service="agentgateway",
-        name=container_name(stack, "agentgateway"),
-        stack=stack.name,
-        network_pool=stack.network_pool,
-        image=stack.images.agentgateway,
-        user=stack.uids.agentgateway,
-        command=["-f", f"{MOUNTS['agentgateway']['config']}/config.yaml"],
-        mounts=[_bind(stack, "agentgateway", "config"), _bind(stack, "agentgateway", "secrets")],
+    backends = [backend_network(stack.name, b.name) for b in stack.enabled_backends if b.kind != "url"]
+    return _service_spec(
+        stack,
+        AGENTGATEWAY,
+        command=["-f", AGENTGATEWAY.config_file],
         # Each container backend on its own network; remote ones (Home Assistant) through the edge.
-        networks=[gateway_network(stack), *backends, *([edge_network(stack)] if remote else [])],
-        aliases=["agentgateway"],
+        networks=[gateway_network(stack.name), *backends, *([edge_network(stack.name)] if remote else [])],
         memory="512m",
         healthcheck=None,  # the image has no shell or HTTP client; readiness is probed from outside
     )
 
 
 def ingress_spec(stack: Stack) -> ContainerSpec:
-    return ContainerSpec(
-        service="ingress",
-        name=container_name(stack, "ingress"),
-        stack=stack.name,
-        network_pool=stack.network_pool,
-        image=stack.images.ingress,
-        user=stack.uids.ingress,
-        command=["caddy", "run", "--config", f"{MOUNTS['ingress']['config']}/Caddyfile", "--adapter", "caddyfile"],
+    return _service_spec(
+        stack,
+        INGRESS,
+        aliases=False,  # nothing connects to the ingress from inside
+        command=["caddy", "run", "--config", INGRESS.config_file, "--adapter", "caddyfile"],
         entrypoint=[],
         env={"HOME": "/tmp", "XDG_CONFIG_HOME": "/tmp/config", "XDG_DATA_HOME": "/tmp/data"},
-        mounts=[_bind(stack, "ingress", "config")],
         # Published only on loopback: Tailscale Funnel (or a local client) is the only way in.
-        networks=[edge_network(stack), auth_network(stack), gateway_network(stack)],
+        networks=[edge_network(stack.name), auth_network(stack.name), gateway_network(stack.name)],
         # The official image's /usr/bin/caddy carries the file capability cap_net_bind_service=+ep:
         # the kernel refuses to exec it unless that capability is in the bounding set. Under
         # no-new-privileges and a non-root uid it is still never effective.
         cap_add=["NET_BIND_SERVICE"],
-        ports=[f"127.0.0.1:{stack.ingress_port}:{INGRESS_LISTEN_PORT}"],
+        ports=[f"127.0.0.1:{stack.ingress_port}:{INGRESS.port}"],
         healthcheck=Healthcheck(_http_probe(f"http://127.0.0.1:{INGRESS_HEALTH_PORT}/healthz")),
     )
 
@@ -389,12 +353,12 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
     for path in [*secret_files, *([env_file] if env_file else [])]:
         digest.update(f"{path}\0{rendered.file(path).sha256}\0".encode())
     return ContainerSpec(
-        service=f"backend-{backend.name}",
-        name=container_name(stack, f"backend-{backend.name}"),
+        service=backend_service(backend.name),
+        name=container_name(stack.name, backend_service(backend.name)),
         stack=stack.name,
         network_pool=stack.network_pool,
-        networks=[backend_network(stack, backend.name)]
-        + ([egress_network(stack, backend.name)] if backend.egress else []),
+        networks=[backend_network(stack.name, backend.name)]
+        + ([egress_network(stack.name, backend.name)] if backend.egress else []),
         image=image,
         user=backend.user,
         command=list(backend.command or []),

@@ -9,15 +9,25 @@ app and every token's ``sub``.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 import yaml
 
 from .model import Stack
 from .secrets import StackSecrets
 
-TOTP_ALGORITHM = "SHA1"
-TOTP_DIGITS = 6
-TOTP_PERIOD = 30
+
+@dataclass(frozen=True)
+class TotpParameters:
+    """One set for Authelia's configuration (totp:), the seeds it imports and the otpauth:// URI."""
+
+    algorithm: str = "SHA1"
+    digits: int = 6
+    period: int = 30
+    skew: int = 1  # codes of one period either side are accepted
+
+
+TOTP = TotpParameters()
 # A fixed creation time keeps the rendered import files byte-identical between runs.
 CREATED_AT = "2025-01-01T00:00:00Z"
 
@@ -29,9 +39,9 @@ def totp_yaml(stack: Stack, secrets: StackSecrets) -> str:
             "last_used_at": None,
             "username": u.name,
             "issuer": stack.hostname,
-            "algorithm": TOTP_ALGORITHM,
-            "digits": TOTP_DIGITS,
-            "period": TOTP_PERIOD,
+            "algorithm": TOTP.algorithm,
+            "digits": TOTP.digits,
+            "period": TOTP.period,
             # Authelia stores the base32 text as bytes; its YAML carries them base64-encoded.
             "secret": base64.b64encode(secrets.user_totp_seed(u.name).encode()).decode(),
         }
@@ -59,5 +69,5 @@ def otpauth_uri(stack: Stack, secrets: StackSecrets, user: str) -> str:
     """The URI an authenticator app scans (same parameters as the imported configuration)."""
     import pyotp
 
-    totp = pyotp.TOTP(secrets.user_totp_seed(user), digits=TOTP_DIGITS, interval=TOTP_PERIOD)
+    totp = pyotp.TOTP(secrets.user_totp_seed(user), digits=TOTP.digits, interval=TOTP.period)
     return totp.provisioning_uri(name=user, issuer_name=stack.hostname)

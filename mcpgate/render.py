@@ -13,31 +13,49 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from . import layout
 from .errors import MCPGateError, SecretsError
-from .layout import AUTHELIA, AUTHELIA_TOTP, SERVICES, agentgateway_port
+from .identity import TOTP, subjects, totp_yaml
+from .layout import (
+    AGENTGATEWAY,
+    AGENTGATEWAY_JWKS,
+    AUTH_PREFIX,
+    AUTHELIA,
+    AUTHELIA_JWKS_KEY,
+    AUTHELIA_SECRET_ENV,
+    AUTHELIA_TOTP,
+    AUTHELIA_USERS,
+    BACKENDS_DIR,
+    BUILD_DIR,
+    INGRESS,
+    REDIS,
+    SERVICES,
+    ServiceLayout,
+    backend_build_dir,
+    backend_env_file,
+    backend_secret_file,
+    token_path,
+)
 from .model import AUTHELIA_VERSION, Backend, Stack
-from .secrets import StackSecrets
+from .policy import compile_rules, no_usable_scope
+from .secrets import ARGON2, StackSecrets
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = PROJECT_ROOT / "templates"
 FILES = PROJECT_ROOT / "files"
 
-# Ports inside the ingress container (the host port is stack.ingress_port).
-INGRESS_LISTEN_PORT = 8080
-INGRESS_HEALTH_PORT = 8081
-
 # Where an issuer https://<host>/auth is looked up (RFC 8414, OIDC discovery, and builds of Claude
 # that drop the path), mapped to the document Authelia serves under its own prefix.
-DISCOVERY_ALIASES = (
-    ("/.well-known/oauth-authorization-server/auth", "/auth/.well-known/oauth-authorization-server"),
-    ("/.well-known/openid-configuration/auth", "/auth/.well-known/openid-configuration"),
-    ("/.well-known/oauth-authorization-server", "/auth/.well-known/oauth-authorization-server"),
-    ("/.well-known/openid-configuration", "/auth/.well-known/openid-configuration"),
+DISCOVERY_ALIASES = tuple(
+    (f"/.well-known/{document}{suffix}", f"{AUTH_PREFIX}/.well-known/{document}")
+    for suffix in (AUTH_PREFIX, "")
+    for document in ("oauth-authorization-server", "openid-configuration")
 )
 
 # What a person reads when their client's token carries none of the server's scopes.
@@ -45,25 +63,6 @@ STEP_UP_DESCRIPTION = (
     "The access token grants none of this server's scopes. Connect again and allow them: {scopes}. "
     "A client that asks for fixed scopes must be set to ask for these."
 )
-
-# Authelia's scalar secrets: file name in authelia/secrets -> the variable that points at it.
-AUTHELIA_SECRET_ENV = {
-    "session_secret": "AUTHELIA_SESSION_SECRET_FILE",
-    "redis_password": "AUTHELIA_SESSION_REDIS_PASSWORD_FILE",
-    "storage_encryption_key": "AUTHELIA_STORAGE_ENCRYPTION_KEY_FILE",
-    "oidc_hmac_secret": "AUTHELIA_IDENTITY_PROVIDERS_OIDC_HMAC_SECRET_FILE",
-    "reset_password_jwt_secret": "AUTHELIA_IDENTITY_VALIDATION_RESET_PASSWORD_JWT_SECRET_FILE",
-}
-AUTHELIA_JWKS_KEY = "oidc_jwks_rs256.pem"
-AGENTGATEWAY_JWKS = "jwks.json"
-
-# Container-side mount points, shared by the renderer (paths inside configs) and the deploy.
-MOUNTS = {
-    "redis": {"config": "/config"},
-    "authelia": {"config": "/config", "secrets": "/secrets", "identity": "/identity"},
-    "agentgateway": {"config": "/config", "secrets": "/secrets"},
-    "ingress": {"config": "/etc/caddy"},
-}
 
 # Files copied out of files/<build> into a backend's build context, and what is left out.
 _BUILD_EXCLUDE = {"__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "tests"}
@@ -138,26 +137,6 @@ class Rendered:
         return h.hexdigest()
 
 
-def service_paths(service: str) -> dict[str, str]:
-    """Host folders (relative to base_dir) mounted into a service, by role."""
-    return {role: f"{service}/{role}" for role in MOUNTS[service]}
-
-
-def backend_secret_file(backend: str, secret: str) -> str:
-    """Where a backend's file secret is kept on the host (relative to base_dir); bind-mounted read-only."""
-    return f"backends/{backend}/files/{secret}"
-
-
-def backend_env_file(backend: str) -> str:
-    """The host file (relative to base_dir) ``docker create --env-file`` reads a backend's env secrets from."""
-    return f"backends/{backend}/secrets.env"
-
-
-def token_path(name: str) -> str:
-    """Where agentgateway reads a backend token (inside its container)."""
-    return f"{MOUNTS['agentgateway']['secrets']}/{name}"
-
-
 def _environment() -> jinja2.Environment:
     if not TEMPLATES.is_dir():
         raise MCPGateError(f"templates folder {TEMPLATES} is missing: run mcpgate from a checkout (pip install -e .)")
@@ -197,37 +176,74 @@ def build_image_tag(backend: Backend, files: list[tuple[str, bytes]]) -> str:
     return f"mcpgate-local/{backend.name}:{h.hexdigest()[:16]}"
 
 
+class _Output:
+    """The folders and files rendered so far, in the order the deploy writes them."""
+
+    def __init__(self) -> None:
+        self.dirs: list[HostDir] = []
+        self.files: list[HostFile] = []
+
+    def dir(self, path: str, mode: int = 0o755, owner: str = "0:0") -> None:
+        if not any(d.path == path for d in self.dirs):
+            self.dirs.append(HostDir(path, mode, owner))
+
+    def file(self, path: str, content: str | bytes, *, mode: int, owner: str, service: str, secret: bool) -> None:
+        data = content.encode() if isinstance(content, str) else content
+        self.files.append(HostFile(path, data, mode, owner, service, secret))
+
+    def service_dirs(self, service: ServiceLayout, owner: str, mode: int = 0o700) -> None:
+        """``<service>/`` (root's, readable) and one private folder per role, owned by the service's uid."""
+        self.dir(service.service)
+        for role in service.mounts:
+            self.dir(service.host_dir(role), mode, owner)
+
+
+@dataclass(frozen=True)
+class _Input:
+    stack: Stack
+    secrets: StackSecrets
+    templates: jinja2.Environment
+    # Named in the message when a token the inventory needs is missing from the store.
+    inventory: str
+    host: str
+
+    def template(self, name: str, **values: object) -> str:
+        return self.templates.get_template(name).render(stack=self.stack, layout=layout, **values)
+
+    def token(self, name: str) -> str:
+        return self.secrets.require_token(name, self.host or "HOST", self.inventory)
+
+
 def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTORY", host: str = "") -> Rendered:
     """Everything the deploy writes under base_dir, in the order it is written."""
-    env = _environment()
-    uids = stack.uids
-    dirs: list[HostDir] = []
-    files: list[HostFile] = []
+    given = _Input(stack, secrets, _environment(), inventory, host)
+    out = _Output()
+    render_redis(given, out)
+    render_authelia(given, out)
+    render_agentgateway(given, out)
+    render_ingress(given, out)
+    render_backend_secrets(given, out)
+    builds = render_builds(given, out)
+    return Rendered(stack, out.dirs, out.files, builds)
 
-    def add_dir(path: str, mode: int, owner: str) -> None:
-        dirs.append(HostDir(path, mode, owner))
 
-    def add(path: str, content: str | bytes, *, mode: int, owner: str, service: str, secret: bool) -> None:
-        data = content.encode() if isinstance(content, str) else content
-        files.append(HostFile(path, data, mode, owner, service, secret))
+def render_redis(given: _Input, out: _Output) -> None:
+    """redis.conf; its password sits in it, so the whole folder is private."""
+    owner = given.stack.uids.redis
+    out.service_dirs(REDIS, owner)
+    conf = given.template("redis/redis.conf.j2", redis_password=given.secrets.redis_password())
+    out.file(REDIS.host_file("config", REDIS.config), conf, mode=0o600, owner=owner, service="redis", secret=True)
 
-    # Redis: its password sits in redis.conf, so the whole folder is private.
-    add_dir("redis", 0o755, "0:0")
-    add_dir("redis/config", 0o700, uids.redis)
-    add(
-        "redis/config/redis.conf",
-        env.get_template("redis/redis.conf.j2").render(stack=stack, redis_password=secrets.redis_password()),
-        mode=0o600,
-        owner=uids.redis,
-        service="redis",
-        secret=True,
-    )
 
-    # Authelia
-    paths = service_paths("authelia")
-    add_dir("authelia", 0o755, "0:0")
-    for role in ("config", "secrets", "identity"):
-        add_dir(paths[role], 0o700, uids.authelia)
+def render_authelia(given: _Input, out: _Output) -> None:
+    """Its configuration, users, scalar secrets, signing key, and the users' TOTP seeds to import."""
+    stack, secrets = given.stack, given.secrets
+    owner = stack.uids.authelia
+    out.service_dirs(AUTHELIA, owner)
+
+    def add(role: str, name: str, content: str, *, secret: bool, service: str = "authelia") -> None:
+        out.file(AUTHELIA.host_file(role, name), content, mode=0o600, owner=owner, service=service, secret=secret)
+
     clients = [
         {
             "id": c.id,
@@ -242,20 +258,15 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
         }
         for c in stack.clients
     ]
-    add(
-        f"{paths['config']}/configuration.yml",
-        env.get_template("authelia/configuration.yml.j2").render(
-            stack=stack,
-            authelia_version=AUTHELIA_VERSION,
-            key_id=secrets.oidc_key_id(),
-            jwks_key_path=f"{MOUNTS['authelia']['secrets']}/{AUTHELIA_JWKS_KEY}",
-            clients=clients,
-        ),
-        mode=0o600,
-        owner=uids.authelia,
-        service="authelia",
-        secret=False,
+    configuration = given.template(
+        "authelia/configuration.yml.j2",
+        authelia_version=AUTHELIA_VERSION,
+        key_id=secrets.oidc_key_id(),
+        clients=clients,
+        totp=TOTP,
+        argon2=ARGON2,
     )
+    add("config", AUTHELIA.config, configuration, secret=False)
     users = [
         {
             "name": u.name,
@@ -266,14 +277,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
         }
         for u in stack.users
     ]
-    add(
-        f"{paths['config']}/users.yml",
-        env.get_template("authelia/users.yml.j2").render(stack=stack, users=users),
-        mode=0o600,
-        owner=uids.authelia,
-        service="authelia",
-        secret=True,
-    )
+    add("config", AUTHELIA_USERS, given.template("authelia/users.yml.j2", users=users), secret=True)
     scalar = {
         "session_secret": secrets.session_secret(),
         "redis_password": secrets.redis_password(),
@@ -282,106 +286,85 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
         "reset_password_jwt_secret": secrets.reset_password_jwt_secret(),
     }
     for name in AUTHELIA_SECRET_ENV:
-        add(
-            f"{paths['secrets']}/{name}", scalar[name], mode=0o600, owner=uids.authelia, service="authelia", secret=True
-        )
-    add(
-        f"{paths['secrets']}/{AUTHELIA_JWKS_KEY}",
-        secrets.oidc_private_key_pem(),
-        mode=0o600,
-        owner=uids.authelia,
-        service="authelia",
-        secret=True,
-    )
-    for rel, content in identity_files(stack, secrets).items():
-        add(f"{paths['identity']}/{rel}", content, mode=0o600, owner=uids.authelia, service="", secret=True)
+        add("secrets", name, scalar[name], secret=True)
+    add("secrets", AUTHELIA_JWKS_KEY, secrets.oidc_private_key_pem(), secret=True)
+    # Read by the storage CLI the deploy runs, not at start: no restart when it changes.
+    add("identity", AUTHELIA_TOTP, totp_yaml(stack, secrets), secret=True, service="")
 
-    # agentgateway
-    paths = service_paths("agentgateway")
-    add_dir("agentgateway", 0o755, "0:0")
-    add_dir(paths["config"], 0o700, uids.agentgateway)
-    add_dir(paths["secrets"], 0o700, uids.agentgateway)
-    from .identity import subjects
-    from .policy import compile_rules, no_usable_scope
+
+def render_agentgateway(given: _Input, out: _Output) -> None:
+    """Its config (routes, JWT validation, CEL rules), Authelia's public keys, and backend tokens."""
+    stack, secrets = given.stack, given.secrets
+    owner = stack.uids.agentgateway
+    out.service_dirs(AGENTGATEWAY, owner)
+
+    def add(role: str, name: str, content: str, *, secret: bool) -> None:
+        out.file(
+            AGENTGATEWAY.host_file(role, name), content, mode=0o600, owner=owner, service="agentgateway", secret=secret
+        )
 
     # The public half of Authelia's signing key, from the same store: agentgateway needs no network
     # to verify tokens, and Authelia would answer 400 to a JWKS fetch that lacks the public
     # X-Forwarded-Proto/Host (it builds its issuer from them).
     add(
-        f"{paths['config']}/{AGENTGATEWAY_JWKS}",
+        "config",
+        AGENTGATEWAY_JWKS,
         json.dumps(secrets.oidc_public_jwks(), indent=2, sort_keys=True) + "\n",
-        mode=0o600,
-        owner=uids.agentgateway,
-        service="agentgateway",
         secret=False,
     )
-    add(
-        f"{paths['config']}/config.yaml",
-        env.get_template("agentgateway/config.yaml.j2").render(
-            stack=stack,
-            rules=compile_rules(stack, subjects(stack, secrets)),
-            no_scope_rule=no_usable_scope(stack),
-            backends=stack.enabled_backends,
-            token_path=token_path,
-            jwks_path=f"{MOUNTS['agentgateway']['config']}/{AGENTGATEWAY_JWKS}",
-            session_key=secrets.gateway_session_key(),
-            stats_port=agentgateway_port("metrics"),
-        ),
-        mode=0o600,
-        owner=uids.agentgateway,
-        service="agentgateway",
-        secret=True,
+    config = given.template(
+        "agentgateway/config.yaml.j2",
+        rules=compile_rules(stack, subjects(stack, secrets)),
+        no_scope_rule=no_usable_scope(stack),
+        backends=stack.enabled_backends,
+        token_path=token_path,
+        session_key=secrets.gateway_session_key(),
     )
+    add("config", AGENTGATEWAY.config, config, secret=True)
     for name in stack.token_secrets:
-        add(
-            f"{paths['secrets']}/{name}",
-            secrets.require_token(name, host or "HOST", inventory),
-            mode=0o600,
-            owner=uids.agentgateway,
-            service="agentgateway",
-            secret=True,
-        )
+        add("secrets", name, given.token(name), secret=True)
 
-    # Ingress
+
+def render_ingress(given: _Input, out: _Output) -> None:
+    """The Caddyfile: canonical paths only, Authelia under its prefix, discovery aliases, the MCP endpoint."""
+    stack = given.stack
+    out.service_dirs(INGRESS, stack.uids.ingress, mode=0o750)
     challenge_scope = " ".join(stack.scopes_supported)
     step_up = STEP_UP_DESCRIPTION.format(scopes=challenge_scope)
-    add_dir("ingress", 0o755, "0:0")
-    add_dir(service_paths("ingress")["config"], 0o750, uids.ingress)
-    add(
-        f"{service_paths('ingress')['config']}/Caddyfile",
-        env.get_template("ingress/Caddyfile.j2").render(
-            stack=stack,
-            discovery_aliases=DISCOVERY_ALIASES,
-            ingress_listen_port=INGRESS_LISTEN_PORT,
-            ingress_health_port=INGRESS_HEALTH_PORT,
-            challenge_scope=challenge_scope,
-            step_up_description=step_up,
-            step_up_body=json.dumps({"error": "insufficient_scope", "error_description": step_up}),
-        ),
+    caddyfile = given.template(
+        "ingress/Caddyfile.j2",
+        discovery_aliases=DISCOVERY_ALIASES,
+        challenge_scope=challenge_scope,
+        step_up_description=step_up,
+        step_up_body=json.dumps({"error": "insufficient_scope", "error_description": step_up}),
+    )
+    out.file(
+        INGRESS.host_file("config", INGRESS.config),
+        caddyfile,
         mode=0o640,
-        owner=uids.ingress,
+        owner=stack.uids.ingress,
         service="ingress",
         secret=False,
     )
 
-    # Backends' own secrets: root-only folders; a file secret belongs to the backend's user (0400)
-    # and is bind-mounted; env secrets are one 0600 root file that docker reads when it creates
-    # the container, so no value is ever on a command line.
-    for b in stack.enabled_backends:
+
+def render_backend_secrets(given: _Input, out: _Output) -> None:
+    """Backends' own secrets: root-only folders; a file secret belongs to the backend's user (0400)
+    and is bind-mounted; env secrets are one 0600 root file that docker reads when it creates the
+    container, so no value is ever on a command line."""
+    for b in given.stack.enabled_backends:
         if not b.secrets:
             continue
-        if not any(d.path == "backends" for d in dirs):
-            add_dir("backends", 0o755, "0:0")
-        add_dir(f"backends/{b.name}", 0o700, "0:0")
+        out.dir(BACKENDS_DIR)
+        out.dir(posixpath.dirname(backend_env_file(b.name)), 0o700)
         env_lines = []
         for sec in b.secrets:
-            value = secrets.require_token(sec.name, host or "HOST", inventory)
+            value = given.token(sec.name)
             if sec.file:
-                if not any(d.path == f"backends/{b.name}/files" for d in dirs):
-                    add_dir(f"backends/{b.name}/files", 0o700, "0:0")
+                path = backend_secret_file(b.name, sec.name)
+                out.dir(posixpath.dirname(path), 0o700)
                 assert b.user is not None  # the model requires it for file secrets
-                owner = b.user
-                add(backend_secret_file(b.name, sec.name), value, mode=0o400, owner=owner, service="", secret=True)
+                out.file(path, value, mode=0o400, owner=b.user, service="", secret=True)
             else:
                 if "\n" in value or "\r" in value:
                     raise SecretsError(
@@ -390,32 +373,24 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
                     )
                 env_lines.append(f"{sec.env}={value}\n")
         if env_lines:
-            add(backend_env_file(b.name), "".join(env_lines), mode=0o600, owner="0:0", service="", secret=True)
+            out.file(backend_env_file(b.name), "".join(env_lines), mode=0o600, owner="0:0", service="", secret=True)
 
-    # Backends built on the host: their build context, content-addressed.
+
+def render_builds(given: _Input, out: _Output) -> list[BuildContext]:
+    """Backends built on the host: their build context, content-addressed."""
     builds: list[BuildContext] = []
-    for b in stack.enabled_backends:
+    for b in given.stack.enabled_backends:
         if b.build is None:
             continue
         content = build_files(b.build)
-        folder = f"build/{b.name}"
-        if not any(d.path == "build" for d in dirs):
-            add_dir("build", 0o755, "0:0")
-        add_dir(folder, 0o755, "0:0")
+        folder = backend_build_dir(b.name)
+        out.dir(BUILD_DIR)
+        out.dir(folder)
         for rel in sorted({str(PurePosixPath(r).parent) for r, _ in content} - {"."}):
-            for i in range(len(PurePosixPath(rel).parts)):
-                sub = f"{folder}/{PurePosixPath(*PurePosixPath(rel).parts[: i + 1])}"
-                if not any(d.path == sub for d in dirs):
-                    add_dir(sub, 0o755, "0:0")
+            parts = PurePosixPath(rel).parts
+            for i in range(len(parts)):
+                out.dir(f"{folder}/{PurePosixPath(*parts[: i + 1])}")
         for rel, data in content:
-            add(f"{folder}/{rel}", data, mode=0o644, owner="0:0", service="", secret=False)
+            out.file(f"{folder}/{rel}", data, mode=0o644, owner="0:0", service="", secret=False)
         builds.append(BuildContext(b.name, folder, build_image_tag(b, content), b.base_image))
-
-    return Rendered(stack, dirs, files, builds)
-
-
-def identity_files(stack: Stack, secrets: StackSecrets) -> dict[str, str]:
-    """Files Authelia's storage CLI imports: each user's TOTP seed."""
-    from .identity import totp_yaml
-
-    return {"totp.yml": totp_yaml(stack, secrets)}
+    return builds

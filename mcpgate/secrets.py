@@ -99,8 +99,16 @@ def pbkdf2_sha512_verify(secret: str, digest: str) -> bool:
         return False
 
 
-# Authelia's argon2id defaults: t=3, m=64 MiB, p=4, 32-byte key, 16-byte salt.
-_argon2 = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4, hash_len=32, salt_len=16)
+# Authelia's argon2id defaults, in its configuration's words: the users' digests are made with
+# these and its configuration (password: argon2:) names the same.
+ARGON2 = {"iterations": 3, "memory": 65536, "parallelism": 4, "key_length": 32, "salt_length": 16}
+_argon2 = PasswordHasher(
+    time_cost=ARGON2["iterations"],
+    memory_cost=ARGON2["memory"],
+    parallelism=ARGON2["parallelism"],
+    hash_len=ARGON2["key_length"],
+    salt_len=ARGON2["salt_length"],
+)
 
 
 def argon2id_hash(password: str) -> str:

@@ -12,14 +12,9 @@ from typing import Any
 
 import yaml
 
+from .layout import AGENTGATEWAY, AUTH_PREFIX, AUTHELIA, AUTHELIA_SECRET_ENV, AUTHELIA_USERS
 from .model import AUTHELIA_DISCOVERY_SCOPES
-from .render import (
-    AUTHELIA_SECRET_ENV,
-    MOUNTS,
-    PROJECT_ROOT,
-    Rendered,
-    service_paths,
-)
+from .render import PROJECT_ROOT, Rendered
 
 _SECRET_FILTER = re.compile(
     r"""\{\{\s*secret\s+"(?P<path>[^"]+)"\s*(?:\|\s*mindent\s+(?P<indent>\d+)\s+"\|"\s*)?(?:\|\s*msquote\s*)?\}\}"""
@@ -56,13 +51,13 @@ def expand_authelia_templates(text: str, files: dict[str, str]) -> str:
 
 def authelia_config(rendered: Rendered) -> dict[str, Any]:
     """The Authelia configuration as Authelia sees it once its template filter has run."""
-    paths = service_paths("authelia")
+    secrets_dir = AUTHELIA.host_dir("secrets") + "/"
     in_container = {
-        f"{MOUNTS['authelia']['secrets']}/{f.path.rsplit('/', 1)[1]}": f.content.decode()
+        AUTHELIA.container_file("secrets", f.path.removeprefix(secrets_dir)): f.content.decode()
         for f in rendered.files
-        if f.path.startswith(paths["secrets"] + "/")
+        if f.path.startswith(secrets_dir)
     }
-    text = rendered.file(f"{paths['config']}/configuration.yml").content.decode()
+    text = rendered.config("authelia").content.decode()
     return yaml.safe_load(expand_authelia_templates(text, in_container))
 
 
@@ -88,21 +83,20 @@ def validate_rendered(rendered: Rendered, ref: Path | None = None) -> list[str]:
     """Problems with the rendered files; an empty list when all is well."""
     problems: list[str] = []
     docs: dict[str, Any] = {}
+    authelia_path = rendered.config("authelia").path
+    users_path = AUTHELIA.host_file("config", AUTHELIA_USERS)
     for f in rendered.files:
         if f.path.endswith((".yml", ".yaml")) and not f.path.startswith("build/"):
             try:
-                if f.path.endswith("authelia/config/configuration.yml"):
-                    docs[f.path] = authelia_config(rendered)
-                else:
-                    docs[f.path] = yaml.safe_load(f.content)
+                docs[f.path] = authelia_config(rendered) if f.path == authelia_path else yaml.safe_load(f.content)
             except (yaml.YAMLError, ValueError) as err:
                 problems.append(f"{f.path}: does not parse: {err}")
     if problems:
         return problems
 
-    authelia = docs["authelia/config/configuration.yml"]
-    users = docs["authelia/config/users.yml"]
-    gateway = docs["agentgateway/config/config.yaml"]
+    authelia = docs[authelia_path]
+    users = docs[users_path]
+    gateway = docs[rendered.config(AGENTGATEWAY.service).path]
 
     stack = rendered.stack
     if ref is not None:
@@ -125,8 +119,8 @@ def _cross_checks(rendered: Rendered, authelia: Any, users: Any, gateway: Any) -
     cookie = authelia["session"]["cookies"][0]
     if cookie["authelia_url"] != stack.issuer:
         problems.append(f"authelia authelia_url {cookie['authelia_url']} != issuer {stack.issuer}")
-    if not authelia["server"]["address"].endswith("/auth"):
-        problems.append("authelia is not served under /auth")
+    if not authelia["server"]["address"].endswith(AUTH_PREFIX):
+        problems.append(f"authelia is not served under {AUTH_PREFIX}")
     route = gateway["binds"][0]["listeners"][0]["routes"][0]
     authn = route["policies"]["mcpAuthentication"]
     if authn["issuer"] != stack.issuer:
@@ -153,7 +147,7 @@ def _cross_checks(rendered: Rendered, authelia: Any, users: Any, gateway: Any) -
 
 def _secret_value(rendered: Rendered, name: str) -> str | None:
     try:
-        return rendered.file(f"{service_paths('authelia')['secrets']}/{name}").content.decode()
+        return rendered.file(AUTHELIA.host_file("secrets", name)).content.decode()
     except KeyError:
         return None
 

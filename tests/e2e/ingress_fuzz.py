@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from mcpgate.render import DISCOVERY_ALIASES, INGRESS_HEALTH_PORT, INGRESS_LISTEN_PORT
+from mcpgate.layout import INGRESS, INGRESS_HEALTH_PORT
+from mcpgate.render import DISCOVERY_ALIASES
 
 AUTHELIA = "authelia"
 GATEWAY = "agentgateway"
@@ -1162,7 +1163,7 @@ def running_caddy(
                 logs = _docker("logs", tag, check=False)
                 raise RuntimeError(f"Caddy did not come up:\n{logs.stdout}{logs.stderr}")
             time.sleep(0.2)
-        yield (ip, INGRESS_LISTEN_PORT), upstreams
+        yield (ip, INGRESS.port), upstreams
     finally:
         _docker("rm", "-f", tag, check=False)
         if network_created:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from mcpgate.container_specs import container_name
+from mcpgate.layout import container_name
 from mcpgate.model import Stack, load_stack
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dayone import (
@@ -298,7 +298,7 @@ def test_4_rebuild_a_deploy_killed_half_way_converges_on_the_next_run(day: DayOn
     assert killed.returncode != 0, "the deploy ended before it could be killed"
     assert "[test] killed the deploy" in killed.output
     stack = day.stack()
-    later = [container_name(stack, s) for s in ("backend-notes", "ingress")]
+    later = [container_name(stack.name, s) for s in ("backend-notes", "ingress")]
     missing = [n for n in later if n not in host.containers()]
     assert missing, "the kill came too late: every container was already there"
 

@@ -27,9 +27,9 @@ from mcpgate.container_specs import (
     stack_containers,
     stack_networks,
 )
-from mcpgate.layout import agentgateway_port
+from mcpgate.layout import INGRESS, agentgateway_port
 from mcpgate.model import Stack, load_stack
-from mcpgate.render import INGRESS_LISTEN_PORT, render_stack
+from mcpgate.render import render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.e2e.harness import PYTHON_BASE, docker, image_exists, random_network_pool
 
@@ -101,7 +101,7 @@ def _ports(stack: Stack, spec: ContainerSpec) -> list[int]:
     if spec.service == "authelia":
         return [stack.authelia_port]
     if spec.service == "ingress":
-        return [INGRESS_LISTEN_PORT]
+        return [INGRESS.port]
     if spec.service == "agentgateway":
         return [stack.gateway_port, agentgateway_port("readiness")]
     return [8080]

@@ -8,8 +8,9 @@ import shlex
 
 import pytest
 
-from mcpgate.container_specs import LABEL_STACK, container_name, stack_containers, stack_networks
+from mcpgate.container_specs import LABEL_STACK, stack_containers, stack_networks
 from mcpgate.funnel import backend_running, funnel_matches, node_name
+from mcpgate.layout import container_name
 from mcpgate.model import Stack
 from mcpgate.render import DISCOVERY_ALIASES, Rendered
 from mcpgate.secrets import StackSecrets
@@ -60,7 +61,7 @@ def test_only_the_ingress_is_published_and_only_on_loopback(host, stack: Stack) 
         bindings = _inspect(host, name)["HostConfig"]["PortBindings"] or {}
         if bindings:
             published[name] = bindings
-    ingress = container_name(stack, "ingress")
+    ingress = container_name(stack.name, "ingress")
     assert list(published) == [ingress], published
     (binding,) = [b for bs in published[ingress].values() for b in bs]
     assert binding == {"HostIp": "127.0.0.1", "HostPort": str(stack.ingress_port)}

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from mcpgate.layout import AUTHELIA_SECRET_ENV
 from mcpgate.model import Stack, load_stack
-from mcpgate.render import AUTHELIA_SECRET_ENV, DISCOVERY_ALIASES, Rendered, render_stack
+from mcpgate.render import DISCOVERY_ALIASES, Rendered, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 from mcpgate.validate import authelia_config, reference_dir, validate_rendered
 
