@@ -6,7 +6,7 @@ bytes. Paths are relative to the stack's base folder on the host (``stack.base_d
 Example::
 
     rendered = render_stack(stack, StackSecrets(store, stack))
-    rendered.file("agentgateway/config/config.yaml").content
+    rendered.config("agentgateway").content   # agentgateway/config/config.yaml
 """
 
 from __future__ import annotations

@@ -476,103 +476,57 @@ def _show() -> str:
     return "mcpgate secrets show {inventory} --host {host}"
 
 
-SECRET_KINDS: tuple[SecretKind, ...] = (
-    SecretKind(
-        re.compile(r"redis/password"),
-        "the Redis password",
-        lambda v: alnum_problem(v, REDIS_PASSWORD_CHARS),
-        _rotate("redis-password"),
-    ),
-    SecretKind(
-        re.compile(r"authelia/session_secret"),
-        "Authelia's session secret",
-        lambda v: alnum_problem(v, SECRET_CHARS),
-        _rotate("session-secret"),
-    ),
-    SecretKind(
-        re.compile(r"authelia/reset_password_jwt_secret"),
-        "Authelia's reset-password JWT secret",
-        lambda v: alnum_problem(v, SECRET_CHARS),
-        _rotate("reset-password-jwt-secret"),
-    ),
-    SecretKind(
-        re.compile(r"agentgateway/session_key"),
-        "agentgateway's session key",
-        hex_key_problem,
-        _rotate("gateway-session-key"),
-    ),
-    SecretKind(
-        re.compile(r"authelia/storage_encryption_key"),
-        "Authelia's storage encryption key",
-        lambda v: alnum_problem(v, SECRET_CHARS),
-        "it is not safe to rotate (Authelia's database is encrypted with it): " + _BACKUP + "; with no backup, "
-        "delete it and Authelia's data volume (<stack name>-authelia-data), then deploy: users sign in and consent "
-        "afresh (TOTP seeds and subjects come back from the store)",
-    ),
-    SecretKind(
-        re.compile(r"authelia/oidc_hmac_secret"),
-        "Authelia's OIDC HMAC secret",
-        lambda v: alnum_problem(v, SECRET_CHARS),
-        "it is not safe to rotate (it signs the authorization codes and refresh tokens clients hold): "
-        + _BACKUP
-        + "; with no backup, delete it and deploy, then connect Claude's connector again",
-    ),
-    SecretKind(
-        re.compile(r"authelia/oidc_jwks_rs256\.pem"),
-        "Authelia's token signing key",
-        rsa_private_key_problem,
-        "it is not safe to rotate (every issued token's key id and signature come from it): " + _BACKUP + "; with "
-        "no backup, delete it and deploy: a new key is made and clients sign in again",
-    ),
-    SecretKind(
-        re.compile(r"clients/(?P<who>[^/]+)\.secret"),
-        "the secret of client {who}",
-        lambda v: alnum_problem(v, SECRET_CHARS),
-        "it is not safe to rotate (the client, e.g. Claude's connector, holds it): " + _BACKUP + "; with no backup, "
-        "delete it, deploy, and paste the new secret that " + _show() + " prints into the client's settings",
-    ),
-    SecretKind(
-        re.compile(r"clients/(?P<who>[^/]+)\.pbkdf2"),
-        "the digest of client {who}'s secret",
-        pbkdf2_sha512_digest_problem,
-        "it is made from the client secret: delete it, and the next render or deploy makes it again",
-    ),
-    SecretKind(
-        re.compile(r"users/(?P<who>[^/]+)\.password"),
-        "the initial password of user {who}",
-        lambda v: alnum_problem(v, USER_PASSWORD_CHARS),
-        _BACKUP
-        + "; with no backup, delete it: the next render or deploy makes a new one, which "
-        + _show()
-        + " prints",
-    ),
-    SecretKind(
-        re.compile(r"users/(?P<who>[^/]+)\.argon2id"),
-        "the password digest of user {who}",
-        argon2id_digest_problem,
-        "it is made from the user's password: delete it, and the next render or deploy makes it again",
-    ),
-    SecretKind(
-        re.compile(r"users/(?P<who>[^/]+)\.totp"),
-        "the TOTP seed of user {who}",
-        lambda v: totp_seed_form_problem(v, TOTP_SEED_CHARS),
-        "it is not safe to rotate ({who}'s authenticator app holds it): " + _BACKUP + "; with no backup, delete "
-        "it, deploy, and have {who} scan the new otpauth:// URI that " + _show() + " prints",
-    ),
-    SecretKind(
-        re.compile(r"users/(?P<who>[^/]+)\.sub"),
-        "the subject (sub) of user {who}",
-        canonical_uuid_problem,
-        "it is not safe to rotate (Authelia keeps it and has put it in {who}'s tokens): " + _BACKUP + "; with no "
-        "backup, write {who}'s openid identifier from `authelia storage user identifiers export` on the host into it",
-    ),
-    SecretKind(
-        re.compile(r"tokens/(?P<who>[^/]+)"),
-        "the token {who}",
-        supplied_secret_problem,
-        "set it again: mcpgate secrets set {inventory} --host {host} {who} (reads the value from stdin)",
-    ),
-)
+def _unsafe(why: str, without_backup: str) -> str:
+    return f"it is not safe to rotate ({why}): {_BACKUP}; with no backup, {without_backup}"
+
+
+def _remade(source: str) -> str:
+    return f"it is made from {source}: delete it, and the next render or deploy makes it again"
+
+
+def _alnum(chars: str) -> Callable[[str], str | None]:
+    return lambda v: alnum_problem(v, chars)
+
+
+_WHO = r"(?P<who>[^/]+)"
+# (file name pattern, what it holds, its form's check, the repair); the first match counts.
+SECRET_KINDS: tuple[SecretKind, ...] = tuple(
+    SecretKind(re.compile(pattern), what, problem, repair)
+    for pattern, what, problem, repair in (
+        (r"redis/password", "the Redis password", _alnum(REDIS_PASSWORD_CHARS), _rotate("redis-password")),
+        (r"authelia/session_secret", "Authelia's session secret", _alnum(SECRET_CHARS), _rotate("session-secret")),
+        (r"authelia/reset_password_jwt_secret", "Authelia's reset-password JWT secret", _alnum(SECRET_CHARS),
+         _rotate("reset-password-jwt-secret")),
+        (r"agentgateway/session_key", "agentgateway's session key", hex_key_problem, _rotate("gateway-session-key")),
+        (r"authelia/storage_encryption_key", "Authelia's storage encryption key", _alnum(SECRET_CHARS),
+         _unsafe("Authelia's database is encrypted with it", "delete it and Authelia's data volume (<stack name>-"
+                 "authelia-data), then deploy: users sign in and consent afresh (TOTP seeds and subjects come back "
+                 "from the store)")),
+        (r"authelia/oidc_hmac_secret", "Authelia's OIDC HMAC secret", _alnum(SECRET_CHARS),
+         _unsafe("it signs the authorization codes and refresh tokens clients hold",
+                 "delete it and deploy, then connect Claude's connector again")),
+        (r"authelia/oidc_jwks_rs256\.pem", "Authelia's token signing key", rsa_private_key_problem,
+         _unsafe("every issued token's key id and signature come from it",
+                 "delete it and deploy: a new key is made and clients sign in again")),
+        (rf"clients/{_WHO}\.secret", "the secret of client {who}", _alnum(SECRET_CHARS),
+         _unsafe("the client, e.g. Claude's connector, holds it",
+                 f"delete it, deploy, and paste the new secret that {_show()} prints into the client's settings")),
+        (rf"clients/{_WHO}\.pbkdf2", "the digest of client {who}'s secret", pbkdf2_sha512_digest_problem,
+         _remade("the client secret")),
+        (rf"users/{_WHO}\.password", "the initial password of user {who}", _alnum(USER_PASSWORD_CHARS),
+         f"{_BACKUP}; with no backup, delete it: the next render or deploy makes a new one, which {_show()} prints"),
+        (rf"users/{_WHO}\.argon2id", "the password digest of user {who}", argon2id_digest_problem,
+         _remade("the user's password")),
+        (rf"users/{_WHO}\.totp", "the TOTP seed of user {who}", lambda v: totp_seed_form_problem(v, TOTP_SEED_CHARS),
+         _unsafe("{who}'s authenticator app holds it",
+                 f"delete it, deploy, and have {{who}} scan the new otpauth:// URI that {_show()} prints")),
+        (rf"users/{_WHO}\.sub", "the subject (sub) of user {who}", canonical_uuid_problem,
+         _unsafe("Authelia keeps it and has put it in {who}'s tokens", "write {who}'s openid identifier from "
+                 "`authelia storage user identifiers export` on the host into it")),
+        (rf"tokens/{_WHO}", "the token {who}", supplied_secret_problem,
+         "set it again: mcpgate secrets set {inventory} --host {host} {who} (reads the value from stdin)"),
+    )
+)  # fmt: skip
 
 
 def _kind_of(name: str) -> SecretKind | None:
