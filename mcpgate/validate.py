@@ -141,7 +141,7 @@ def _cross_checks(rendered: Rendered, authelia: Any, users: Any, gateway: Any) -
             if isinstance(value, str) and value and value == _secret_value(rendered, name):
                 problems.append(f"authelia configuration carries the {name} inline")
     if set(users["users"]) != {u.name for u in stack.users}:
-        problems.append("users.yml does not list exactly the inventory's users")
+        problems.append(f"{AUTHELIA_USERS} does not list exactly the inventory's users")
     return problems
 
 
