@@ -14,33 +14,29 @@ To run only some services (configs are always brought up to date):
 
 from pyinfra import host
 
-from mcpgate.deploy import SERVICES, components_for, context_for
-from mcpgate.snapshot import register
-from tasks.containers import (
-    agentgateway,
-    authelia,
-    backends,
-    backends_ready,
-    ingress,
-    redis,
-    snapshot_query,
-    stack_leftovers,
-    stack_prerequisites,
-)
+from mcpgate.hostops.context import SERVICES, components_for, context_for, snapshot_query
+from mcpgate.hostops.snapshot import register
+from tasks.agentgateway import agentgateway
+from tasks.authelia import authelia
+from tasks.backends import backends, backends_ready
 from tasks.docker_engine import docker_engine
+from tasks.ingress import ingress
+from tasks.networks import stack_leftovers, stack_prerequisites
+from tasks.redis import redis
 from tasks.stack_files import stack_files
 from tasks.tailscale import tailscale
 
-# Validate the inventory and render everything before any operation touches the host.
+# Validate the inventory and render everything before any operation touches the host; every task
+# is handed this one context.
 ctx = context_for(host)
 components = components_for(host)
 # The operations below read the host from one snapshot, gathered again only after a change.
 register(snapshot_query(ctx))
 
 if "docker" in components:
-    docker_engine()
-stack_files()
-stack_prerequisites()
+    docker_engine(ctx)
+stack_files(ctx)
+stack_prerequisites(ctx)
 # The backends need nothing of the rest: they start first and are waited for after Authelia.
 for name, task in (
     ("backends", backends),
@@ -51,7 +47,7 @@ for name, task in (
     ("agentgateway", agentgateway),
 ):
     if name in components:
-        task()
-stack_leftovers(every_service_ran=components == SERVICES)
+        task(ctx)
+stack_leftovers(ctx, every_service_ran=components == SERVICES)
 if ctx.stack.tailscale.enabled and "tailscale" in components:
-    tailscale()
+    tailscale(ctx)

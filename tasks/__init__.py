@@ -1,1 +1,2 @@
-"""One pyinfra @deploy per component; each turns the model into operations and nothing else."""
+"""One pyinfra @deploy per component, each given the deploy context (``ctx``) by ``deploy.py``; each
+turns the model into operations of :mod:`mcpgate.hostops` and nothing else."""

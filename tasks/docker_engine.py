@@ -5,14 +5,13 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import apt, files, server
 
-from mcpgate import snapshot
 from mcpgate.apt import DOCKER_KEY_URL, DOCKER_KEYRING, docker_source
-from mcpgate.deploy import context_for, release_for
+from mcpgate.hostops import snapshot
+from mcpgate.hostops.context import DeployContext, release_for
 
 
 @deploy("Docker engine")
-def docker_engine() -> None:
-    ctx = context_for(host)
+def docker_engine(ctx: DeployContext) -> None:
     if snapshot.engine_version():
         host.noop("a Docker engine is running: left alone")
         return

@@ -1,12 +1,11 @@
 """Every rendered config and secret, uploaded with its owner and mode; folders before files; then the
 files an earlier deploy placed and the render no longer has are removed (and only those)."""
 
-from pyinfra import host
 from pyinfra.api import deploy
 
-from mcpgate.deploy import context_for
-from mcpgate.hostops import prune_stack_files
-from mcpgate.hostops import stack_files as stack_files_op
+from mcpgate.hostops.context import DeployContext
+from mcpgate.hostops.filesync import prune_stack_files
+from mcpgate.hostops.filesync import stack_files as stack_files_op
 from mcpgate.render import HostDir, HostFile
 
 
@@ -31,6 +30,5 @@ def sync_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]) -> Non
 
 
 @deploy("Configs and secrets")
-def stack_files() -> None:
-    ctx = context_for(host)
+def stack_files(ctx: DeployContext) -> None:
     sync_files(ctx.stack.base_dir, ctx.rendered.dirs, ctx.rendered.files)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mcpgate.hostops import MANIFEST
+from mcpgate.layout import MANIFEST
 from tests.e2e.harness import RunResult
 from tests.e2e.sshops import deploy_user, run_operations, target_folder
 

@@ -159,7 +159,7 @@ esac
 
 OPERATIONS = """
 import os
-from tasks.tailscale import tailscale_up
+from mcpgate.hostops.tailnet import tailscale_up
 
 tailscale_up(
     name="tailscale up (once)",

@@ -64,7 +64,7 @@ def stack_secrets(request: pytest.FixtureRequest, described: dict, stack: Stack)
 
 @pytest.fixture(scope="session")
 def components(request: pytest.FixtureRequest) -> tuple[str, ...]:
-    from mcpgate.deploy import selected_components
+    from mcpgate.hostops.context import selected_components
 
     return selected_components(request.config.getoption("--components"))
 

@@ -9,14 +9,16 @@ import sys
 
 import pytest
 
-from mcpgate.deploy import SERVICES, selected_components
 from mcpgate.errors import MCPGateError
+from mcpgate.hostops.context import SERVICES, selected_components
 from tests.conftest import PROJECT_ROOT
 
+TASKS = sorted(p.stem for p in (PROJECT_ROOT / "tasks").glob("*.py") if p.stem != "__init__")
 
-@pytest.mark.parametrize("module", ["tasks.containers", "tasks.docker_engine", "tasks.stack_files", "tasks.tailscale"])
+
+@pytest.mark.parametrize("module", TASKS)
 def test_task_modules_import(module: str) -> None:
-    importlib.import_module(module)
+    importlib.import_module(f"tasks.{module}")
 
 
 def test_component_selection() -> None:

@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from mcpgate.hostops import snapshot_facts
-from mcpgate.snapshot import SnapshotQuery, StackSnapshot, snapshot_command
+from mcpgate.hostops.snapshot import SnapshotQuery, StackSnapshot, snapshot_command, snapshot_facts
 
 QUERY = SnapshotQuery(
     base_dir="/opt/mcpgate",
@@ -79,7 +78,7 @@ def test_a_refresh_reads_only_the_sections_an_operation_changed() -> None:
 
 
 def test_an_operation_names_only_sections_that_exist() -> None:
-    from mcpgate.snapshot import changes_host
+    from mcpgate.hostops.snapshot import changes_host
 
     with pytest.raises(ValueError, match="unknown snapshot sections"):
         changes_host("container")

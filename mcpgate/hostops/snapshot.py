@@ -3,10 +3,13 @@
 Each operation of :mod:`mcpgate.hostops` decides from facts: the files under base_dir, the stack's
 containers, networks, volumes and images, a readiness probe... Asked one by one, that is some thirty
 SSH round trips and as many ``docker`` invocations for a run that changes nothing. The deploy instead
-registers what it will ask (:func:`register`, a :class:`SnapshotQuery` built from the inventory) and
-the operations read it from one :class:`StackSnapshot` fact, gathered once and again only after an
-operation changed something on the host (:func:`changes_host` marks it stale). An operation asked
-about something the query does not cover (the tests run single operations) gathers its own fact.
+registers what it will ask (:func:`register`, a :class:`SnapshotQuery` built from the inventory by
+:func:`mcpgate.hostops.context.snapshot_query`) and the operations read it from one
+:class:`StackSnapshot` fact (:func:`read_fact`), gathered once and again only after an operation
+changed something on the host (:func:`changes_host` marks it stale). An operation asked about
+something the query does not cover (the tests run single operations) gathers its own fact.
+
+The snapshot is kept per host in this module (the deploy file runs once per host).
 """
 
 from __future__ import annotations
@@ -88,13 +91,32 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
     return "; ".join(parts) + "; true"
 
 
+def snapshot_facts() -> dict[str, FactBase]:
+    """The facts whose outputs make up a :class:`StackSnapshot`, by section."""
+    # Imported here: the modules of these facts read them through this one.
+    from .authelia_cli import VolumeMarker
+    from .engine import ContainerReady, EngineVersion, ImageIds, StackContainers, StackNetworks, StackVolumes
+    from .filesync import DeployedFiles, PathExists, StackTree
+
+    return {
+        "engine": EngineVersion(),
+        "tree": StackTree(),
+        "deployed": DeployedFiles(),
+        "path": PathExists(),
+        "containers": StackContainers(),
+        "networks": StackNetworks(),
+        "volumes": StackVolumes(),
+        "images": ImageIds(),
+        "marker": VolumeMarker(),
+        "ready": ContainerReady(),
+    }
+
+
 class StackSnapshot(FactBase):
     """Every section of a :class:`SnapshotQuery`, in one command (see the module's docstring)."""
 
     def command(self, query: SnapshotQuery, only: frozenset[str] = KINDS) -> str:
-        from . import hostops
-
-        return snapshot_command(query, hostops.snapshot_facts(), only)
+        return snapshot_command(query, snapshot_facts(), only)
 
     def process(self, output: list[str]) -> dict[str, list[str]]:
         sections: dict[str, list[str]] = {}
@@ -156,6 +178,24 @@ def current() -> Snapshot | None:
         cached.snapshot = Snapshot(query, {**kept, **fresh}, "docker" in fresh)
         cached.stale = set()
     return cached.snapshot
+
+
+def read_fact(fact: type[FactBase], section: str, covered: Callable[[SnapshotQuery], bool], **kwargs: Any) -> Any:
+    """``host.get_fact(fact, **kwargs)``, or the same parsed from the snapshot's ``section`` when the
+    deploy's snapshot query covers what is asked (``covered``).
+
+    **Example:**
+
+    .. code:: python
+
+        read_fact(StackTree, "tree", lambda q: q.base_dir == base, base=base)
+    """
+    snap = current()
+    if snap is None or not covered(snap.query):
+        return host.get_fact(fact, **kwargs)
+    if section not in snap.sections and not snap.docker:  # no engine yet: what the fact says then
+        return fact().default()
+    return fact().process(snap.lines(section))
 
 
 def expire_on_execute() -> None:

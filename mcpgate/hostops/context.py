@@ -1,7 +1,15 @@
 """What the deploy works from, per host: the validated stack, its rendered files and containers.
 
-Built once per host while pyinfra loads ``deploy.py`` — before it changes anything — so a mistake in
-the inventory or a missing secret stops the run with a clear message and the host untouched.
+``deploy.py`` builds it once per host (:func:`context_for`) while pyinfra loads it — before anything
+changes on the host — so a mistake in the inventory or a missing secret stops the run with a clear
+message and the host untouched; then it hands it to every task. :func:`snapshot_query` says what
+the deploy's operations will read from the host (see :mod:`.snapshot`).
+
+Example (a deploy file)::
+
+    ctx = context_for(host)
+    register(snapshot_query(ctx))
+    redis(ctx)
 """
 
 from __future__ import annotations
@@ -9,14 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .apt import AptRelease, apt_release
-from .container_specs import ContainerSpec, stack_containers
-from .errors import MCPGateError
-from .inventory_file import DATA_KEY, default_secrets_dir
-from .model import Stack, load_stack
-from .render import Rendered, render_stack
-from .rules import generated_value_problems
-from .secrets import SecretStore, StackSecrets
+from ..apt import AptRelease, apt_release
+from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers, stack_networks
+from ..errors import MCPGateError
+from ..inventory_file import DATA_KEY, default_secrets_dir
+from ..layout import SUBJECTS_MARKER, TOTP_MARKER
+from ..model import Stack, load_stack
+from ..render import Rendered, render_stack
+from ..rules import generated_value_problems
+from ..secrets import SecretStore, StackSecrets
+from .snapshot import SnapshotQuery
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,19 @@ class DeployContext:
     def container(self, service: str) -> ContainerSpec:
         return next(c for c in self.containers if c.service == service)
 
+    def ready_probe(self, service: str) -> str | None:
+        """The shell probe that says a service without a healthcheck is ready (None: its healthcheck does).
 
-_contexts: dict[str, DeployContext] = {}
+        agentgateway's image has no shell or HTTP client: its readiness endpoint is asked from the
+        ingress, the one container that shares a network with it (and ships wget).
+        """
+        if service != "agentgateway":
+            return None
+        return (
+            f"docker exec {self.container('ingress').name} wget -q -O /dev/null "
+            f"http://agentgateway:{GATEWAY_READINESS_PORT}/healthz/ready"
+        )
+
 
 # The deploy's parts, in the order they run. Configs and networks are always brought up to date;
 # a run can be limited to some services with host data mcpgate_components (e.g. on the command
@@ -83,12 +104,25 @@ def release_for(host: Any) -> AptRelease:
 
 
 def context_for(host: Any) -> DeployContext:
-    """The deploy context of a pyinfra host; user mistakes become pyinfra's one-line errors."""
+    """The deploy context of a pyinfra host, built now; user mistakes become pyinfra's one-line errors."""
     from pyinfra.api.exceptions import PyinfraError
 
-    if host.name not in _contexts:
-        try:
-            _contexts[host.name] = build_context(host.name, host.data.get(DATA_KEY))
-        except MCPGateError as err:
-            raise PyinfraError(str(err)) from None
-    return _contexts[host.name]
+    try:
+        return build_context(host.name, host.data.get(DATA_KEY))
+    except MCPGateError as err:
+        raise PyinfraError(str(err)) from None
+
+
+def snapshot_query(ctx: DeployContext) -> SnapshotQuery:
+    """Everything the stack's operations will read from the host, for one snapshot (:mod:`.snapshot`)."""
+    authelia_volumes = [v for c in ctx.containers if c.service == "authelia" for v in c.owned_volumes]
+    return SnapshotQuery(
+        base_dir=ctx.stack.base_dir,
+        stack=ctx.stack.name,
+        networks=tuple(sorted(n.name for n in stack_networks(ctx.stack))),
+        volumes=tuple(v for c in ctx.containers for v in c.owned_volumes),
+        images=tuple(sorted({c.image for c in ctx.containers})),
+        markers=tuple((v, m) for v in authelia_volumes[:1] for m in (TOTP_MARKER, SUBJECTS_MARKER)),
+        paths=tuple(v.source for b in ctx.stack.enabled_backends for v in b.volumes if v.is_host_path),
+        probes=tuple((c.name, probe) for c in ctx.containers if (probe := ctx.ready_probe(c.service))),
+    )

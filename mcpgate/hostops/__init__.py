@@ -1,0 +1,22 @@
+"""The pyinfra adapter layer: everything of mcpgate that talks to pyinfra or to a host is here.
+
+The rest of ``mcpgate`` is pure logic (the model, secrets, rendering, container specs, policy): it
+neither imports pyinfra nor runs a command. This package turns that logic into pyinfra facts and
+operations, and the ``tasks/`` package and ``deploy.py`` call them. As in pyinfra's own code, each
+domain keeps its facts beside the operations that read them:
+
+- :mod:`.context`: the deploy context of a host (validated stack, rendered files, containers) and
+  what the deploy will read from the host (:func:`.context.snapshot_query`);
+- :mod:`.snapshot`: one round trip reads every fact the operations need; a change marks stale only
+  what it touched;
+- :mod:`.upload`: private uploads (never readable by another user, never through /tmp);
+- :mod:`.messages`: what an operation says in pyinfra's output besides its commands;
+- :mod:`.filesync`: the stack's folders and files, the record of what the deploy placed, data folders;
+- :mod:`.engine`: Docker: the engine, networks, volumes, images, containers and their readiness;
+- :mod:`.authelia_cli`: users' TOTP seeds and OIDC subjects, through Authelia's CLI;
+- :mod:`.tailnet`: joining the tailnet and Funnel.
+
+Operations compare what the model wants with what the host has and do something only on a
+difference: a run that finds everything as wanted yields no command at all, so pyinfra reports no
+change.
+"""

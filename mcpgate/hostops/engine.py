@@ -1,0 +1,447 @@
+"""Docker on the host: the engine, and the stack's networks, volumes, images and containers.
+
+pyinfra's own ``docker.container`` only asks "does it exist, is it running"; these operations
+compare what the model wants with what the host has, and do something only on a difference:
+
+- :func:`docker_container` recreates a container when its spec hash label differs, and restarts
+  it when the digest of its mounted files differs from the one it last started with;
+- :func:`wait_healthy` waits only for a container that is not healthy yet;
+- :func:`docker_networks`, :func:`docker_volume` and :func:`docker_image` create what is missing
+  and fix what differs; :func:`prune_containers` and :func:`prune_networks` remove what the
+  inventory no longer declares.
+
+The facts read only what mcpgate made (by its labels); their names are not pyinfra's
+(``pyinfra.facts.docker.StackContainers`` and the like list everything).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass
+from shlex import quote as _q
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FactBase, operation
+from pyinfra.api.exceptions import OperationError
+
+from ..container_specs import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec, NetworkSpec, assign_subnets
+from ..layout import STATE_DIR
+from . import snapshot
+from .filesync import StackTree
+from .messages import say
+from .snapshot import read_fact
+from .upload import shell_command
+
+# --- facts --------------------------------------------------------------------------------------
+
+
+class EngineFact(FactBase):
+    """A fact read with the ``docker`` CLI: the fact's default when the host has none."""
+
+    abstract = True
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "docker"
+
+
+class EngineVersion(EngineFact):
+    """The running engine's version, or None when no engine answers."""
+
+    def command(self) -> str:
+        return "docker version --format '{{.Server.Version}}' 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return output[0].strip() if output and output[0].strip() else None
+
+    def default(self) -> None:
+        return None
+
+
+class StackContainers(EngineFact):
+    """``docker inspect`` of every container mcpgate made (any stack's; names carry the stack's), by name."""
+
+    def command(self) -> str:
+        return (
+            f"ids=$(docker ps -aq --filter label={LABEL_SERVICE} 2>/dev/null); "
+            '[ -n "$ids" ] && docker inspect $ids 2>/dev/null || echo "[]"'
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        text = "\n".join(output).strip()
+        return {c["Name"].lstrip("/"): c for c in (json.loads(text) if text else [])}
+
+    def default(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    internal: bool
+    subnet: str | None
+    containers: tuple[str, ...]  # names of the containers attached
+
+
+class StackNetworks(EngineFact):
+    """The stack's networks (by its label) and any network with one of ``names``: whether each is
+    internal, its IPv4 subnet and the containers attached. One command for all of them."""
+
+    def command(self, stack: str, names: list[str]) -> str:
+        label = _q(f"{LABEL_STACK}={stack}")
+        quoted = " ".join(_q(n) for n in names)
+        return (
+            f"docker network inspect --format '{{{{json .}}}}' "
+            f"$(docker network ls -q --filter label={label}) {quoted} 2>/dev/null; true"
+        )
+
+    def process(self, output: list[str]) -> dict[str, NetworkInfo]:
+        nets: dict[str, NetworkInfo] = {}
+        for line in output:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            net = json.loads(line)
+            configs = (net.get("IPAM") or {}).get("Config") or []
+            subnet = next((c["Subnet"] for c in configs if "." in c.get("Subnet", "")), None)
+            attached = tuple(sorted(c.get("Name", "") for c in (net.get("Containers") or {}).values()))
+            nets[net["Name"]] = NetworkInfo(bool(net.get("Internal")), subnet, attached)
+        return nets
+
+    def default(self) -> dict[str, NetworkInfo]:
+        return {}
+
+
+class ContainerReady(EngineFact):
+    """Whether a container is ready: healthy, or running (and ``probe`` succeeds) without a healthcheck."""
+
+    def command(self, container: str, probe: str | None = None) -> str:
+        return f"if {ready_check(container, probe)}; then echo ready; else echo waiting; fi"
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "ready"
+
+    def default(self) -> bool:
+        return False
+
+
+def ready_check(name: str, probe: str | None = None) -> str:
+    """A shell condition that holds when the container is ready."""
+    status = (
+        "{{if .State.Health}}{{.State.Health.Status}}{{else if .State.Running}}running{{else}}{{.State.Status}}{{end}}"
+    )
+    s = f"s=$(docker inspect --format {_q(status)} {_q(name)} 2>/dev/null)"
+    running = f'[ "$s" = running ] && {probe}' if probe else '[ "$s" = running ]'
+    return f'{{ {s}; [ "$s" = healthy ] || {{ {running}; }}; }}'
+
+
+class StackVolumes(EngineFact):
+    """For each named volume that exists: its mountpoint's owner and mode."""
+
+    def command(self, names: list[str]) -> str:
+        return _for_each(
+            "n",
+            names,
+            "mp=$(docker volume inspect --format '{{.Mountpoint}}' \"$n\" 2>/dev/null) || continue; "
+            'echo "$n|$(stat -c \'%u:%g|%a\' "$mp")|$mp"',
+        )
+
+    def process(self, output: list[str]) -> dict[str, tuple[str, int, str]]:
+        out = {}
+        for line in output:
+            name, owner, mode, mountpoint = line.split("|", 3)
+            out[name] = (owner, int(mode, 8), mountpoint)
+        return out
+
+    def default(self) -> dict[str, tuple[str, int, str]]:
+        return {}
+
+
+class ImageIds(EngineFact):
+    """The local image id of each given reference that exists."""
+
+    def command(self, refs: list[str]) -> str:
+        body = 'i=$(docker image inspect --format \'{{.Id}}\' "$r" 2>/dev/null) && echo "$r|$i"'
+        return f"{_for_each('r', refs, body)}; true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        return dict(line.strip().split("|", 1) for line in output if "|" in line)
+
+    def default(self) -> dict[str, str]:
+        return {}
+
+
+def _for_each(var: str, values: list[str], body: str) -> str:
+    """A shell loop running ``body`` with ``$var`` set to each of ``values`` (quoted)."""
+    return f"for {var} in {' '.join(_q(v) for v in values)}; do {body}; done"
+
+
+def volume_mountpoint(volume: str) -> str:
+    """A shell expression: the mountpoint of the named volume."""
+    return f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
+
+
+# --- reading the facts, from the deploy's snapshot where it covers them ---------------------------
+
+
+def _containers() -> dict[str, Any]:
+    return read_fact(StackContainers, "containers", lambda q: True)
+
+
+def _images(ref: str) -> dict[str, str]:
+    return read_fact(ImageIds, "images", lambda q: ref in q.images, refs=[ref])
+
+
+def _networks(stack: str, names: list[str]) -> dict[str, NetworkInfo]:
+    covered = lambda q: q.stack == stack and set(names) <= set(q.networks)  # noqa: E731
+    return read_fact(StackNetworks, "networks", covered, stack=stack, names=names)
+
+
+def _ready(container: str, probe: str | None) -> bool:
+    snap = snapshot.current()
+    if snap is not None and probe is None:
+        state = (_containers().get(container) or {}).get("State") or {}
+        health = (state.get("Health") or {}).get("Status")
+        return health == "healthy" if health else bool(state.get("Running"))
+    return read_fact(
+        ContainerReady, f"ready:{container}", lambda q: (container, probe) in q.probes, container=container, probe=probe
+    )
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+@operation()
+@snapshot.changes_host("networks", "containers", "ready")
+def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
+    """
+    The stack's bridge networks, each on its own slot of ``pool``; ``internal`` ones have no route
+    out and no address on the host.
+
+    A network with the wrong kind or a subnet outside its slot is recreated; the containers still
+    attached are disconnected first (their spec names the pool, so the deploy recreates them).
+
+    **Example:**
+
+    .. code:: python
+
+        dockernetworks(networks=stacknetworks(stack), pool="172.31.252.0/22", stack="mcpgate")
+    """
+    have = _networks(stack, sorted(n.name for n in networks))
+    try:
+        subnets = assign_subnets(pool, networks, {name: info.subnet for name, info in have.items()})
+    except ValueError as err:
+        raise OperationError(str(err)) from None
+    for net in networks:
+        subnet = subnets[net.name]
+        info = have.get(net.name)
+        if info is not None and info.internal == net.internal and info.subnet == str(subnet):
+            continue
+        if info is not None:
+            for container in info.containers:
+                yield shell_command("docker", "network", "disconnect", "-f", net.name, container)
+            yield shell_command("docker", "network", "rm", net.name)
+        yield shell_command("docker", "network", "create", *net.create_args(subnet, stack))
+
+
+def _stack_containers(stack: str) -> dict[str, Any]:
+    return {
+        name: c
+        for name, c in _containers().items()
+        if ((c.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK) == stack
+    }
+
+
+@operation()
+@snapshot.changes_host("containers", "networks", "ready")
+def prune_containers(containers: list[str], stack: str):
+    """
+    Remove the stack's containers that the inventory no longer declares (a removed or disabled
+    backend's). Their data volumes and host folders are kept, and said so.
+
+    **Example:**
+
+    .. code:: python
+
+        prune_containers(containers=["mcpgate-redis", "mcpgate-authelia"], stack="mcpgate")
+    """
+    for name, info in sorted(_stack_containers(stack).items()):
+        if name in containers:
+            continue
+        yield shell_command("docker", "rm", "-f", name)
+        kept = [m.get("Name") or m.get("Source") for m in info.get("Mounts") or [] if m.get("RW")]
+        if kept:
+            say(f"{name} is no longer declared and goes; its data is kept: {', '.join(sorted(kept))}")
+
+
+@operation()
+@snapshot.changes_host("networks")
+def prune_networks(networks: list[NetworkSpec], containers: list[str], every_service_ran: bool, stack: str):
+    """
+    Remove the stack's networks that it no longer uses (a removed backend's, an older layout's).
+
+    Run after the containers. A stale network goes when every container still on it is gone by then:
+    one :func:`prune_containers` removed (not in ``containers``), or, when ``every_service_ran``, any
+    of the stack's (each was recreated on its wanted networks). One still in use is kept, and said so.
+
+    **Example:**
+
+    .. code:: python
+
+        prunenetworks(networks=stacknetworks(stack), containers=["mcpgate-redis"], every_service_ran=True,
+                       stack="mcpgate")
+    """
+    wanted = {n.name for n in networks}
+    gone = {name for name in _stack_containers(stack) if every_service_ran or name not in containers}
+    have = _networks(stack, sorted(wanted))
+    for name, info in sorted(have.items()):
+        if name in wanted:
+            continue
+        others = [c for c in info.containers if c not in gone]
+        if others:
+            say(f"network {name} is no longer used by the stack but kept: {', '.join(others)} still on it")
+        else:
+            yield shell_command("docker", "network", "rm", name)
+
+
+@operation()
+@snapshot.changes_host("volumes", "marker")
+def docker_volume(volume: str, owner: str, stack: str):
+    """
+    A named volume whose root belongs to the service that writes to it (mode 0700).
+
+    **Example:**
+
+    .. code:: python
+
+        docker_volume(name="Redis data", volume="mcpgate-redis-data", owner="10379:10379", stack="mcpgate")
+    """
+    have = read_fact(StackVolumes, "volumes", lambda q: volume in q.volumes, names=[volume]).get(volume)
+    if have is None:
+        yield shell_command(
+            "docker",
+            "volume",
+            "create",
+            "--label",
+            f"{LABEL_SERVICE}=volume",
+            "--label",
+            f"{LABEL_STACK}={stack}",
+            volume,
+        )
+        mp = volume_mountpoint(volume)
+        yield f'chown {owner} "{mp}" && chmod 700 "{mp}"'
+        return
+    current_owner, mode, mountpoint = have
+    if current_owner != owner:
+        yield f"chown {owner} {_q(mountpoint)}"
+    if mode != 0o700:
+        yield f"chmod 700 {_q(mountpoint)}"
+
+
+@operation()
+@snapshot.changes_host("images")
+def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, str] | None = None):
+    """
+    Make an image present: pull a pinned reference, or build a content-addressed tag from a folder.
+
+    **Example:**
+
+    .. code:: python
+
+        docker_image(ref="redis:7.4.2-alpine")
+        docker_image(ref="mcpgate-local/notes:0123abcd", build_dir="/opt/mcpgate/build/notes")
+    """
+    if ref in _images(ref):
+        host.noop(f"image {ref} is present")
+        return
+    if build_dir is None:
+        yield shell_command("docker", "pull", ref)
+        return
+    args = []
+    for key, value in sorted((build_args or {}).items()):
+        args += ["--build-arg", f"{key}={value}"]
+    yield shell_command("docker", "build", "--pull=false", "-t", ref, *args, build_dir)
+
+
+def _state_file(base_dir: str, name: str) -> str:
+    return posixpath.join(base_dir, STATE_DIR, f"{name}.config")
+
+
+@operation()
+@snapshot.changes_host("containers", "networks", "tree", "deployed", "ready")
+def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
+    """
+    Run a container exactly as specified; restart it when its mounted files changed.
+
+    + spec: the container, see ``mcpgate.container_specs``
+    + base_dir: the stack's folder, which keeps the digest each container last started with
+    + config_digest: hash of the files the container reads (``Rendered.config_digest``)
+
+    Recreated when the spec hash label differs (image, env, mounts, ports, limits...); restarted
+    when only its files changed; started when stopped; otherwise left alone.
+
+    **Example:**
+
+    .. code:: python
+
+        docker_container(spec=redis_spec(stack), base_dir="/opt/mcpgate", config_digest="ab12...")
+    """
+    have = _containers().get(spec.name)
+    state_file = _state_file(base_dir, spec.name)
+    tree = read_fact(StackTree, "tree", lambda q: q.base_dir == base_dir, base=posixpath.dirname(state_file))
+    applied = tree.get(state_file)
+    record = (
+        f"install -d -m 700 {_q(posixpath.dirname(state_file))} && printf %s {_q(config_digest)} > {_q(state_file)}"
+    )
+    # The state file holds the digest itself; compare through its sha256.
+    applied_ok = applied is not None and applied.sha256 == hashlib.sha256(config_digest.encode()).hexdigest()
+
+    labels = (have or {}).get("Config", {}).get("Labels") or {}
+    # A tag moved to another image (pulled again, rebuilt) counts as a changed spec.
+    image_id = _images(spec.image).get(spec.image)
+    stale_image = have is not None and image_id is not None and have.get("Image") != image_id
+    if have is None or labels.get(LABEL_SPEC) != spec.spec_hash or stale_image:
+        if have is not None:
+            yield shell_command("docker", "rm", "-f", spec.name)
+        yield shell_command("docker", "create", *spec.run_args())
+        for network in spec.networks[1:]:
+            yield shell_command("docker", "network", "connect", network, spec.name)
+        yield shell_command("docker", "start", spec.name)
+        yield record
+        return
+    running = have.get("State", {}).get("Running", False)
+    if not applied_ok:
+        yield shell_command("docker", "restart", "--time", "10", spec.name)
+        yield record
+    elif not running:
+        yield shell_command("docker", "start", spec.name)
+
+
+@operation()
+@snapshot.changes_host("containers", "ready")
+def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
+    """
+    Wait until a container is healthy (or running, and ``probe`` succeeds, when it has no
+    healthcheck); fail loudly with its last log lines otherwise. A ready container costs nothing.
+
+    **Example:**
+
+    .. code:: python
+
+        wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
+    """
+    if _ready(container, probe):
+        host.noop(f"{container} is ready")
+        return
+    # Give up early on a crash loop: three restarts while waiting say enough.
+    count = f"docker inspect --format '{{{{.RestartCount}}}}' {_q(container)}"
+    # Asked five times a second: a restart is ready within a fifth of a second of being so.
+    yield (
+        f"r0=$({count}); i=0; until {ready_check(container, probe)}; do "
+        f"i=$((i+1)); r=$({count}); "
+        f"if [ $i -gt {timeout * 5} ] || [ $((r - r0)) -ge 3 ]; then "
+        f"echo '{container} did not become ready (waited '$((i / 5))' s, '$((r - r0))' restarts); "
+        "its last log lines:' >&2; "
+        f"docker logs --tail 40 {_q(container)} >&2; exit 1; fi; sleep 0.2; done"
+    )

@@ -1,0 +1,23 @@
+"""The MCP backends the stack runs itself: started first, since they need nothing of the rest, so that
+their start overlaps Redis' and Authelia's; waited for after those."""
+
+from pyinfra.api import deploy
+
+from mcpgate.hostops.context import DeployContext
+from tasks._service import start, wait
+
+
+def _backend_services(ctx: DeployContext) -> list[str]:
+    return [spec.service for spec in ctx.containers if spec.service.startswith("backend-")]
+
+
+@deploy("MCP backends")
+def backends(ctx: DeployContext) -> None:
+    for service in _backend_services(ctx):
+        start(ctx, service)
+
+
+@deploy("MCP backends ready")
+def backends_ready(ctx: DeployContext) -> None:
+    for service in _backend_services(ctx):
+        wait(ctx, service)

@@ -1,0 +1,41 @@
+"""What the services stand on, before them: networks, data volumes and backends' host folders; and
+after them, what the inventory no longer declares: its containers, then the networks left unused."""
+
+from pyinfra.api import deploy
+
+from mcpgate.container_specs import stack_networks
+from mcpgate.hostops.context import DeployContext
+from mcpgate.hostops.engine import docker_networks, docker_volume, prune_containers, prune_networks
+from mcpgate.hostops.filesync import data_directory
+
+
+@deploy("Networks, volumes and data folders")
+def stack_prerequisites(ctx: DeployContext) -> None:
+    networks = stack_networks(ctx.stack)
+    docker_networks(
+        name=f"networks {', '.join(n.name for n in networks)}",
+        networks=networks,
+        pool=ctx.stack.network_pool,
+        stack=ctx.stack.name,
+    )
+    for spec in ctx.containers:
+        for volume, owner in spec.owned_volumes.items():
+            docker_volume(name=f"volume {volume}", volume=volume, owner=owner, stack=ctx.stack.name)
+    for backend in ctx.stack.enabled_backends:
+        for v in backend.volumes:
+            if v.is_host_path:
+                data_directory(name=f"{backend.name}: {v.source}", path=v.source, owner=backend.user)
+
+
+@deploy("Containers and networks no longer declared")
+def stack_leftovers(ctx: DeployContext, every_service_ran: bool) -> None:
+    """Data volumes and host folders are kept (and said so)."""
+    wanted = [spec.name for spec in ctx.containers]
+    prune_containers(name="containers the inventory no longer declares", containers=wanted, stack=ctx.stack.name)
+    prune_networks(
+        name="networks the stack no longer uses",
+        networks=stack_networks(ctx.stack),
+        containers=wanted,
+        every_service_ran=every_service_ran,
+        stack=ctx.stack.name,
+    )
