@@ -1,0 +1,78 @@
+"""The validated model of one host's stack: the single source every config is derived from.
+
+The inventory gives, per host, a plain ``mcpgate`` dict. :func:`load_stack` turns it into a
+:class:`Stack` or raises :class:`~mcpgate.errors.InventoryError` listing every problem with the
+field it sits in and how to fix it. Everything else (issuer, audience, routes, rules, container
+names) is a property of the model, computed here once.
+
+Example::
+
+    stack = load_stack("gateway.lan", host.data.mcpgate)
+    stack.issuer      # "https://mcp-gateway.example-tailnet.ts.net/auth"
+    stack.resource    # "https://mcp-gateway.example-tailnet.ts.net/mcp"
+
+The package, by concern:
+
+- :mod:`.stack_model`: :class:`Stack`, what it derives, and :func:`load_stack`;
+- :mod:`.stack_checks`: the checks across the whole stack (names, scopes, ports, host paths, secrets);
+- :mod:`.people`: :class:`User` and :class:`Client`;
+- :mod:`.mcp_backend`: :class:`Backend` and its :class:`Volume`, :class:`BackendSecret`, :class:`Limits`;
+- :mod:`.settings`: the stack's settings blocks (images, Docker, Tailscale, uids, session, rate limits);
+- field types, each with its validator and message: :mod:`.fields` (names, ids, uid:gid, a
+  backend's env and tools), :mod:`.durations`, :mod:`.mount_paths`, :mod:`.image_refs`,
+  :mod:`.addresses` (hostname, URLs, network pool);
+- :mod:`.strict`: the base model every one of them derives from.
+"""
+
+from .durations import DURATION as _DURATION  # the tests match against the pattern itself
+from .durations import Duration, duration_seconds
+from .fields import (
+    RESERVED_SERVICE_NAMES,
+    STANDARD_SCOPES,
+    EnvVarName,
+    SecretName,
+    ServiceUidGid,
+    UidGid,
+    split_uid,
+)
+from .image_refs import AUTHELIA_VERSION, PinnedImage, image_tag
+from .mcp_backend import Backend, BackendSecret, Limits, Volume
+from .mount_paths import ContainerPath, host_path_danger
+from .people import CLAUDE_REDIRECT_URIS, Client, User
+from .settings import Docker, Images, RateLimits, ServiceUids, Session, Tailscale
+from .stack_model import AUTHELIA_DISCOVERY_SCOPES, CORS_ENDPOINTS, Stack, load_stack
+
+__all__ = [
+    "AUTHELIA_DISCOVERY_SCOPES",
+    "AUTHELIA_VERSION",
+    "CLAUDE_REDIRECT_URIS",
+    "CORS_ENDPOINTS",
+    "RESERVED_SERVICE_NAMES",
+    "STANDARD_SCOPES",
+    "_DURATION",
+    "Backend",
+    "BackendSecret",
+    "Client",
+    "ContainerPath",
+    "Docker",
+    "Duration",
+    "EnvVarName",
+    "Images",
+    "Limits",
+    "PinnedImage",
+    "RateLimits",
+    "SecretName",
+    "ServiceUidGid",
+    "ServiceUids",
+    "Session",
+    "Stack",
+    "Tailscale",
+    "UidGid",
+    "User",
+    "Volume",
+    "duration_seconds",
+    "host_path_danger",
+    "image_tag",
+    "load_stack",
+    "split_uid",
+]
