@@ -4,11 +4,12 @@ their start overlaps Redis' and Authelia's; waited for after those."""
 from pyinfra.api import deploy
 
 from mcpgate.hostops.context import DeployContext
+from mcpgate.layout import backend_service
 from tasks._service import start, wait
 
 
 def _backend_services(ctx: DeployContext) -> list[str]:
-    return [spec.service for spec in ctx.containers if spec.service.startswith("backend-")]
+    return [backend_service(b.name) for b in ctx.stack.enabled_backends if b.kind != "url"]
 
 
 @deploy("MCP backends")
