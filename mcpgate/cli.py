@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from .errors import MCPGateError
+from .hostops.inventory_file import HostStack, default_secrets_dir, load_inventory
 from .identity import otpauth_uri, subjects
-from .inventory_file import HostStack, default_secrets_dir, load_inventory
 from .policy import format_matrix
 from .render import Rendered, render_stack
 from .rules import generated_value_problems, supplied_value_problem

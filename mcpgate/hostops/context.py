@@ -20,12 +20,12 @@ from typing import Any
 from ..apt import AptRelease, apt_release
 from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers, stack_networks
 from ..errors import MCPGateError
-from ..inventory_file import DATA_KEY, default_secrets_dir
 from ..layout import SUBJECTS_MARKER, TOTP_MARKER
 from ..model import Stack, load_stack
 from ..render import Rendered, render_stack
 from ..rules import generated_value_problems
 from ..secrets import SecretStore, StackSecrets
+from .inventory_file import DATA_KEY, default_secrets_dir
 from .snapshot import SnapshotQuery
 
 

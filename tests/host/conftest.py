@@ -53,7 +53,7 @@ def stack(described: dict) -> Stack:
 
 @pytest.fixture(scope="session")
 def stack_secrets(request: pytest.FixtureRequest, described: dict, stack: Stack) -> StackSecrets:
-    from mcpgate.inventory_file import default_secrets_dir
+    from mcpgate.hostops.inventory_file import default_secrets_dir
 
     folder = request.config.getoption("--secrets")
     store = SecretStore.for_host(Path(folder) if folder else default_secrets_dir(), described["host"])

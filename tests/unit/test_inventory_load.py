@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mcpgate.errors import InventoryError, MCPGateError
-from mcpgate.inventory_file import load_inventory
+from mcpgate.hostops.inventory_file import load_inventory
 from mcpgate.model import load_stack
 from tests.conftest import BASE_STACK, PROJECT_ROOT
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .errors import InventoryError, MCPGateError
-from .model import Stack, load_stack
-from .render import PROJECT_ROOT
-from .secrets import SecretStore
+from ..errors import InventoryError, MCPGateError
+from ..model import Stack, load_stack
+from ..render import PROJECT_ROOT
+from ..secrets import SecretStore
 
 DATA_KEY = "mcpgate"
 
