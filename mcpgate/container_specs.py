@@ -94,11 +94,15 @@ def assign_subnets(
     """A subnet for every wanted network: the pinned one gets the pool's first slot; a network
     that exists keeps its subnet while it is a free slot of the pool; a new one takes the first free slot.
 
-    ``existing`` maps the names of networks on the host to their subnet. Raises ``ValueError``
-    when the pool is full.
+    ``existing`` maps the names of networks on the host to their subnet. One the stack no longer
+    wants still holds its subnet until it is removed (after the containers, at the end of the
+    deploy): no new network may take it, or Docker refuses the overlap. Raises ``ValueError`` when
+    the pool is full.
     """
     slots = network_slots(pool)
+    wanted = {net.name for net in networks}
     taken: set[ipaddress.IPv4Network] = {slots[0]}
+    taken |= {ipaddress.IPv4Network(s, strict=False) for name, s in existing.items() if s and name not in wanted}
     result: dict[str, ipaddress.IPv4Network] = {}
     for net in networks:
         if net.pinned:
