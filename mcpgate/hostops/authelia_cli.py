@@ -20,12 +20,16 @@ from .upload import shell_command
 
 
 class VolumeMarker(EngineFact):
-    """The content of a marker file at the root of a named volume ('' when absent)."""
+    """The content of a marker file at the root of a named volume ('' when absent, or not a file).
+
+    The volume's root belongs to the service's uid: a symlink put there is not followed (``dd``
+    with ``nofollow``), so the deploy never reads a host file through it.
+    """
 
     def command(self, volume: str, marker: str) -> str:
         return (
             f"mp=$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)} 2>/dev/null) "
-            f'&& cat "$mp"/{_q(marker)} 2>/dev/null; true'
+            f'&& dd if="$mp"/{_q(marker)} iflag=nofollow status=none 2>/dev/null; true'
         )
 
     def process(self, output: list[str]) -> str:
@@ -116,5 +120,12 @@ def authelia_identity(
 
 
 def _write_marker(volume: str, marker: str, content: str, owner: str) -> str:
-    mp = volume_mountpoint(volume)
-    return f'printf %s {_q(content)} > "{mp}/{marker}" && chown {owner} "{mp}/{marker}" && chmod 600 "{mp}/{marker}"'
+    """Root writes the marker into a folder the service's uid owns, so never through a path there:
+    the file is made in the volume's own root-only folder (the parent of its mountpoint, on the same
+    file system) and renamed into place, which replaces whatever entry the name had (a symlink
+    included) without following it."""
+    staged = f'"$(dirname "$mp")"/{_q(marker)}.new'
+    return (
+        f"mp={volume_mountpoint(volume)} && (umask 077 && printf %s {_q(content)} > {staged}) "
+        f'&& chown {owner} {staged} && chmod 600 {staged} && mv -fT {staged} "$mp"/{_q(marker)}'
+    )
