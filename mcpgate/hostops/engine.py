@@ -378,8 +378,9 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
     + base_dir: the stack's folder, which keeps the digest each container last started with
     + config_digest: hash of the files the container reads (``Rendered.config_digest``)
 
-    Recreated when the spec hash label differs (image, env, mounts, ports, limits...); restarted
-    when only its files changed; started when stopped; otherwise left alone.
+    Recreated when the spec hash label differs (image, env, mounts, ports, limits...); joined again
+    to a network it is no longer on (one recreated by ``docker_networks``); restarted when only its
+    files changed; started when stopped; otherwise left alone.
 
     **Example:**
 
@@ -410,6 +411,15 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
         yield shell_command("docker", "start", spec.name)
         yield record
         return
+    # A network recreated under it (docker_networks disconnects what is attached) is joined again.
+    attached = (have.get("NetworkSettings") or {}).get("Networks")
+    if attached is not None:
+        for network in spec.networks:
+            if network not in attached:
+                aliases = (
+                    [a for alias in spec.aliases for a in ("--alias", alias)] if network == spec.networks[0] else []
+                )
+                yield shell_command("docker", "network", "connect", *aliases, network, spec.name)
     running = have.get("State", {}).get("Running", False)
     if not applied_ok:
         yield shell_command("docker", "restart", "--time", "10", spec.name)
