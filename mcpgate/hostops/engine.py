@@ -11,7 +11,7 @@ compare what the model wants with what the host has, and do something only on a 
   inventory no longer declares.
 
 The facts read only what mcpgate made (by its labels); their names are not pyinfra's
-(``pyinfra.facts.docker.StackContainers`` and the like list everything).
+(``pyinfra.facts.docker.DockerContainers`` and the like list everything).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
 
     .. code:: python
 
-        dockernetworks(networks=stacknetworks(stack), pool="172.31.252.0/22", stack="mcpgate")
+        docker_networks(networks=stack_networks(stack), pool="172.31.252.0/22", stack="mcpgate")
     """
     have = _networks(stack, sorted(n.name for n in networks))
     try:
@@ -289,7 +289,7 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
 
     .. code:: python
 
-        prunenetworks(networks=stacknetworks(stack), containers=["mcpgate-redis"], every_service_ran=True,
+        prune_networks(networks=stack_networks(stack), containers=["mcpgate-redis"], every_service_ran=True,
                        stack="mcpgate")
     """
     wanted = {n.name for n in networks}
