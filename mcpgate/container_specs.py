@@ -28,19 +28,17 @@ from .layout import (
     INGRESS_HEALTH_PORT,
     NETWORK_SLOT_PREFIX,
     REDIS,
+    STACK_NETWORKS,
     ServiceLayout,
     agentgateway_port,
-    auth_network,
     backend_env_file,
     backend_network,
     backend_secret_file,
     backend_service,
     container_name,
-    edge_network,
     egress_network,
-    gateway_network,
     network_slots,
-    sessions_network,
+    stack_network,
     volume_name,
 )
 from .model import Backend, Stack
@@ -75,10 +73,8 @@ class NetworkSpec:
 def stack_networks(stack: Stack) -> list[NetworkSpec]:
     """Every network the stack's containers join."""
     nets = [
-        NetworkSpec(edge_network(stack.name), internal=False, pinned=True),
-        NetworkSpec(sessions_network(stack.name), internal=True),
-        NetworkSpec(auth_network(stack.name), internal=True),
-        NetworkSpec(gateway_network(stack.name), internal=True),
+        NetworkSpec(stack_network(stack.name, net.role), internal=net.internal, pinned=net.role == "edge")
+        for net in STACK_NETWORKS.values()
     ]
     for b in stack.enabled_backends:
         if b.kind != "url":
@@ -250,6 +246,10 @@ class ContainerSpec:
         return args
 
 
+def _networks(stack: Stack, *roles: str) -> list[str]:
+    return [stack_network(stack.name, role) for role in roles]
+
+
 def _service_spec(stack: Stack, service: ServiceLayout, aliases: bool = True, **spec: Any) -> ContainerSpec:
     """A stack service's container: named after it, run from the inventory's image as its uid, its
     host folders mounted read-only where the layout says and its data volume (if any) writable."""
@@ -285,7 +285,7 @@ def redis_spec(stack: Stack) -> ContainerSpec:
         # Run redis-server directly: the official entrypoint would try to chown and drop privileges.
         entrypoint=["redis-server"],
         command=[REDIS.config_file],
-        networks=[sessions_network(stack.name)],
+        networks=_networks(stack, "sessions"),
         # Healthy only while a password is required: an unauthenticated PING must be refused.
         healthcheck=Healthcheck(["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -q NOAUTH"]),
     )
@@ -301,7 +301,7 @@ def authelia_spec(stack: Stack) -> ContainerSpec:
         command=["--config", AUTHELIA.config_file],
         env=env,
         # Reached as authelia on the ingress' network; reaches redis on the sessions network.
-        networks=[auth_network(stack.name), sessions_network(stack.name)],
+        networks=_networks(stack, "auth", "sessions"),
         memory="512m",
         healthcheck=Healthcheck(_http_probe(f"http://127.0.0.1:{AUTHELIA.port}{AUTH_PREFIX}/api/health")),
     )
@@ -315,7 +315,11 @@ def agentgateway_spec(stack: Stack) -> ContainerSpec:
         AGENTGATEWAY,
         command=["-f", AGENTGATEWAY.config_file],
         # Each container backend on its own network; remote ones (Home Assistant) through the edge.
-        networks=[gateway_network(stack.name), *backends, *([edge_network(stack.name)] if remote else [])],
+        networks=[
+            stack_network(stack.name, "gateway"),
+            *backends,
+            *([stack_network(stack.name, "edge")] if remote else []),
+        ],
         memory="512m",
         healthcheck=None,  # the image has no shell or HTTP client; readiness is probed from outside
     )
@@ -330,7 +334,11 @@ def ingress_spec(stack: Stack) -> ContainerSpec:
         entrypoint=[],
         env={"HOME": "/tmp", "XDG_CONFIG_HOME": "/tmp/config", "XDG_DATA_HOME": "/tmp/data"},
         # Published only on loopback: Tailscale Funnel (or a local client) is the only way in.
-        networks=[edge_network(stack.name), auth_network(stack.name), gateway_network(stack.name)],
+        networks=[
+            stack_network(stack.name, "edge"),
+            stack_network(stack.name, "auth"),
+            stack_network(stack.name, "gateway"),
+        ],
         # The official image's /usr/bin/caddy carries the file capability cap_net_bind_service=+ep:
         # the kernel refuses to exec it unless that capability is in the bounding set. Under
         # no-new-privileges and a non-root uid it is still never effective.

@@ -146,19 +146,33 @@ def volume_name(stack: str, service: str) -> str:
     return f"{stack}-{service}-data"
 
 
-def sessions_network(stack: str) -> str:
-    """Redis and Authelia only."""
-    return f"{stack}-sessions"
+@dataclass(frozen=True)
+class StackNetwork:
+    """One of the stack's own networks: ``<stack>-<role>``."""
+
+    role: str
+    internal: bool  # no route out, and no address on the host
+    members: str  # who joins it, and why
 
 
-def auth_network(stack: str) -> str:
-    """Authelia and the ingress; not the gateway, which reads the JWKS from a file."""
-    return f"{stack}-auth"
+# In the order they are created. The edge network's subnet is the first slot of the stack's pool,
+# so its gateway (the address every connection through the published port comes from) is known in
+# advance.
+STACK_NETWORKS = {
+    n.role: n
+    for n in (
+        StackNetwork("edge", False, "the ingress' published port, and the gateway's way to remote (URL) backends"),
+        StackNetwork("sessions", True, "Redis and Authelia only"),
+        StackNetwork("auth", True, "Authelia and the ingress; not the gateway, which reads the JWKS from a file"),
+        StackNetwork("gateway", True, "the ingress and agentgateway only"),
+    )
+}
 
 
-def gateway_network(stack: str) -> str:
-    """The ingress and agentgateway only."""
-    return f"{stack}-gateway"
+def stack_network(stack: str, role: str) -> str:
+    if role not in STACK_NETWORKS:
+        raise KeyError(f"no stack network {role!r}")
+    return f"{stack}-{role}"
 
 
 def backend_network(stack: str, backend: str) -> str:
@@ -170,13 +184,6 @@ def backend_network(stack: str, backend: str) -> str:
 def egress_network(stack: str, backend: str) -> str:
     """A backend's own way out (``egress: true``), shared with no other container."""
     return f"{stack}-egress-{backend}"
-
-
-def edge_network(stack: str) -> str:
-    """The ingress' published port, and the gateway's way to remote (URL) backends. Its subnet is
-    the first slot of the stack's pool, so its gateway (the address every connection through the
-    published port comes from) is known in advance."""
-    return f"{stack}-edge"
 
 
 # Every network of a stack is carved out of its pool (Stack.network_pool) in slots of this size, so

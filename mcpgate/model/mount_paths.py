@@ -92,6 +92,8 @@ ContainerPath = Annotated[str, AfterValidator(_container_path)]
 # --- on the host, for a backend ------------------------------------------------------------------
 
 # Host paths a backend must never see, nor a folder that holds one: each hands it the host.
+_RUNS_AS_ROOT = "(a write there runs as root later)"
+_SOCKETS = "the host's runtime sockets, the Docker socket among them"
 _HOST_NEVER = {
     "/etc": "the host's configuration (accounts, password hashes, sudoers, cron)",
     "/root": "root's home (SSH keys, shell start-up files)",
@@ -99,17 +101,12 @@ _HOST_NEVER = {
     "/sys": "the kernel's devices and settings",
     "/dev": "the host's devices (disks, memory)",
     "/boot": "the host's kernel and boot loader",
-    "/run": "the host's runtime sockets, the Docker socket among them",
-    "/var/run": "the host's runtime sockets, the Docker socket among them",
+    **dict.fromkeys(("/run", "/var/run"), _SOCKETS),
     "/var/lib/docker": "the Docker engine's data root (every container's files and volumes)",
     "/var/lib/containerd": "containerd's data root (every container's files)",
-    "/usr": "the host's programs and libraries (a write there runs as root later)",
-    "/bin": "the host's programs (a write there runs as root later)",
-    "/sbin": "the host's programs (a write there runs as root later)",
-    "/lib": "the host's libraries (a write there runs as root later)",
-    "/lib32": "the host's libraries (a write there runs as root later)",
-    "/lib64": "the host's libraries (a write there runs as root later)",
-    "/libx32": "the host's libraries (a write there runs as root later)",
+    "/usr": f"the host's programs and libraries {_RUNS_AS_ROOT}",
+    **dict.fromkeys(("/bin", "/sbin"), f"the host's programs {_RUNS_AS_ROOT}"),
+    **dict.fromkeys(("/lib", "/lib32", "/lib64", "/libx32"), f"the host's libraries {_RUNS_AS_ROOT}"),
 }
 
 
