@@ -334,11 +334,7 @@ def ingress_spec(stack: Stack) -> ContainerSpec:
         entrypoint=[],
         env={"HOME": "/tmp", "XDG_CONFIG_HOME": "/tmp/config", "XDG_DATA_HOME": "/tmp/data"},
         # Published only on loopback: Tailscale Funnel (or a local client) is the only way in.
-        networks=[
-            stack_network(stack.name, "edge"),
-            stack_network(stack.name, "auth"),
-            stack_network(stack.name, "gateway"),
-        ],
+        networks=_networks(stack, "edge", "auth", "gateway"),
         # The official image's /usr/bin/caddy carries the file capability cap_net_bind_service=+ep:
         # the kernel refuses to exec it unless that capability is in the bounding set. Under
         # no-new-privileges and a non-root uid it is still never effective.

@@ -19,7 +19,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 # Literals only layout.py may write: container paths, in-network ports, the prefix and file names.
 # (Comments are allowed to name them; code and templates take them from the layout.)
 _RESTATED = [
-    re.compile(r"""["'/]auth(?:/|["'(])"""),
+    re.compile(r"""(?:^|["'^(])/auth\b"""),
     re.compile(r"\b(?:6379|9091|8081)\b"),
     re.compile(r"""["'](?:/config|/secrets|/identity|/etc/caddy)(?:/|["'])|["']/data/"""),
     # (a template's own name, e.g. redis/redis.conf.j2, is not a path on the host)
