@@ -10,11 +10,14 @@ URL only ever points at a ready stack.
 
 To run only some services (configs are always brought up to date):
     pyinfra -y inventory/home.py deploy.py --data mcpgate_components=redis,authelia
+
+To remove the data volumes of a backend taken out of the inventory (host folders are never removed):
+    pyinfra -y inventory/home.py deploy.py --data mcpgate_purge=scratch
 """
 
 from pyinfra import host
 
-from mcpgate.hostops.context import SERVICES, components_for, context_for, snapshot_query
+from mcpgate.hostops.context import SERVICES, components_for, context_for, purge_for, snapshot_query
 from mcpgate.hostops.snapshot import register
 from tasks.agentgateway import agentgateway
 from tasks.authelia import authelia
@@ -30,6 +33,7 @@ from tasks.tailscale import tailscale
 # is handed this one context.
 ctx = context_for(host)
 components = components_for(host)
+purge = purge_for(host, ctx.stack)
 # The operations below read the host from one snapshot, gathered again only after a change.
 register(snapshot_query(ctx))
 
@@ -48,6 +52,6 @@ for name, task in (
 ):
     if name in components:
         task(ctx)
-stack_leftovers(ctx, every_service_ran=components == SERVICES)
+stack_leftovers(ctx, every_service_ran=components == SERVICES, purge=purge)
 if ctx.stack.tailscale.enabled and "tailscale" in components:
     tailscale(ctx)

@@ -114,6 +114,12 @@ def backend_service(backend: str) -> str:
     return f"backend-{backend}"
 
 
+def backend_of(service: str) -> str | None:
+    """The backend a service name belongs to (``backend-notes`` -> ``notes``), or None."""
+    prefix = backend_service("")
+    return service.removeprefix(prefix) if service.startswith(prefix) else None
+
+
 def backend_build_dir(backend: str) -> str:
     return f"{BUILD_DIR}/{backend}"
 

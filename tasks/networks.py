@@ -28,10 +28,12 @@ def stack_prerequisites(ctx: DeployContext) -> None:
 
 
 @deploy("Containers and networks no longer declared")
-def stack_leftovers(ctx: DeployContext, every_service_ran: bool) -> None:
-    """Data volumes and host folders are kept (and said so)."""
+def stack_leftovers(ctx: DeployContext, every_service_ran: bool, purge: tuple[str, ...] = ()) -> None:
+    """Data volumes and host folders are kept (and said so); a backend named in ``purge`` loses its volumes."""
     wanted = [spec.name for spec in ctx.containers]
-    prune_containers(name="containers the inventory no longer declares", containers=wanted, stack=ctx.stack.name)
+    prune_containers(
+        name="containers the inventory no longer declares", containers=wanted, stack=ctx.stack.name, purge=purge
+    )
     prune_networks(
         name="networks the stack no longer uses",
         networks=stack_networks(ctx.stack),

@@ -63,11 +63,31 @@ SERVICES = ("docker", "redis", "authelia", "backends", "ingress", "agentgateway"
 def selected_components(value: Any) -> tuple[str, ...]:
     if value in (None, "", "all"):
         return SERVICES
-    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    names = _names(value)
     unknown = [n for n in names if n not in SERVICES]
     if unknown:
         raise MCPGateError(f"mcpgate_components: unknown {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
     return tuple(n for n in SERVICES if n in names)
+
+
+def _names(value: Any) -> list[str]:
+    return [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+
+
+def selected_purge(value: Any, stack: Stack) -> tuple[str, ...]:
+    """The backends whose data volumes go with their container (host data ``mcpgate_purge``, e.g.
+    ``--data mcpgate_purge=scratch``): only one the inventory no longer runs, so that a typo cannot
+    empty a volume in use. Host folders are never removed."""
+    if value in (None, ""):
+        return ()
+    names = _names(value)
+    running = [n for n in names if any(b.name == n for b in stack.enabled_backends)]
+    if running:
+        raise MCPGateError(
+            f"mcpgate_purge: {', '.join(running)} is still an enabled backend of the inventory; take it out "
+            "(or set enabled: false) first: only the data of a backend the stack no longer runs is removed"
+        )
+    return tuple(names)
 
 
 def build_context(host_name: str, data: Any) -> DeployContext:
@@ -87,6 +107,15 @@ def components_for(host: Any) -> tuple[str, ...]:
 
     try:
         return selected_components(host.data.get("mcpgate_components"))
+    except MCPGateError as err:
+        raise PyinfraError(str(err)) from None
+
+
+def purge_for(host: Any, stack: Stack) -> tuple[str, ...]:
+    from pyinfra.api.exceptions import PyinfraError
+
+    try:
+        return selected_purge(host.data.get("mcpgate_purge"), stack)
     except MCPGateError as err:
         raise PyinfraError(str(err)) from None
 

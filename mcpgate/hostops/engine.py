@@ -28,7 +28,7 @@ from pyinfra.api import FactBase, operation
 from pyinfra.api.exceptions import OperationError
 
 from ..container_specs import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec, NetworkSpec, assign_subnets
-from ..layout import STATE_DIR
+from ..layout import STATE_DIR, backend_of
 from . import snapshot
 from .filesync import StackTree
 from .messages import say
@@ -255,24 +255,43 @@ def _stack_containers(stack: str) -> dict[str, Any]:
 
 @operation()
 @snapshot.changes_host("containers", "networks", "ready")
-def prune_containers(containers: list[str], stack: str):
+def prune_containers(containers: list[str], stack: str, purge: tuple[str, ...] = ()):
     """
     Remove the stack's containers that the inventory no longer declares (a removed or disabled
-    backend's). Their data volumes and host folders are kept, and said so.
+    backend's). Their data is kept, and said so, unless the backend is named in ``purge``: then
+    its named volumes go too. Host folders are never removed.
 
     **Example:**
 
     .. code:: python
 
-        prune_containers(containers=["mcpgate-redis", "mcpgate-authelia"], stack="mcpgate")
+        prune_containers(containers=["mcpgate-redis", "mcpgate-authelia"], stack="mcpgate", purge=("scratch",))
     """
+    purged: set[str] = set()
     for name, info in sorted(_stack_containers(stack).items()):
         if name in containers:
             continue
         yield shell_command("docker", "rm", "-f", name)
-        kept = [m.get("Name") or m.get("Source") for m in info.get("Mounts") or [] if m.get("RW")]
+        service = ((info.get("Config") or {}).get("Labels") or {}).get(LABEL_SERVICE, "")
+        backend = backend_of(service) or ""
+        written = [m for m in info.get("Mounts") or [] if m.get("RW")]
+        volumes = sorted(m["Name"] for m in written if m.get("Type") == "volume" and m.get("Name"))
+        folders = sorted(m["Source"] for m in written if m.get("Type") == "bind" and m.get("Source"))
+        if backend in purge:
+            purged.add(backend)
+            for volume in volumes:
+                yield shell_command("docker", "volume", "rm", volume)
+            if volumes:
+                say(
+                    f"{name} is no longer declared and goes with its data volumes (mcpgate_purge): {', '.join(volumes)}"
+                )
+            volumes = []
+        kept = volumes + folders
         if kept:
-            say(f"{name} is no longer declared and goes; its data is kept: {', '.join(sorted(kept))}")
+            hint = f" (--data mcpgate_purge={backend} removes its volumes)" if volumes and backend else ""
+            say(f"{name} is no longer declared and goes; its data is kept: {', '.join(kept)}{hint}")
+    for backend in sorted(set(purge) - purged):
+        say(f"mcpgate_purge: no container of backend {backend} is left to remove; nothing purged for it")
 
 
 @operation()

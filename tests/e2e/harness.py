@@ -191,12 +191,14 @@ class Deployer:
         )
         return path
 
-    def deploy(self, inventory: Path | None = None) -> RunResult:
+    def deploy(self, inventory: Path | None = None, data: dict[str, str] | None = None) -> RunResult:
+        """``pyinfra -y <inventory> deploy.py``, with ``--data key=value`` for each of ``data``."""
         inv = inventory or self.inventory()
+        data = {**({"mcpgate_components": self.components} if self.components else {}), **(data or {})}
         start = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "pyinfra", "-y", str(inv), "deploy.py"]
-            + (["--data", f"mcpgate_components={self.components}"] if self.components else []),
+            + [arg for key, value in data.items() for arg in ("--data", f"{key}={value}")],
             capture_output=True,
             text=True,
             cwd=PROJECT_ROOT,

@@ -127,7 +127,8 @@ def test_a_backend_taken_out_of_the_inventory_goes_with_its_network_and_files(
 ) -> None:
     """Removing a backend removes its container, its network and its rendered files; its data volume
     is kept (and the output says so); the other containers stay (agentgateway alone changes: one
-    target and one network fewer); the next run changes nothing."""
+    target and one network fewer); the next run changes nothing. Added again, it finds its data;
+    removed with ``--data mcpgate_purge=scratch``, its volume goes too."""
     scratch = name_of("backend-scratch")
     volume = f"{STACK_NAME}-scratch-data"
     with_scratch = deployer.inventory(
@@ -166,6 +167,20 @@ def _scratch_comes_and_goes(deployer: Deployer, with_scratch: Path, scratch: str
     stayed = {n for n in before if n != scratch and n != GATEWAY}
     assert {n: t for n, t in started_at().items() if n in stayed} == {n: before[n] for n in stayed}
 
+    again = deployer.deploy()
+    assert again.returncode == 0 and again.changed_ops == [], again.changed_ops
+
+    # Back, on the volume it had; then taken out with its data.
+    result = deployer.deploy(with_scratch)
+    assert result.returncode == 0 and scratch in containers(), result.output[-4000:]
+    refused = deployer.deploy(with_scratch, data={"mcpgate_purge": "scratch"})
+    assert refused.returncode != 0 and "scratch is still an enabled backend" in refused.output
+    assert refused.changed_ops == [] and scratch in containers()
+    purged = deployer.deploy(data={"mcpgate_purge": "scratch"})
+    assert purged.returncode == 0, purged.output[-4000:]
+    assert scratch not in containers()
+    assert docker("volume", "inspect", volume, check=False).returncode != 0, "purged: the volume must be gone"
+    assert f"goes with its data volumes (mcpgate_purge): {volume}" in purged.output
     again = deployer.deploy()
     assert again.returncode == 0 and again.changed_ops == [], again.changed_ops
 

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from mcpgate.errors import MCPGateError
-from mcpgate.hostops.context import SERVICES, selected_components
+from mcpgate.hostops.context import SERVICES, selected_components, selected_purge
+from mcpgate.model import Stack
 from tests.conftest import PROJECT_ROOT
 
 TASKS = sorted(p.stem for p in (PROJECT_ROOT / "tasks").glob("*.py") if p.stem != "__init__")
@@ -27,6 +28,14 @@ def test_component_selection() -> None:
     assert selected_components(["authelia"]) == ("authelia",)
     with pytest.raises(MCPGateError, match="unknown gateway"):
         selected_components("redis,gateway")
+
+
+def test_purge_names_only_backends_the_stack_no_longer_runs(stack: Stack) -> None:
+    assert selected_purge(None, stack) == ()
+    assert selected_purge("scratch, old-calendar", stack) == ("scratch", "old-calendar")
+    # A typo of a running backend's name must not empty its volume.
+    with pytest.raises(MCPGateError, match="notes is still an enabled backend"):
+        selected_purge("scratch,notes", stack)
 
 
 def _pyinfra(inventory: str, tmp_path) -> subprocess.CompletedProcess[str]:
