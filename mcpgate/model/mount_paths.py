@@ -26,12 +26,18 @@ def at_or_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def _first_tree(path: str, trees: dict[str, str]) -> tuple[str, str, str] | None:
-    """The first folder of ``trees`` that ``path`` is or is under: ("is" or "is under", folder, why)."""
+def _refuse_tree(value: str, path: str, trees: dict[str, str], message: str) -> None:
+    """Refuse ``path`` at or under a folder of ``trees``; ``message`` words it from {value}, {where}
+    ("is" or "is under"), {folder} and {why}."""
     for folder, why in trees.items():
         if at_or_under(path, folder):
-            return ("is" if path == folder else "is under"), folder, why
-    return None
+            where = "is" if path == folder else "is under"
+            raise ValueError(message.format(value=repr(value), where=where, folder=folder, why=why))
+
+
+def _require_absolute(value: str, then: str) -> None:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path{then}")
 
 
 def _refuse_mount_syntax(value: str) -> None:
@@ -72,16 +78,12 @@ _CONTAINER_RESERVED = {
 def _refuse_container_place(value: str, path: str) -> None:
     if path == "/":
         raise ValueError(f"{value!r} is the container's root: a mount there would cover its whole filesystem")
-    reserved = _first_tree(path, _CONTAINER_RESERVED)
-    if reserved:
-        where, folder, why = reserved
-        raise ValueError(f"{value!r} {where} {folder}, {why}; choose another path, e.g. /data")
+    _refuse_tree(value, path, _CONTAINER_RESERVED, "{value} {where} {folder}, {why}; choose another path, e.g. /data")
 
 
 def _container_path(value: str) -> str:
     """An absolute, normalised path inside a container that the stack may mount something at."""
-    if not value.startswith("/"):
-        raise ValueError(f"{value!r} must be an absolute path inside the container, e.g. /data")
+    _require_absolute(value, " inside the container, e.g. /data")
     return _normalised(value, _refuse_container_place)
 
 
@@ -209,15 +211,11 @@ def _refuse_system_folder(value: str, path: str) -> None:
     owns = "the deploy makes base_dir 0755 root:root and its own folders root- or service-owned with tight modes"
     if path in _SYSTEM_DIRS:
         raise ValueError(f"{value!r} is a system folder ({_SYSTEM_DIRS[path]}); {owns}: {_BASE_DIR_EXAMPLE}")
-    tree = _first_tree(path, _SYSTEM_TREES)
-    if tree:
-        where, folder, what = tree
-        raise ValueError(f"{value!r} {where} {folder} ({what}): {_BASE_DIR_EXAMPLE}")
+    _refuse_tree(value, path, _SYSTEM_TREES, "{value} {where} {folder} ({why}): " + _BASE_DIR_EXAMPLE)
 
 
 def _base_dir(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"{value!r} must be an absolute path: {_BASE_DIR_EXAMPLE}")
+    _require_absolute(value, f": {_BASE_DIR_EXAMPLE}")
     if any(c.isspace() for c in value):
         raise ValueError(f"{value!r} contains white space: {_BASE_DIR_EXAMPLE}")
     return _normalised(value, _refuse_system_folder)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..errors import InventoryError
-from ..layout import AGENTGATEWAY, AUTH_PREFIX, AUTHELIA, MCP_PATH, network_slots
+from ..layout import AGENTGATEWAY, AUTH_PREFIX, MCP_PATH, network_slots
 from . import stack_checks
 from .addresses import Hostname, NetworkPool, is_loopback_host
 from .durations import Duration
@@ -133,11 +133,6 @@ class Stack(Strict):
     def resource_metadata_url(self) -> str:
         """Where the MCP endpoint's protected-resource metadata is (RFC 9728, path-inserted)."""
         return f"{self.public_url}/.well-known/oauth-protected-resource{MCP_PATH}"
-
-    @property
-    def authelia_port(self) -> int:
-        """The port Authelia listens on in the stack's private network (the layout's)."""
-        return AUTHELIA.port
 
     @property
     def edge_gateway_address(self) -> str:

@@ -40,12 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
+from mcpgate import layout
 from mcpgate.layout import INGRESS, INGRESS_HEALTH_PORT
 from mcpgate.render import DISCOVERY_ALIASES
 
 AUTHELIA = "authelia"
 GATEWAY = "agentgateway"
-AUTHELIA_PORT = 9091  # Stack.authelia_port
+AUTHELIA_PORT = layout.AUTHELIA.port
 MAX_BODY = 1024 * 1024  # the ingress' request_body max_size (1MB)
 
 CASE_TIMEOUT = 6.0  # seconds for one case's answer

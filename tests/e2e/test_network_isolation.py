@@ -27,7 +27,7 @@ from mcpgate.container_specs import (
     stack_containers,
     stack_networks,
 )
-from mcpgate.layout import INGRESS, agentgateway_port
+from mcpgate.layout import AUTHELIA, INGRESS, REDIS, agentgateway_port
 from mcpgate.model import Stack, load_stack
 from mcpgate.render import render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
@@ -97,9 +97,9 @@ def stack() -> Stack:
 
 def _ports(stack: Stack, spec: ContainerSpec) -> list[int]:
     if spec.service == "redis":
-        return [6379]
+        return [REDIS.port]
     if spec.service == "authelia":
-        return [stack.authelia_port]
+        return [AUTHELIA.port]
     if spec.service == "ingress":
         return [INGRESS.port]
     if spec.service == "agentgateway":
