@@ -17,7 +17,7 @@ To remove the data volumes of a backend taken out of the inventory (host folders
 
 from pyinfra import host
 
-from mcpgate.hostops.context import SERVICES, components_for, context_for, purge_for, snapshot_query
+from mcpgate.hostops.context import COMPONENTS, components_for, context_for, purge_for, snapshot_query
 from mcpgate.hostops.snapshot import register
 from tasks.agentgateway import agentgateway
 from tasks.authelia import authelia
@@ -52,6 +52,6 @@ for name, task in (
 ):
     if name in components:
         task(ctx)
-stack_leftovers(ctx, every_service_ran=components == SERVICES, purge=purge)
+stack_leftovers(ctx, every_service_ran=components == COMPONENTS, purge=purge)
 if ctx.stack.tailscale.enabled and "tailscale" in components:
     tailscale(ctx)

@@ -57,17 +57,17 @@ class DeployContext:
 # The deploy's parts, in the order they run. Configs and networks are always brought up to date;
 # a run can be limited to some services with host data mcpgate_components (e.g. on the command
 # line: --data mcpgate_components=redis,authelia).
-SERVICES = ("docker", "redis", "authelia", "backends", "ingress", "agentgateway", "tailscale")
+COMPONENTS = ("docker", "redis", "authelia", "backends", "ingress", "agentgateway", "tailscale")
 
 
 def selected_components(value: Any) -> tuple[str, ...]:
     if value in (None, "", "all"):
-        return SERVICES
+        return COMPONENTS
     names = _names(value)
-    unknown = [n for n in names if n not in SERVICES]
+    unknown = [n for n in names if n not in COMPONENTS]
     if unknown:
-        raise MCPGateError(f"mcpgate_components: unknown {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
-    return tuple(n for n in SERVICES if n in names)
+        raise MCPGateError(f"mcpgate_components: unknown {', '.join(unknown)}; choose from {', '.join(COMPONENTS)}")
+    return tuple(n for n in COMPONENTS if n in names)
 
 
 def _names(value: Any) -> list[str]:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from mcpgate.errors import MCPGateError
-from mcpgate.hostops.context import SERVICES, selected_components, selected_purge
+from mcpgate.hostops.context import COMPONENTS, selected_components, selected_purge
 from mcpgate.model import Stack
 from tests.conftest import PROJECT_ROOT
 
@@ -23,7 +23,7 @@ def test_task_modules_import(module: str) -> None:
 
 
 def test_component_selection() -> None:
-    assert selected_components(None) == SERVICES
+    assert selected_components(None) == COMPONENTS
     assert selected_components("ingress,redis") == ("redis", "ingress")
     assert selected_components(["authelia"]) == ("authelia",)
     with pytest.raises(MCPGateError, match="unknown gateway"):
