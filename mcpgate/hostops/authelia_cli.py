@@ -15,6 +15,7 @@ from ..identity import parse_identifiers_export
 from ..layout import SUBJECTS_MARKER, TOTP_MARKER
 from . import snapshot
 from .engine import EngineFact, volume_mountpoint
+from .messages import noop_when_unchanged
 from .snapshot import read_fact
 from .upload import shell_command
 
@@ -64,6 +65,7 @@ def _marker(volume: str, marker: str) -> str:
 
 @operation()
 @snapshot.changes_host("marker")
+@noop_when_unchanged("the users' TOTP seeds and subjects in {container} are the store's")
 def authelia_identity(
     container: str,
     volume: str,

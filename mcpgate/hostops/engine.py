@@ -31,7 +31,7 @@ from ..container_specs import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerS
 from ..layout import STATE_DIR, backend_of
 from . import snapshot
 from .filesync import StackTree
-from .messages import say
+from .messages import noop_when_unchanged, say
 from .snapshot import read_fact
 from .upload import shell_command
 
@@ -214,6 +214,7 @@ def _ready(container: str, probe: str | None) -> bool:
 
 @operation()
 @snapshot.changes_host("networks", "containers", "ready")
+@noop_when_unchanged(lambda a: f"networks {', '.join(n.name for n in a['networks'])} are as wanted")
 def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
     """
     The stack's bridge networks, each on its own slot of ``pool``; ``internal`` ones have no route
@@ -255,6 +256,7 @@ def _stack_containers(stack: str) -> dict[str, Any]:
 
 @operation()
 @snapshot.changes_host("containers", "networks", "ready")
+@noop_when_unchanged("no container of stack {stack} to remove: the inventory declares each one")
 def prune_containers(containers: list[str], stack: str, purge: tuple[str, ...] = ()):
     """
     Remove the stack's containers that the inventory no longer declares (a removed or disabled
@@ -296,6 +298,7 @@ def prune_containers(containers: list[str], stack: str, purge: tuple[str, ...] =
 
 @operation()
 @snapshot.changes_host("networks")
+@noop_when_unchanged("no network of stack {stack} to remove")
 def prune_networks(networks: list[NetworkSpec], containers: list[str], every_service_ran: bool, stack: str):
     """
     Remove the stack's networks that it no longer uses (a removed backend's, an older layout's).
@@ -326,6 +329,7 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
 
 @operation()
 @snapshot.changes_host("volumes", "marker")
+@noop_when_unchanged("volume {volume} exists, its root owned by {owner}")
 def docker_volume(volume: str, owner: str, stack: str):
     """
     A named volume whose root belongs to the service that writes to it (mode 0700).
@@ -389,6 +393,7 @@ def _state_file(base_dir: str, name: str) -> str:
 
 @operation()
 @snapshot.changes_host("containers", "networks", "tree", "deployed", "ready")
+@noop_when_unchanged(lambda a: f"container {a['spec'].name} runs as specified, with the current files")
 def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
     """
     Run a container exactly as specified; restart it when its mounted files changed.

@@ -18,7 +18,7 @@ from pyinfra.api import FactBase, operation
 from ..layout import MANIFEST
 from ..render import HostDir, HostFile
 from . import snapshot
-from .messages import say
+from .messages import noop_when_unchanged, say
 from .snapshot import read_fact
 from .upload import finish_private_upload, prepare_private_uploads, private_upload, staging_dir
 
@@ -120,6 +120,9 @@ def stack_tree(base: str) -> dict[str, PathInfo]:
 
 @operation()
 @snapshot.changes_host("tree", "deployed")
+@noop_when_unchanged(
+    lambda a: f"{len(a['dirs'])} folders and {len(a['files'])} files under {a['base_dir']} are as rendered"
+)
 def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]):
     """
     Make folders and files under ``base_dir`` exactly as rendered: content, owner, mode.
@@ -199,6 +202,7 @@ def manifest_text(files: list[str]) -> str:
 
 @operation()
 @snapshot.changes_host("tree", "deployed")
+@noop_when_unchanged("no file the deploy placed under {base_dir} is left over")
 def prune_stack_files(base_dir: str, files: list[str]):
     """
     Remove the files an earlier deploy placed under ``base_dir`` that the render no longer has,

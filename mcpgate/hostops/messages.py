@@ -1,6 +1,12 @@
-"""What an operation tells the user in pyinfra's output besides its commands (data kept, a record missing)."""
+"""What an operation tells the user in pyinfra's output besides its commands (data kept, a record
+missing), and why it did nothing when the host already matched."""
 
 from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from pyinfra import host, logger
 
@@ -20,3 +26,39 @@ def say(message: str) -> None:
     if key not in _said:
         _said.add(key)
         logger.warning(f"{host.print_prefix}{message}")
+
+
+def noop_when_unchanged(
+    description: str | Callable[[dict[str, Any]], str],
+) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    """For an operation's function: when it yields no command, tell pyinfra why (``host.noop``,
+    shown with ``-v``), as pyinfra's own operations do. ``description`` is formatted with the
+    operation's arguments, or called with them. Put it under ``@operation()``.
+
+    **Example:**
+
+    .. code:: python
+
+        @operation()
+        @noop_when_unchanged("volume {volume} exists, owned by {owner}")
+        def docker_volume(volume: str, owner: str, stack: str): ...
+    """
+
+    def decorate(func: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            changed = False
+            for command in func(*args, **kwargs):
+                changed = True
+                yield command
+            if not changed:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                given = bound.arguments
+                host.noop(description(given) if callable(description) else description.format(**given))
+
+        return wrapper
+
+    return decorate
