@@ -118,11 +118,14 @@ def stack_tree(base: str) -> dict[str, PathInfo]:
 # --- operations ---------------------------------------------------------------------------------
 
 
+def _components(dirs: list[HostDir], files: list[HostFile]) -> str:
+    """The top folders of what a stack_files operation places (the deploy runs one per component)."""
+    return ", ".join(sorted({p.path.split("/", 1)[0] for p in [*dirs, *files]}))
+
+
 @operation()
 @snapshot.changes_host("tree", "deployed")
-@noop_when_unchanged(
-    lambda a: f"{len(a['dirs'])} folders and {len(a['files'])} files under {a['base_dir']} are as rendered"
-)
+@noop_when_unchanged(lambda a: f"{_components(a['dirs'], a['files'])}: the files under {a['base_dir']} are as rendered")
 def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]):
     """
     Make folders and files under ``base_dir`` exactly as rendered: content, owner, mode.
