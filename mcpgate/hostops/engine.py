@@ -221,7 +221,8 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
     out and no address on the host.
 
     A network with the wrong kind or a subnet outside its slot is recreated; the containers still
-    attached are disconnected first (their spec names the pool, so the deploy recreates them).
+    attached are disconnected first, and ``docker_container`` joins them again (or recreates them,
+    when a new pool changed their spec). A subnet a stale network still holds is never given out.
 
     **Example:**
 
