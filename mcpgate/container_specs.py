@@ -36,6 +36,7 @@ from .layout import (
     backend_secret_file,
     backend_service,
     container_name,
+    egress_bridge,
     egress_network,
     network_slots,
     stack_network,
@@ -53,15 +54,24 @@ LABEL_STACK = "org.mcpgate.stack"
 GATEWAY_READINESS_PORT = agentgateway_port("readiness")
 
 
+# Docker's bridge driver option that names the network's host interface.
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     name: str
     internal: bool  # no route out, and no address on the host
     pinned: bool = False  # the edge network: always the pool's first slot
+    # The host interface's name, when the deploy names it (an egress network: its firewall rules
+    # name the interface before the network exists); None lets Docker call it br-<id>.
+    bridge: str | None = None
 
     def create_args(self, subnet: ipaddress.IPv4Network, stack: str) -> list[str]:
         """Arguments for ``docker network create``."""
         args = ["--driver", "bridge", "--label", f"{LABEL_SERVICE}=network", "--label", f"{LABEL_STACK}={stack}"]
+        if self.bridge:
+            args += ["--opt", f"{BRIDGE_NAME_OPTION}={self.bridge}"]
         # An explicit gateway: the edge network's is the address the ingress trusts.
         args += ["--subnet", str(subnet), "--gateway", str(next(subnet.hosts()))]
         if self.internal:
@@ -80,7 +90,8 @@ def stack_networks(stack: Stack) -> list[NetworkSpec]:
         if b.kind != "url":
             nets.append(NetworkSpec(backend_network(stack.name, b.name), internal=True))
             if b.egress:
-                nets.append(NetworkSpec(egress_network(stack.name, b.name), internal=False))
+                bridge = egress_bridge(stack.name, b.name)
+                nets.append(NetworkSpec(egress_network(stack.name, b.name), internal=False, bridge=bridge))
     return nets
 
 
@@ -180,10 +191,17 @@ class ContainerSpec:
     healthcheck: Healthcheck | None = None
     # Volumes whose root the service must own: name -> uid:gid.
     owned_volumes: dict[str, str] = field(default_factory=dict)
+    # Kernel settings of the container's own network namespace (an egress backend's IPv6 off).
+    sysctls: dict[str, str] = field(default_factory=dict)
 
     @property
     def spec_hash(self) -> str:
-        data = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        spec = asdict(self)
+        # Added after the first release: left out while empty, so the containers that have none
+        # keep their hash (and are not recreated by an upgrade).
+        if not spec["sysctls"]:
+            del spec["sysctls"]
+        data = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(data.encode()).hexdigest()[:32]
 
     def run_args(self) -> list[str]:
@@ -220,6 +238,8 @@ class ContainerSpec:
                 # the image's folder (and its owner) into an empty volume on first mount.
                 opt += ",volume-nocopy"
             args += ["--mount", f"type={m.kind},source={m.source},target={m.target}{opt}"]
+        for key, value in sorted(self.sysctls.items()):
+            args += ["--sysctl", f"{key}={value}"]
         for key, value in sorted(self.env.items()):
             args += ["--env", f"{key}={value}"]
         if self.env_file:
@@ -380,6 +400,11 @@ def backend_spec(stack: Stack, backend: Backend, rendered: Rendered) -> Containe
         cpus=backend.limits.cpus,
         pids=backend.limits.pids,
         healthcheck=None,
+        # The stack's networks have no IPv6; without it off, an egress backend would still have a
+        # link-local address on its bridge, and so a way to the host's own that no IPv4 rule sees.
+        sysctls=dict.fromkeys(("net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"), "1")
+        if backend.egress
+        else {},
     )
 
 

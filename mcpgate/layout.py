@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ UPLOAD_DIR = ".upload"  # private staging for uploads that go through sudo
 MANIFEST = ".mcpgate-manifest"  # the files the deploy placed there
 BUILD_DIR = "build"  # backends built on the host: build/<backend>
 BACKENDS_DIR = "backends"  # backends' secrets: backends/<backend>/...
+# The script that (re)applies the egress firewall (mcpgate.egress); run by the deploy and at boot.
+EGRESS_FIREWALL_SCRIPT = "firewall/egress.sh"
 
 
 def agentgateway_port(role: str) -> int:
@@ -190,6 +193,32 @@ def backend_network(stack: str, backend: str) -> str:
 def egress_network(stack: str, backend: str) -> str:
     """A backend's own way out (``egress: true``), shared with no other container."""
     return f"{stack}-egress-{backend}"
+
+
+def egress_bridge(stack: str, backend: str) -> str:
+    """The host interface of a backend's egress network, named by the deploy (Docker would call it
+    br-<network id>, known only once the network exists): the firewall's rules name it in advance,
+    so they can be in place at boot before Docker starts the backend. At most 15 characters."""
+    return "mcpeg-" + hashlib.sha256(egress_network(stack, backend).encode()).hexdigest()[:9]
+
+
+# The host's firewall chains of a stack's egress rules (iptables, filter table), by the built-in
+# chain they are jumped to from: forwarded traffic (Docker's DOCKER-USER), to the host, from the host.
+FIREWALL_ROLES = {"fwd": "DOCKER-USER", "in": "INPUT", "out": "OUTPUT"}
+_CHAIN_MAX = 28  # iptables' limit on a chain name
+
+
+def firewall_chain(stack: str, role: str) -> str:
+    """``<stack>-egress-<role>``, or ``mcpgate-<hash>-<role>`` for a stack name too long for iptables."""
+    if role not in FIREWALL_ROLES:
+        raise KeyError(f"no firewall chain {role!r}")
+    name = f"{stack}-egress-{role}"
+    return name if len(name) <= _CHAIN_MAX else f"mcpgate-{hashlib.sha256(stack.encode()).hexdigest()[:8]}-{role}"
+
+
+def firewall_unit(stack: str) -> str:
+    """The systemd unit that restores the stack's egress firewall at boot, before Docker starts."""
+    return f"{stack}-egress-firewall.service"
 
 
 # Every network of a stack is carved out of its pool (Stack.network_pool) in slots of this size, so

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 from . import layout
+from .egress import egress_firewall
 from .errors import MCPGateError, SecretsError
 from .identity import TOTP, subjects, totp_yaml
 from .layout import (
@@ -223,6 +224,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
     render_agentgateway(given, out)
     render_ingress(given, out)
     render_backend_secrets(given, out)
+    render_firewall(given, out)
     builds = render_builds(given, out)
     return Rendered(stack, out.dirs, out.files, builds)
 
@@ -374,6 +376,16 @@ def render_backend_secrets(given: _Input, out: _Output) -> None:
                 env_lines.append(f"{sec.env}={value}\n")
         if env_lines:
             out.file(backend_env_file(b.name), "".join(env_lines), mode=0o600, owner="0:0", service="", secret=True)
+
+
+def render_firewall(given: _Input, out: _Output) -> None:
+    """The script that keeps egress backends to the internet (none without one): root's alone."""
+    firewall = egress_firewall(given.stack)
+    if firewall is None:
+        return
+    folder = posixpath.dirname(layout.EGRESS_FIREWALL_SCRIPT)
+    out.dir(folder, 0o700)
+    out.file(layout.EGRESS_FIREWALL_SCRIPT, firewall.script(), mode=0o700, owner="0:0", service="", secret=False)
 
 
 def render_builds(given: _Input, out: _Output) -> list[BuildContext]:

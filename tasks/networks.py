@@ -1,16 +1,20 @@
-"""What the services stand on, before them: networks, data volumes and backends' host folders; and
-after them, what the inventory no longer declares: its containers, then the networks left unused."""
+"""What the services stand on, before them: the egress firewall, networks, data volumes and backends'
+host folders; and after them, what the inventory no longer declares: its containers, then the networks left unused."""
 
 from pyinfra.api import deploy
 
 from mcpgate.container_specs import stack_networks
+from mcpgate.egress import egress_firewall as egress_rules
 from mcpgate.hostops.context import DeployContext
 from mcpgate.hostops.engine import docker_networks, docker_volume, prune_containers, prune_networks
 from mcpgate.hostops.filesync import data_directory
+from mcpgate.hostops.firewall import egress_firewall
 
 
 @deploy("Networks, volumes and data folders")
 def stack_prerequisites(ctx: DeployContext) -> None:
+    # First: an egress backend never runs, not even once, without the rules that keep it to the internet.
+    egress_firewall(name="egress firewall", stack=ctx.stack.name, wanted=egress_rules(ctx.stack))
     networks = stack_networks(ctx.stack)
     docker_networks(
         name=f"networks {', '.join(n.name for n in networks)}",

@@ -27,7 +27,15 @@ from pyinfra import host
 from pyinfra.api import FactBase, operation
 from pyinfra.api.exceptions import OperationError
 
-from ..container_specs import LABEL_SERVICE, LABEL_SPEC, LABEL_STACK, ContainerSpec, NetworkSpec, assign_subnets
+from ..container_specs import (
+    BRIDGE_NAME_OPTION,
+    LABEL_SERVICE,
+    LABEL_SPEC,
+    LABEL_STACK,
+    ContainerSpec,
+    NetworkSpec,
+    assign_subnets,
+)
 from ..layout import STATE_DIR, backend_of
 from . import snapshot
 from .filesync import StackTree
@@ -82,6 +90,7 @@ class NetworkInfo:
     internal: bool
     subnet: str | None
     containers: tuple[str, ...]  # names of the containers attached
+    bridge: str | None = None  # the host interface's name, when the deploy gave it one
 
 
 class StackNetworks(EngineFact):
@@ -106,7 +115,8 @@ class StackNetworks(EngineFact):
             configs = (net.get("IPAM") or {}).get("Config") or []
             subnet = next((c["Subnet"] for c in configs if "." in c.get("Subnet", "")), None)
             attached = tuple(sorted(c.get("Name", "") for c in (net.get("Containers") or {}).values()))
-            nets[net["Name"]] = NetworkInfo(bool(net.get("Internal")), subnet, attached)
+            bridge = (net.get("Options") or {}).get(BRIDGE_NAME_OPTION)
+            nets[net["Name"]] = NetworkInfo(bool(net.get("Internal")), subnet, attached, bridge)
         return nets
 
     def default(self) -> dict[str, NetworkInfo]:
@@ -220,7 +230,8 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
     The stack's bridge networks, each on its own slot of ``pool``; ``internal`` ones have no route
     out and no address on the host.
 
-    A network with the wrong kind or a subnet outside its slot is recreated; the containers still
+    A network with the wrong kind, a subnet outside its slot or another host interface name (an
+    egress network's, which its firewall rules name) is recreated; the containers still
     attached are disconnected first, and ``docker_container`` joins them again (or recreates them,
     when a new pool changed their spec). A subnet a stale network still holds is never given out.
 
@@ -238,7 +249,8 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
     for net in networks:
         subnet = subnets[net.name]
         info = have.get(net.name)
-        if info is not None and info.internal == net.internal and info.subnet == str(subnet):
+        same_bridge = net.bridge is None or (info is not None and info.bridge == net.bridge)
+        if info is not None and info.internal == net.internal and info.subnet == str(subnet) and same_bridge:
             continue
         if info is not None:
             for container in info.containers:

@@ -150,3 +150,52 @@ def _network_pool(value: str) -> str:
 
 # A private IPv4 range, /16 to /26, written normalised.
 NetworkPool = Annotated[str, AfterValidator(_network_pool)]
+
+
+# --- where a backend with egress may go ----------------------------------------------------------
+
+# What an egress backend may not reach unless its inventory names the address and port
+# (``egress_allow``): everything that is not the public internet, by why it is refused. The host's
+# own addresses are refused separately (the firewall's INPUT chain), whatever their range.
+EGRESS_BLOCKED = {
+    "0.0.0.0/8": "'this network'",
+    "10.0.0.0/8": "private (RFC 1918)",
+    "100.64.0.0/10": "shared address space (CGNAT, and Tailscale's tailnet addresses)",
+    "127.0.0.0/8": "loopback",
+    "169.254.0.0/16": "link-local (cloud metadata services among them)",
+    "172.16.0.0/12": "private (RFC 1918; Docker's own networks among them)",
+    "192.0.0.0/24": "IETF protocol assignments",
+    "192.168.0.0/16": "private (RFC 1918)",
+    "198.18.0.0/15": "benchmarking networks",
+    "224.0.0.0/4": "multicast",
+    "240.0.0.0/4": "reserved, and the broadcast address",
+}
+# Never a destination, whatever the inventory says: nothing a backend could mean there.
+_NEVER = ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4")
+
+
+def _egress_destination(value: str) -> str:
+    example = 'e.g. "192.168.1.50:8123" (an IPv4 address and a TCP port)'
+    address, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"egress_allow entry {value!r} is not address:port; {example}")
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise ValueError(
+            f"egress_allow entry {value!r}: {address!r} is not an IPv4 address (names are not resolved: the "
+            f"firewall needs the address itself); {example}"
+        ) from None
+    for net in _NEVER:
+        if ip in ipaddress.IPv4Network(net):
+            raise ValueError(f"egress_allow entry {value!r}: {address} is {EGRESS_BLOCKED[net]}, never a destination")
+    if not any(ip in ipaddress.IPv4Network(net) for net in EGRESS_BLOCKED):
+        raise ValueError(
+            f"egress_allow entry {value!r}: {address} is a public address, which a backend with egress reaches "
+            "already; list only private (LAN, tailnet, link-local) destinations"
+        )
+    return f"{ip}:{int(port)}"
+
+
+# One private destination an egress backend may reach: "<IPv4 address>:<TCP port>", normalised.
+EgressDestination = Annotated[str, AfterValidator(_egress_destination)]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from .addresses import RemoteUrl
+from .addresses import EgressDestination, RemoteUrl
 from .fields import (
     BackendName,
     BuildFolder,
@@ -115,6 +115,7 @@ _CONTAINER_ONLY = (
     "read_only_rootfs",
     "path",
     "egress",
+    "egress_allow",
     "command",
 )
 
@@ -146,6 +147,10 @@ class Backend(Strict):
     # Off: the backend's only network is the one it shares with agentgateway (no route out). On:
     # it also joins a network of its own with a route out (still shared with no other container).
     egress: bool = False
+    # With egress: the private destinations ("192.168.1.50:8123", TCP) it may reach besides the
+    # internet. Everything else private (LAN, tailnet, link-local) and the host itself are refused
+    # by the firewall the deploy keeps (mcpgate.egress).
+    egress_allow: list[EgressDestination] = Field(default_factory=list)
     # Arguments after the image's entrypoint, in place of its default command (e.g. a server that
     # speaks stdio by default and HTTP with ["http", "--port", "8082"]).
     command: Command | None = None
@@ -179,6 +184,14 @@ class Backend(Strict):
                     f"backend {self.name!r} mounts a secret file, which must belong to the user the container "
                     'runs as: set user (uid:gid, e.g. "10002:10002")'
                 )
+        if self.egress_allow and not self.egress:
+            problems.append(
+                f"backend {self.name!r}: egress_allow names destinations beyond its own network, which only a "
+                'backend with "egress": true has; set egress or remove egress_allow'
+            )
+        dup = sorted({d for d in self.egress_allow if self.egress_allow.count(d) > 1})
+        if dup:
+            problems.append(f"backend {self.name!r}: egress_allow lists {', '.join(dup)} twice")
         if self.base_image is not None and self.build is None:
             problems.append(f"backend {self.name!r}: base_image applies only with build")
         raise_all(problems)

@@ -531,6 +531,42 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
         _append("clients", {**INSPECTOR, "consent_duration": "1 day"}),
         ["clients[1]", "consent_duration applies only with consent: pre-configured"],
     ),
+    # --- egress: the private destinations an egress backend may reach ---
+    (
+        "egress-allow-without-egress",
+        _set("backends.0.egress_allow", ["192.168.1.50:8123"]),
+        ["backend 'notes': egress_allow", 'only a backend with "egress": true'],
+    ),
+    (
+        "egress-allow-public-address",
+        _set("backends.0", {**NOTES, "egress": True, "egress_allow": ["8.8.8.8:53"]}),
+        ["egress_allow entry '8.8.8.8:53'", "public address", "reaches already"],
+    ),
+    (
+        "egress-allow-no-port",
+        _set("backends.0", {**NOTES, "egress": True, "egress_allow": ["192.168.1.50"]}),
+        ["egress_allow entry '192.168.1.50' is not address:port"],
+    ),
+    (
+        "egress-allow-a-name",
+        _set("backends.0", {**NOTES, "egress": True, "egress_allow": ["homeassistant.lan:8123"]}),
+        ["'homeassistant.lan' is not an IPv4 address", "names are not resolved"],
+    ),
+    (
+        "egress-allow-loopback",
+        _set("backends.0", {**NOTES, "egress": True, "egress_allow": ["127.0.0.1:8123"]}),
+        ["127.0.0.1 is loopback, never a destination"],
+    ),
+    (
+        "egress-allow-twice",
+        _set("backends.0", {**NOTES, "egress": True, "egress_allow": ["10.0.0.5:80", "10.0.0.5:080"]}),
+        ["egress_allow lists 10.0.0.5:80 twice"],
+    ),
+    (
+        "egress-allow-on-a-url",
+        _set("backends.1.egress_allow", ["192.168.1.50:8123"]),
+        ["backend 'home-assistant' is a remote url; egress_allow applies only"],
+    ),
 ]
 
 

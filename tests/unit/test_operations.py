@@ -39,8 +39,10 @@ import pytest
 from pyinfra.api import FileUploadCommand
 
 from mcpgate.container_specs import ContainerSpec, NetworkSpec, stack_containers
+from mcpgate.egress import EgressFirewall, egress_firewall
 from mcpgate.hostops.engine import NetworkInfo
 from mcpgate.hostops.filesync import Deployed, PathInfo
+from mcpgate.hostops.firewall import FirewallState
 from mcpgate.model import load_stack
 from mcpgate.render import HostDir, HostFile, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
@@ -103,6 +105,15 @@ def _container_spec(decoder: Decoder, service: str) -> ContainerSpec:
     return specs[service]
 
 
+def _egress_firewall(_: Decoder, allow: list[str]) -> EgressFirewall:
+    """The shared test stack's egress rules, its notes backend given egress and ``egress_allow``."""
+    data = copy.deepcopy(BASE_STACK)
+    data["backends"][0] |= {"egress": True, "egress_allow": allow}
+    firewall = egress_firewall(load_stack("gateway.lan", data))
+    assert firewall is not None
+    return firewall
+
+
 _TYPES: dict[str, Callable[..., Any]] = {
     # arguments
     "HostDir": lambda _, path, mode, owner: HostDir(path, _mode(mode), owner),
@@ -110,13 +121,19 @@ _TYPES: dict[str, Callable[..., Any]] = {
         path, content.encode(), _mode(mode), owner, service, secret
     ),
     "NetworkSpec": lambda _, **f: NetworkSpec(**f),
+    "EgressFirewall": _egress_firewall,
     "ContainerSpec": _container_spec,
     # facts
     "PathInfo": lambda _, kind, owner, mode, sha256=None: PathInfo(kind, owner, _mode(mode), sha256),
     "Deployed": lambda _, files, manifest, manifest_stat: Deployed(
         frozenset(files), None if manifest is None else tuple(manifest), manifest_stat
     ),
-    "NetworkInfo": lambda _, internal, subnet, containers: NetworkInfo(internal, subnet, tuple(containers)),
+    "NetworkInfo": lambda _, internal, subnet, containers, bridge=None: NetworkInfo(
+        internal, subnet, tuple(containers), bridge
+    ),
+    "FirewallState": lambda _, chains, jumps, systemd, unit_sha256, unit_enabled: FirewallState(
+        chains, frozenset(tuple(j) for j in jumps), systemd, unit_sha256, unit_enabled
+    ),
     # StackVolumes' value of a volume: (owner, mode, mountpoint)
     "VolumeStat": lambda _, owner, mode, mountpoint: (owner, _mode(mode), mountpoint),
 }
