@@ -19,6 +19,7 @@ from .hostops.inventory_file import HostStack, default_secrets_dir, load_invento
 from .identity import otpauth_uri, subjects
 from .policy import format_matrix
 from .render import Rendered, render_stack
+from .render_out import open_out, write_tree
 from .rules import generated_value_problems, supplied_value_problem
 from .secrets import ROTATABLE, SecretStore, StackSecrets, file_in_the_way
 from .validate import reference_dir, validate_rendered
@@ -35,36 +36,23 @@ def _render_host(hs: HostStack, secrets_dir: Path | None, read_only: bool = Fals
     return render_stack(hs.stack, secrets, inventory=hs.inventory, host=hs.host), secrets
 
 
-def _write_rendered(rendered: Rendered, root: Path) -> None:
-    for d in rendered.dirs:
-        (root / d.path).mkdir(parents=True, exist_ok=True)
-        (root / d.path).chmod(d.mode)
-    for f in rendered.files:
-        path = root / f.path
-        # Create private from the first byte: a secret is never readable by others, even briefly.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(f.content)
-        path.chmod(f.mode)
-
-
 def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise MCPGateError(f"--out {out} is a file, not a folder; give a folder (it is created if missing)")
-    for hs in load_inventory(args.inventory, args.host):
-        rendered, _ = _render_host(hs, args.secrets)
-        root = out / hs.host
-        try:
-            _write_rendered(rendered, root)
-        except OSError as err:
-            where = Path(err.filename) if err.filename else root
-            blocker = file_in_the_way(where) if isinstance(err, (NotADirectoryError, FileExistsError)) else None
-            problem = (
-                f"{blocker} is a file, not a folder" if blocker else f"cannot write {where}: {err.strerror or err}"
-            )
-            raise MCPGateError(f"--out {out}: {problem}; give --out a folder you can write to") from None
-        print(f"{hs.host}: {len(rendered.files)} files in {root} (base folder on the host: {hs.stack.base_dir})")
+    # Everything is rendered before --out is touched: a mistake leaves no folder behind.
+    hosts = [(hs, _render_host(hs, args.secrets)[0]) for hs in load_inventory(args.inventory, args.host)]
+    try:
+        with open_out(out) as out_fd:
+            for hs, rendered in hosts:
+                write_tree(out_fd, hs.host, rendered)
+                root = out / hs.host
+                print(
+                    f"{hs.host}: {len(rendered.files)} files in {root} (base folder on the host: {hs.stack.base_dir})"
+                )
+    except OSError as err:
+        where = Path(err.filename) if err.filename else out
+        blocker = file_in_the_way(where) if isinstance(err, (NotADirectoryError, FileExistsError)) else None
+        problem = f"{blocker} is a file, not a folder" if blocker else f"cannot write {where}: {err.strerror or err}"
+        raise MCPGateError(f"--out {out}: {problem}; give --out a folder you can write to") from None
     return 0
 
 

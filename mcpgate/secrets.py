@@ -245,7 +245,7 @@ class SecretStore:
             _warn(f"{what} {path} had mode {actual:04o}: other users may have read it; set to {expected:04o}")
 
     def _check_folders(self, folder: Path) -> None:
-        """Every existing folder from the store root down to ``folder``: a folder, and 0700."""
+        """Every existing folder from the store root down to ``folder``: a folder of this user's, and 0700."""
         current = self.root
         for part in ("", *folder.relative_to(self.root).parts):
             current = current / part if part else current
@@ -257,6 +257,13 @@ class SecretStore:
                 raise self._os_error(err, "read") from None
             if not stat.S_ISDIR(st.st_mode):
                 raise self._os_error(NotADirectoryError(20, "Not a directory", str(current)), "read")
+            if st.st_uid != os.geteuid():
+                # Its owner could have put a signing key or password of their choosing there, or read ours.
+                raise SecretsError(
+                    f"secrets store {self.root}: folder {current} belongs to uid {st.st_uid}, not to {_user_name()} "
+                    f"(uid {os.geteuid()}), who could read the secrets or plant their own; use a store folder of "
+                    "your own (--secrets or MCPGATE_SECRETS_DIR), or, if that user is you, chown it"
+                )
             self._check_mode(current, st.st_mode, DIR_MODE, "secrets folder")
 
     def _ensure_dir(self, path: Path) -> None:

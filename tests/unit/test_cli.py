@@ -482,10 +482,66 @@ def test_render_out_that_is_a_file(tmp_path: Path, store: Path) -> None:
 
 def test_render_out_that_is_not_writable(tmp_path: Path, store: Path) -> None:
     prefix = _without_root_powers()
-    out = tmp_path / "out"
-    out.mkdir(mode=0o500)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    out = locked / "out"
     r = run("render", LOCAL, "--out", str(out), secrets=store, prefix=prefix)
-    assert_one_line_error(r, tmp_path, f"--out {out}: cannot write {out / '@local'}: Permission denied")
+    assert_one_line_error(r, tmp_path, f"--out {out}: cannot write {out}: Permission denied")
+
+
+def test_render_never_writes_through_a_planted_symlink(tmp_path: Path, store: Path) -> None:
+    """Another user makes the path first, as a link to a folder of theirs: render writes nothing
+    there, and says why."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    out = tmp_path / "rendered"
+    out.symlink_to(theirs)
+    r = run("render", LOCAL, "--out", str(out), secrets=store)
+    assert_one_line_error(r, tmp_path, f"--out {out}: is a symbolic link, which render never follows")
+    assert list(theirs.iterdir()) == []
+    # Nor one planted inside a folder of the path's parent: the host's folder as a link.
+    out = tmp_path / "plain"
+    out.mkdir(mode=0o700)
+    (out / "@local").symlink_to(theirs)
+    r = run("render", LOCAL, "--out", str(out), secrets=store)
+    assert_one_line_error(r, tmp_path, f"--out {out}: exists and was not made by mcpgate render")
+    assert list(theirs.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid", "message"),
+    [
+        (0o700, None, "exists and was not made by mcpgate render"),
+        (0o777, None, "has mode 0777: other users can write there"),
+        (0o700, 65534, "belongs to uid 65534, another user"),
+    ],
+    ids=["not-made-by-render", "others-can-write", "another-users"],
+)
+def test_render_refuses_an_out_folder_it_did_not_make(
+    tmp_path: Path, store: Path, mode: int, uid: int | None, message: str
+) -> None:
+    out = tmp_path / "rendered"
+    out.mkdir()
+    out.chmod(mode)
+    if uid is not None:
+        if os.geteuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        os.chown(out, uid, uid)
+    r = run("render", LOCAL, "--out", str(out), secrets=store)
+    assert_one_line_error(r, tmp_path, f"--out {out}: {message}", "give --out a new path in a folder of your own")
+    assert list(out.iterdir()) == []
+
+
+def test_render_makes_its_folder_private_and_renders_into_it_again(tmp_path: Path, store: Path) -> None:
+    out = tmp_path / "new" / "rendered"
+    assert run("render", LOCAL, "--out", str(out), secrets=store).returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE((out / "@local").stat().st_mode) == 0o700
+    (out / "@local" / "stale-file").write_text("from an older render")
+    again = run("render", LOCAL, "--out", str(out), secrets=store)
+    assert again.returncode == 0, again.stderr
+    assert not (out / "@local" / "stale-file").exists()
+    assert (out / "@local" / "redis" / "config" / "redis.conf").is_file()
 
 
 def test_check_into_a_closed_pipe_is_quiet(store: Path, healthy: Path) -> None:

@@ -470,3 +470,21 @@ def test_a_token_the_gateway_sends_must_fit_an_http_header(secrets: StackSecrets
         secrets.require_token("home-assistant-token", "gateway.lan", "inventory/home.py")
     message = str(info.value)
     assert "holds spaces" in message and "mcpgate secrets set inventory/home.py --host gateway.lan" in message
+
+
+@pytest.mark.parametrize("folder", ["", "users"], ids=["store-root", "a-folder-inside"])
+def test_a_store_folder_of_another_user_is_refused(tmp_path: Path, folder: str) -> None:
+    """A store under a shared path could have been made, and seeded, by another local user: its
+    folders must be this user's own, or nothing is read from or written to it."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a folder to another user needs root")
+    store = SecretStore.for_host(tmp_path / "secrets", "gateway.lan")
+    store.set("users/alice.password", "kept-value-for-the-test-0123456789")
+    theirs = store.root / folder if folder else store.root
+    os.chown(theirs, 65534, 65534)
+    for action in (lambda: store.get("users/alice.password"), lambda: store.set("users/bob.password", "kept-value-for-the-test-0123456789")):
+        with pytest.raises(SecretsError) as err:
+            action()
+        assert f"folder {theirs} belongs to uid 65534" in str(err.value)
+        assert "use a store folder of your own" in str(err.value)
+    assert not (store.root / "users" / "bob.password").exists()
