@@ -26,6 +26,7 @@ BASE_STACK: dict[str, Any] = {
             "name": "notes",
             "build": "notes-vault",
             "port": 8080,
+            "user": "1000:1000",  # owns the vault folder it writes to
             "volumes": [{"source": "/srv/notes", "target": "/vault"}],
             "tools": {"notes:read": ["search", "read"], "notes:write": ["write", "delete"]},
         },

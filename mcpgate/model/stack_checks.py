@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..layout import AGENTGATEWAY_INTERNAL_PORTS
+from ..layout import AGENTGATEWAY_INTERNAL_PORTS, SERVICES, volume_name
 from .fields import GROUP_NAME, split_uid
 from .mount_paths import at_or_under
 
@@ -131,8 +131,24 @@ def backend_host_problems(stack: Stack) -> list[str]:
     problems: list[str] = []
     service_uids = stack.uids.by_uid()
     base_dir = stack.base_dir
+    own_volumes = {volume_name(stack.name, s.service): s.service for s in SERVICES.values() if s.data}
     for i, b in enumerate(stack.backends):
+        writes_host = [v.source for v in b.volumes if v.is_host_path and not v.read_only]
+        if writes_host and (b.user is None or split_uid(b.user)[0] == 0):
+            runs = "as the image's user (root, unless the image says otherwise)" if b.user is None else "as root"
+            problems.append(
+                f"backends[{i}] ({b.name}).user: the backend writes to the host folder {writes_host[0]} and runs "
+                f"{runs}: a file it made there could be setuid root for every local user; set user to the "
+                'folder\'s owner (uid:gid, e.g. "1000:1000"), or mount it read_only'
+            )
         for j, v in enumerate(b.volumes):
+            if v.source in own_volumes:
+                problems.append(
+                    f"backends[{i}] ({b.name}).volumes[{j}].source: {v.source!r} is the stack's own "
+                    f"{own_volumes[v.source]} data volume (sessions, tokens, the users' second factors); a backend "
+                    "may never mount it: give the backend a volume of its own, e.g. "
+                    f'"{b.name}-data"'
+                )
             if not v.is_host_path:
                 continue
             if at_or_under(v.source, base_dir) or at_or_under(base_dir, v.source):

@@ -38,8 +38,8 @@ def _delete(path: str) -> Mutation:
         node: Any = d
         parts = path.split(".")
         for part in parts[:-1]:
-            node = node[part]
-        del node[parts[-1]]
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[int(parts[-1]) if parts[-1].isdigit() else parts[-1]]
 
     return apply
 
@@ -503,7 +503,11 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     ),
     (
         "secret-file-without-user",
-        _secrets({"name": "a", "file": "/run/secrets/a"}),
+        _both(
+            _delete("backends.0.user"),
+            _set("backends.0.volumes", []),
+            _secrets({"name": "a", "file": "/run/secrets/a"}),
+        ),
         ["backend 'notes' mounts a secret file", "set user (uid:gid"],
     ),
     ("secret-bad-name", _secrets({"name": "API_KEY", "env": "API_KEY"}), ["secrets[0].name", "secret name 'API_KEY'"]),
@@ -530,6 +534,35 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
         "consent-duration-without-pre-configured",
         _append("clients", {**INSPECTOR, "consent_duration": "1 day"}),
         ["clients[1]", "consent_duration applies only with consent: pre-configured"],
+    ),
+    # --- what a backend may mount, and as whom ---
+    (
+        "mount-tailscale-state",
+        _source("/var/lib/tailscale"),
+        ["'/var/lib/tailscale' is /var/lib/tailscale", "node key"],
+    ),
+    ("mount-crontabs", _source("/var/spool/cron/crontabs"), ["is under /var/spool/cron", "crontab"]),
+    ("mount-dpkg", _source("/var/lib/dpkg"), ["is /var/lib/dpkg", "package database"]),
+    ("mount-var-lib", _source("/var/lib"), ["holds /var/lib/docker"]),
+    (
+        "mount-authelias-volume",
+        _set("backends.0.volumes", [{"source": "mcpgate-authelia-data", "target": "/data"}]),
+        ["volumes[0].source: 'mcpgate-authelia-data' is the stack's own authelia data volume", "never mount it"],
+    ),
+    (
+        "mount-redis-volume-of-a-named-stack",
+        _both(_set("name", "home"), _set("backends.0.volumes", [{"source": "home-redis-data", "target": "/data"}])),
+        ["'home-redis-data' is the stack's own redis data volume"],
+    ),
+    (
+        "writable-host-folder-as-the-images-user",
+        _delete("backends.0.user"),
+        ["backends[0] (notes).user", "writes to the host folder /srv/notes", "as the image's user", "setuid root"],
+    ),
+    (
+        "writable-host-folder-as-root",
+        _set("backends.0.user", "0:1000"),
+        ["backends[0] (notes).user", "runs as root", "set user to the folder's owner"],
     ),
     # --- egress: the private destinations an egress backend may reach ---
     (

@@ -482,7 +482,10 @@ def test_a_store_folder_of_another_user_is_refused(tmp_path: Path, folder: str) 
     store.set("users/alice.password", "kept-value-for-the-test-0123456789")
     theirs = store.root / folder if folder else store.root
     os.chown(theirs, 65534, 65534)
-    for action in (lambda: store.get("users/alice.password"), lambda: store.set("users/bob.password", "kept-value-for-the-test-0123456789")):
+    for action in (
+        lambda: store.get("users/alice.password"),
+        lambda: store.set("users/bob.password", "kept-value-for-the-test-0123456789"),
+    ):
         with pytest.raises(SecretsError) as err:
             action()
         assert f"folder {theirs} belongs to uid 65534" in str(err.value)
