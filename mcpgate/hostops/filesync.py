@@ -97,11 +97,22 @@ class DeployedFiles(FactBase):
         return Deployed(frozenset(), None, "")
 
 
+LEADS_TO = "leads to "
+
+
 class PathExists(FactBase):
-    """Whether a path exists on the host, and as what ("directory", "regular file", ...)."""
+    """Whether a path exists on the host, and as what ("directory", "regular file", "symbolic
+    link"...); ``"leads to <path>"`` when a folder on the way is a symbolic link (whether or not the
+    path exists), so that Docker would mount another place than the inventory names."""
 
     def command(self, path: str) -> str:
-        return f"stat -c %F {_q(path)} 2>/dev/null || true"
+        p, parent, name = _q(path), _q(posixpath.dirname(path)), _q(posixpath.basename(path))
+        # The folder it is in, every link on the way resolved (readlink -m: parts may be missing).
+        return (
+            f'd=$(readlink -m {parent} 2>/dev/null || true); [ "$d" = / ] && d=; '
+            f'if [ -n "$(readlink -m / 2>/dev/null)" ] && [ "$d/"{name} != {p} ]; then echo "{LEADS_TO}$d/"{name}; '
+            f"else stat -c %F {p} 2>/dev/null || true; fi"
+        )
 
     def process(self, output: list[str]) -> str | None:
         return output[0].strip() if output and output[0].strip() else None
@@ -281,6 +292,19 @@ def data_directory(path: str, owner: str | None):
         data_directory(name="notes vault folder", path="/srv/notes", owner="1000:1000")
     """
     kind = read_fact(PathExists, f"path:{path}", lambda q: path in q.paths, path=path)
+    # Docker resolves links when it mounts: a link would hand the backend a place the inventory's
+    # checks never saw (/srv/notes -> /etc).
+    if kind == "symbolic link":
+        raise ValueError(
+            f"{path} is a symbolic link on the host: Docker would mount whatever it points to, which the "
+            "inventory's checks never saw; name the real folder in the inventory"
+        )
+    if kind is not None and kind.startswith(LEADS_TO):
+        raise ValueError(
+            f"{path}: a folder on the way is a symbolic link on the host, so Docker would mount "
+            f"{kind.removeprefix(LEADS_TO)}, which the inventory's checks never saw; "
+            "name the real folder in the inventory"
+        )
     if kind == "directory":
         host.noop(f"{path} exists")
         return
