@@ -83,6 +83,23 @@ def grant_problems(stack: Stack) -> list[str]:
     return problems
 
 
+def usable_problems(stack: Stack) -> list[str]:
+    """Some client and person may use some enabled backend's scope: otherwise the gateway gets no
+    rule at all, which agentgateway 1.4 refuses to load (and an empty rule set would allow every
+    tool to every token, were it ever given one)."""
+    in_use = stack.tool_scopes_in_use
+    for client in stack.clients:
+        by_client = set(stack.client_tool_scopes(client)) & set(in_use)
+        if any(by_client & set(stack.user_tool_scopes(u)) for u in stack.users):
+            return []
+    clients = "; ".join(f"{c.id} may use {', '.join(stack.client_tool_scopes(c)) or 'no scope'}" for c in stack.clients)
+    return [
+        "clients, users, groups: no client may use any enabled backend's scope for any person "
+        f"(enabled backends need {', '.join(in_use)}; {clients}): the gateway would have no rule to load and "
+        "refuse to start; give a client and a person one of those scopes"
+    ]
+
+
 def enabled_problems(stack: Stack) -> list[str]:
     return [] if any(b.enabled for b in stack.backends) else ["backends: none is enabled; enable at least one"]
 

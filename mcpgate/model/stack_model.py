@@ -103,6 +103,7 @@ class Stack(Strict):
         # Laying out the networks needs unique, well-formed backends: only then is it asked.
         if not problems:
             problems += stack_checks.network_problems(self)
+            problems += stack_checks.usable_problems(self)
         problems += [
             *stack_checks.port_problems(self),
             *stack_checks.funnel_problems(self),

@@ -535,6 +535,29 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
         _append("clients", {**INSPECTOR, "consent_duration": "1 day"}),
         ["clients[1]", "consent_duration applies only with consent: pre-configured"],
     ),
+    # --- somebody may use something: else the gateway gets no rule to load ---
+    (
+        "no-client-may-use-any-scope",
+        _set("clients.0.scopes", []),
+        ["no client may use any enabled backend's scope for any person", "claude-ai may use no scope"],
+    ),
+    (
+        "only-a-disabled-backends-scope-is-usable",
+        _both(
+            _set("clients.0.scopes", ["home:control"]),
+            _set("backends.1.enabled", False),
+        ),
+        ["enabled backends need notes:read, notes:write", "claude-ai may use home:control"],
+    ),
+    (
+        "client-and-people-granted-different-scopes",
+        _both(
+            _set("clients.0.scopes", ["notes:write"]),
+            _set("groups", {"family": ["notes:read"]}),
+            _set("users.0.groups", ["family"]),
+        ),
+        ["no client may use any enabled backend's scope for any person", "give a client and a person one"],
+    ),
     # --- what a backend may mount, and as whom ---
     (
         "mount-tailscale-state",

@@ -124,9 +124,11 @@ def test_a_token_from_no_registered_client_opens_nothing(two_clients: Stack, cli
 
 
 def test_a_client_with_no_scope_gets_no_tool(stack_data: dict[str, Any]) -> None:
-    stack_data["clients"][0]["scopes"] = []
+    """Named in no rule (an inventory where no client may use anything is refused: test_model)."""
+    stack_data["clients"].append({**stack_data["clients"][0], "id": "limited", "name": "Limited", "scopes": []})
     stack = load_stack("h", stack_data)
-    assert compile_rules(stack, _subjects(stack)) == []
+    rules = compile_rules(stack, _subjects(stack))
+    assert rules and not [r for r in rules if "limited" in r["allow"]]
 
 
 # --- per-person limits ----------------------------------------------------------------------------
