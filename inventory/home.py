@@ -49,6 +49,9 @@ home = [
                         "name": "home-assistant",
                         "url": "http://homeassistant.lan:8123/api/mcp",
                         "token_secret": "home-assistant-token",
+                        # Its token crosses the LAN in clear over http://: use https:// if Home
+                        # Assistant has TLS; otherwise this says you accept that on your LAN.
+                        "allow_plain_http": True,
                         "scope": "home:control",
                     },
                     {

@@ -34,6 +34,7 @@ BASE_STACK: dict[str, Any] = {
             "name": "home-assistant",
             "url": "http://homeassistant.lan:8123/api/mcp",
             "token_secret": "home-assistant-token",
+            "allow_plain_http": True,
             "scope": "home:control",
         },
     ],

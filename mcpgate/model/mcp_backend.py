@@ -141,6 +141,9 @@ class Backend(Strict):
     # or one scope for every tool of the target
     scope: str | None = None
     token_secret: SecretName | None = None  # sent by the gateway as "Authorization: Bearer <token>"
+    # A remote http:// url with a token_secret sends the token in clear over the LAN: only when the
+    # inventory says so (True), e.g. Home Assistant without TLS on a network you trust.
+    allow_plain_http: bool = False
     user: UidGid | None = None  # uid:gid the container runs as; None keeps the image's
     limits: Annotated[Limits, BeforeValidator(_limits_are_a_dict)] = Field(default_factory=Limits)
     read_only_rootfs: bool = True
@@ -184,6 +187,17 @@ class Backend(Strict):
                     f"backend {self.name!r} mounts a secret file, which must belong to the user the container "
                     'runs as: set user (uid:gid, e.g. "10002:10002")'
                 )
+        if self.url is not None and self.url.startswith("http://") and self.token_secret and not self.allow_plain_http:
+            problems.append(
+                f"backend {self.name!r}: url is plain http:// and token_secret is set, so the gateway would send "
+                "the token in clear over your network to anyone on it who listens; use https://, or, on a network "
+                'you trust, opt in with "allow_plain_http": True'
+            )
+        if self.allow_plain_http and self.url is None:
+            problems.append(
+                f"backend {self.name!r}: allow_plain_http applies only to a remote url (the gateway reaches the "
+                "containers the stack runs on their own private network); remove it"
+            )
         if self.egress_allow and not self.egress:
             problems.append(
                 f"backend {self.name!r}: egress_allow names destinations beyond its own network, which only a "

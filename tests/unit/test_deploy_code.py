@@ -70,7 +70,7 @@ def test_a_missing_backend_token_stops_the_deploy_with_the_command_to_set_it(tmp
         "s = local[0][1]['mcpgate']\n"
         "s['scopes']['home:control'] = 'Control the house'\n"
         "s['backends'].append({'name': 'ha', 'url': 'http://ha.lan:8123/api/mcp', 'token_secret': 'ha-token',"
-        " 'scope': 'home:control'})\n"
+        " 'allow_plain_http': True, 'scope': 'home:control'})\n"
     )
     result = _pyinfra(str(inv), tmp_path)
     out = result.stdout + result.stderr

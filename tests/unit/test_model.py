@@ -558,6 +558,17 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
         ),
         ["no client may use any enabled backend's scope for any person", "give a client and a person one"],
     ),
+    # --- a backend's token in clear ---
+    (
+        "plain-http-token-without-opt-in",
+        _delete("backends.1.allow_plain_http"),
+        ["backend 'home-assistant': url is plain http:// and token_secret is set", '"allow_plain_http": True'],
+    ),
+    (
+        "allow-plain-http-on-a-container",
+        _set("backends.0.allow_plain_http", True),
+        ["backend 'notes': allow_plain_http applies only to a remote url"],
+    ),
     # --- what a backend may mount, and as whom ---
     (
         "mount-tailscale-state",
