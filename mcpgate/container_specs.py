@@ -235,8 +235,9 @@ class ContainerSpec:
             opt = ",readonly" if m.read_only else ""
             if m.kind == "volume":
                 # Keep the owner and mode the deploy gave the volume: without this, Docker copies
-                # the image's folder (and its owner) into an empty volume on first mount.
-                opt += ",volume-nocopy"
+                # the image's folder (and its owner) into an empty volume on first mount. A volume
+                # this mount creates is labelled the stack's: only such a one is ever purged.
+                opt += f",volume-nocopy,volume-label={LABEL_STACK}={self.stack}"
             args += ["--mount", f"type={m.kind},source={m.source},target={m.target}{opt}"]
         for key, value in sorted(self.sysctls.items()):
             args += ["--sysctl", f"{key}={value}"]

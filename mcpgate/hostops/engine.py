@@ -36,7 +36,7 @@ from ..container_specs import (
     NetworkSpec,
     assign_subnets,
 )
-from ..layout import STATE_DIR, backend_of
+from ..layout import SERVICES, STATE_DIR, backend_of, volume_name
 from . import snapshot
 from .filesync import StackTree
 from .messages import noop_when_unchanged, say
@@ -168,6 +168,27 @@ class StackVolumes(EngineFact):
         return {}
 
 
+class VolumeStacks(EngineFact):
+    """For each named volume that exists: the stack its label names ("" when it has none: a volume
+    Docker made without the deploy, or one another program made)."""
+
+    def command(self, names: list[str]) -> str:
+        fmt = _q(f'{{{{.Name}}}}|{{{{index .Labels "{LABEL_STACK}"}}}}')
+        body = f'docker volume inspect --format {fmt} "$n" 2>/dev/null'
+        return f"{_for_each('n', names, body)}; true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        out = {}
+        for line in output:
+            name, bar, stack = line.strip().partition("|")
+            if bar:
+                out[name] = "" if stack == "<no value>" else stack
+        return out
+
+    def default(self) -> dict[str, str]:
+        return {}
+
+
 class ImageIds(EngineFact):
     """The local image id of each given reference that exists."""
 
@@ -294,11 +315,20 @@ def prune_containers(containers: list[str], stack: str, purge: tuple[str, ...] =
         folders = sorted(m["Source"] for m in written if m.get("Type") == "bind" and m.get("Source"))
         if backend in purge:
             purged.add(backend)
-            for volume in volumes:
+            # Only a volume the stack made (its label) and none of its services' own data.
+            services = {volume_name(stack, s.service) for s in SERVICES.values() if s.data}
+            stacks = host.get_fact(VolumeStacks, names=volumes) if volumes else {}
+            ours = [v for v in volumes if stacks.get(v) == stack and v not in services]
+            for volume in ours:
                 yield shell_command("docker", "volume", "rm", volume)
-            if volumes:
+            if ours:
+                say(f"{name} is no longer declared and goes with its data volumes (mcpgate_purge): {', '.join(ours)}")
+            foreign = [v for v in volumes if v not in ours]
+            if foreign:
                 say(
-                    f"{name} is no longer declared and goes with its data volumes (mcpgate_purge): {', '.join(volumes)}"
+                    f"mcpgate_purge: {name}'s volumes {', '.join(foreign)} are kept: the stack did not make them "
+                    "(no label of its own) or they hold its services' data, and other containers may use them; "
+                    "remove one yourself with docker volume rm if it is really no longer needed"
                 )
             volumes = []
         kept = volumes + folders
