@@ -76,6 +76,9 @@ AGENTGATEWAY_INTERNAL_PORTS = {15000: "admin", 15020: "metrics", 15021: "readine
 # The ingress listens on INGRESS.port inside its container, published on 127.0.0.1:<ingress_port>.
 INGRESS = ServiceLayout("ingress", {"config": "/etc/caddy"}, "Caddyfile", port=8080)
 INGRESS_HEALTH_PORT = 8081
+# Seconds the ingress gives a client to send its request's headers, then its body; and how long an
+# idle kept-alive connection stays open.
+INGRESS_TIMEOUTS = {"read_header": 10, "read_body": 30, "idle": 120}
 
 SERVICES: Mapping[str, ServiceLayout] = {s.service: s for s in (REDIS, AUTHELIA, AGENTGATEWAY, INGRESS)}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -333,8 +334,15 @@ def render_ingress(given: _Input, out: _Output) -> None:
     out.service_dirs(INGRESS, stack.uids.ingress, mode=0o750)
     challenge_scope = " ".join(stack.scopes_supported)
     step_up = STEP_UP_DESCRIPTION.format(scopes=challenge_scope)
+    # Every path a route of the ingress takes (the handles of its template), as one regexp.
+    routed = [
+        f"{re.escape(AUTH_PREFIX)}(?:/|$)",
+        *(f"{re.escape(alias)}$" for alias, _ in DISCOVERY_ALIASES),
+        f"(?:{re.escape(layout.MCP_PATH)}|/\\.well-known/oauth-protected-resource)(?:/|$)",
+    ]
     caddyfile = given.template(
         "ingress/Caddyfile.j2",
+        routed_paths="^(?:" + "|".join(routed) + ")",
         discovery_aliases=DISCOVERY_ALIASES,
         challenge_scope=challenge_scope,
         step_up_description=step_up,
