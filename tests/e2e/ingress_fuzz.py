@@ -55,6 +55,29 @@ TOTAL_TIMEOUT = 240.0  # seconds for the whole run
 # Headers no client may set for an upstream: Authelia reads most of them (X-Original-Method,
 # X-Authelia-URL, X-Forwarded-URI/-Method, X-Original-URL, X-Real-IP), the others are spoofable
 # variants that other software trusts. X-Forwarded-For is Caddy's own (left to its default here).
+# Headers naming a person or a client address (tailscale serve, auth proxies, CDNs), with a value a
+# client could forge.
+IDENTITY = {
+    "Tailscale-User-Login": "admin@example.org",
+    "Tailscale-User-Name": "Admin",
+    "Tailscale-User-Profile-Pic": "https://evil.example/p.png",
+    "Tailscale-Funnel-Request": "?0",
+    "Remote-User": "admin",
+    "Remote-Groups": "admins",
+    "X-Remote-User": "admin",
+    "X-Auth-Request-User": "admin",
+    "X-Webauth-User": "admin",
+    "X-Forwarded-User": "admin",
+    "X-Forwarded-Email": "admin@example.org",
+    "X-Forwarded-Groups": "admins",
+    "X-Forwarded-Preferred-Username": "admin",
+    "X-Client-IP": "1.2.3.4",
+    "X-Cluster-Client-IP": "1.2.3.4",
+    "Client-IP": "1.2.3.4",
+    "CF-Connecting-IP": "1.2.3.4",
+    "Fastly-Client-IP": "1.2.3.4",
+}
+IDENTITY_HEADERS = tuple(IDENTITY)
 FORBIDDEN_HEADERS = (
     "Forwarded",
     "X-Real-IP",
@@ -74,6 +97,8 @@ FORBIDDEN_HEADERS = (
     "True-Client-IP",
     "Upgrade",
     "HTTP2-Settings",
+    # who the person or client is, to software that trusts a proxy for it
+    *IDENTITY_HEADERS,
 )
 GATEWAY_FORBIDDEN_HEADERS = ("Cookie",)
 FORWARD_AUTH = re.compile(r"^/auth/api/(authz|verify)(/|$)", re.IGNORECASE)
@@ -695,6 +720,7 @@ def header_cases(host: str) -> list[Case]:
         "True-Client-IP": "1.2.3.4",
         "X-Forwarded-Proto": "http",
         "X-Forwarded-Host": "evil.example",
+        **IDENTITY,
     }
     routes = [
         ("GET", "/auth/api/health", b""),
