@@ -82,7 +82,7 @@ class EgressFirewallState(FactBase):
         return FirewallState({}, frozenset(), False, None, False)
 
 
-def _as_wanted(state: FirewallState, wanted: EgressFirewall) -> bool:
+def as_wanted(state: FirewallState, wanted: EgressFirewall) -> bool:
     for role, parent in FIREWALL_ROLES.items():
         chain = wanted.chains[role]
         rules = state.chains.get(chain)
@@ -126,7 +126,7 @@ def egress_firewall(stack: str, wanted: EgressFirewall | None):
         if state.unit_sha256 is not None:
             yield f"systemctl disable {_q(unit)} 2>/dev/null; rm -f {_q(unit_path)} && systemctl daemon-reload"
         return
-    if not _as_wanted(state, wanted):
+    if not as_wanted(state, wanted):
         yield f"sh {_q(wanted.script_path)}"
     if not state.systemd:
         say(

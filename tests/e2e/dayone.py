@@ -70,6 +70,8 @@ def seed_images(volume: str, images: dict[str, str]) -> float:
     ``images`` maps a local image to the name it gets there (the inventory's); the local names are
     not kept. Returns the seconds it took."""
     start = time.monotonic()
+    if not images:  # a host that pulls nothing (tests/e2e/test_egress_boot.py)
+        return 0.0
     tags = " ".join(f"{shlex.quote(src)} {shlex.quote(dst)}" for src, dst in images.items())
     script = (
         "set -eu\n"

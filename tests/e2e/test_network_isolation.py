@@ -36,7 +36,7 @@ from mcpgate.container_specs import (
     stack_networks,
 )
 from mcpgate.egress import EgressFirewall, egress_firewall, removal_commands
-from mcpgate.hostops.firewall import EgressFirewallState, _as_wanted
+from mcpgate.hostops.firewall import EgressFirewallState, as_wanted
 from mcpgate.layout import AUTHELIA, INGRESS, REDIS, agentgateway_port
 from mcpgate.model import Stack, load_stack
 from mcpgate.render import render_stack
@@ -400,7 +400,7 @@ def test_the_firewall_is_idempotent_and_read_back_as_applied(stack: Stack, firew
     fact = EgressFirewallState()
     command = fact.command(stack=stack.name)
     state = fact.process(_run_on_host(command).splitlines())
-    assert _as_wanted(state, firewall.rules)
+    assert as_wanted(state, firewall.rules)
     listing = {c: _run_on_host(f"iptables -w -S {c}") for c in firewall.rules.rules}
     _run_on_host(firewall.rules.script())
     assert {c: _run_on_host(f"iptables -w -S {c}") for c in firewall.rules.rules} == listing

@@ -189,7 +189,7 @@ def test_egress_backends_are_kept_to_the_internet(host, stack: Stack) -> None:
     chain jumped to from its built-in one, and the network's bridge is the one the rules name; on a
     systemd host the unit that restores them at boot is enabled. Without one, none of it is there."""
     from mcpgate.egress import egress_firewall
-    from mcpgate.hostops.firewall import EgressFirewallState, _as_wanted
+    from mcpgate.hostops.firewall import EgressFirewallState, as_wanted
 
     fact = EgressFirewallState()
     state = fact.process(host.check_output(fact.command(stack=stack.name)).splitlines())
@@ -197,7 +197,7 @@ def test_egress_backends_are_kept_to_the_internet(host, stack: Stack) -> None:
     if wanted is None:
         assert not set(state.chains), f"egress chains left on the host: {sorted(state.chains)}"
         return
-    assert _as_wanted(state, wanted), f"the host's egress chains differ from the rule set {wanted.digest}"
+    assert as_wanted(state, wanted), f"the host's egress chains differ from the rule set {wanted.digest}"
     for net in (n for n in stack_networks(stack) if n.bridge):
         options = json.loads(host.check_output(f"docker network inspect {shlex.quote(net.name)}"))[0]["Options"]
         assert options.get("com.docker.network.bridge.name") == net.bridge, net.name
