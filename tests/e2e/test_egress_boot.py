@@ -68,7 +68,7 @@ def _deploy(host: DayOneHost, stack: Stack, workdir: Path) -> tuple[list[str], i
     inventory.write_text(
         f"hosts = [({host.address!r}, {{'ssh_port': 22, 'ssh_user': 'admin', 'ssh_key': {str(host.key)!r}, "
         f"'ssh_known_hosts_file': {str(host.known_hosts)!r}, 'ssh_strict_host_key_checking': 'yes', "
-        "'_sudo': True}})]\n"
+        "'_sudo': True})]\n"
     )
     deploy = workdir / "deploy.py"
     deploy.write_text(
