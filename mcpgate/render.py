@@ -66,6 +66,10 @@ STEP_UP_DESCRIPTION = (
     "A client that asks for fixed scopes must be set to ask for these."
 )
 
+# agentgateway 1.4's answer (403, text/plain) to a request its authorization policy denies
+# (ProxyError::AuthorizationFailed): the no-scope rule, the only one this stack gives it.
+GATEWAY_DENIAL = "authorization failed"
+
 # Files copied out of files/<build> into a backend's build context, and what is left out.
 _BUILD_EXCLUDE = {"__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "tests"}
 
@@ -343,6 +347,7 @@ def render_ingress(given: _Input, out: _Output) -> None:
     caddyfile = given.template(
         "ingress/Caddyfile.j2",
         routed_paths="^(?:" + "|".join(routed) + ")",
+        gateway_denial=GATEWAY_DENIAL,
         discovery_aliases=DISCOVERY_ALIASES,
         challenge_scope=challenge_scope,
         step_up_description=step_up,

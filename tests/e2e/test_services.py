@@ -22,7 +22,7 @@ import pytest
 from mcpgate.container_specs import LABEL_STACK, ContainerSpec, NetworkSpec, backend_spec, ingress_spec, redis_spec
 from mcpgate.layout import network_slots
 from mcpgate.model import Stack, load_stack
-from mcpgate.render import DISCOVERY_ALIASES, Rendered, render_stack
+from mcpgate.render import DISCOVERY_ALIASES, GATEWAY_DENIAL, Rendered, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.e2e.harness import LOCAL_IMAGES, PYTHON_BASE, docker, image_exists, random_network_pool
 
@@ -40,10 +40,12 @@ def handler(port):
         # ingress' handling of the gateway's answers can be seen.
         def do_GET(self):
             body = json.dumps({"port": port, "path": self.path, "headers": dict(self.headers.items())}).encode()
+            if self.headers.get("X-Echo-Body") is not None:
+                body = self.headers["X-Echo-Body"].encode()
             self.send_response(int(self.headers.get("X-Echo-Status", "200")))
             if self.headers.get("X-Echo-WWW-Authenticate"):
                 self.send_header("WWW-Authenticate", self.headers["X-Echo-WWW-Authenticate"])
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", self.headers.get("X-Echo-Content-Type", "application/json"))
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -279,8 +281,9 @@ def test_the_401_challenge_names_the_scopes_to_ask_for(ingress: tuple[Stack, int
 
 
 def test_a_403_from_the_gateway_becomes_a_step_up_challenge(ingress: tuple[Stack, int]) -> None:
+    """The gateway's own no-scope denial, as agentgateway 1.4 answers it (text/plain, GATEWAY_DENIAL)."""
     stack, port = ingress
-    r = _mcp(port, stack, Status="403")
+    r = _mcp(port, stack, Status="403", Content_Type="text/plain", Body=GATEWAY_DENIAL)
     assert r.status_code == 403
     challenge = r.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="insufficient_scope", ')
@@ -288,6 +291,25 @@ def test_a_403_from_the_gateway_becomes_a_step_up_challenge(ingress: tuple[Stack
     assert f'resource_metadata="{stack.resource_metadata_url}"' in challenge
     body = r.json()
     assert body["error"] == "insufficient_scope" and "notes:read notes:write" in body["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", '{"error":"forbidden","message":"this token may not do that"}'),
+        ("text/plain", "CSRF validation failed"),
+        ("text/plain", "forbidden by this backend"),
+    ],
+    ids=["a-backends-json", "another-gateway-refusal", "a-backends-text"],
+)
+def test_any_other_403_reaches_the_client_as_it_is(ingress: tuple[Stack, int], content_type: str, body: str) -> None:
+    """A backend's 403 (the gateway passes upstream errors on) or a refusal for another reason is no
+    reason to sign in again: no step-up challenge, the answer unchanged."""
+    stack, port = ingress
+    r = _mcp(port, stack, Status="403", Content_Type=content_type, Body=body)
+    assert r.status_code == 403
+    assert "www-authenticate" not in r.headers
+    assert r.text == body
 
 
 def test_ending_a_session_answers_204_and_nothing_else_changes(ingress: tuple[Stack, int]) -> None:
