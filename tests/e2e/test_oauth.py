@@ -90,8 +90,9 @@ def _render(inventory: str, tmp_path: Path) -> Path:
         assert mcpgate("secrets", "set", inventory, name, stdin="test-token").returncode == 0
     r = mcpgate("render", inventory, "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
-    (host_dir,) = list((tmp_path / "out").iterdir())
-    for p in host_dir.rglob("*"):
+    # render makes --out and the host's folder private (0700) and marks --out as its own.
+    (host_dir,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    for p in [tmp_path / "out", host_dir, *host_dir.rglob("*")]:
         p.chmod(p.stat().st_mode | 0o044 | (0o011 if p.is_dir() else 0))
     return host_dir
 
