@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local image mcpgate-local/authelia:<version> (no container registry).
 #
-#   1. build.sh builds (or finds cached) the static Authelia binary;
+#   1. build.sh builds (or finds cached) the static Authelia binary, with its web portal;
 #   2. the Docker engine must answer (tests/harness/docker-up.sh is run if it exists);
 #   3. the base mcpgate-local/base:bookworm is built by tests/harness/build-images.sh
 #      if it is missing;
@@ -13,7 +13,8 @@
 #
 # Usage: image.sh [--rebuild]
 # Env:   AUTHELIA_VERSION (default 4.39.20), MCPGATE_CACHE (default /var/cache/mcpgate),
-#        MCPGATE_DOCKER (default /usr/bin/docker, else docker in PATH)
+#        MCPGATE_DOCKER (default /usr/bin/docker, else docker in PATH),
+#        MCPGATE_AUTHELIA_IMAGE (the tag; default mcpgate-local/authelia:<version>)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,7 +23,7 @@ AUTHELIA_VERSION="${AUTHELIA_VERSION:-4.39.20}"
 AUTHELIA_VERSION="${AUTHELIA_VERSION#v}"
 export AUTHELIA_VERSION
 CACHE="${MCPGATE_CACHE:-/var/cache/mcpgate}"
-IMAGE="mcpgate-local/authelia:${AUTHELIA_VERSION}"
+IMAGE="${MCPGATE_AUTHELIA_IMAGE:-mcpgate-local/authelia:${AUTHELIA_VERSION}}"
 BASE_IMAGE="${MCPGATE_AUTHELIA_BASE_IMAGE:-mcpgate-local/base:bookworm}"
 
 log() { printf '[authelia-image] %s\n' "$*" >&2; }
@@ -52,6 +53,9 @@ bin="$("$HERE/build.sh" | tail -n 1)"
 bin_sha="$(sha256sum "$bin" | cut -d' ' -f1)"
 license="$(dirname "$bin")/LICENSE-v${AUTHELIA_VERSION}"
 [ -f "$license" ] || die "missing $license (run FORCE=1 build.sh)"
+# What the binary embeds as its portal (build.sh writes it beside the binary).
+portal="$(head -n 1 "${bin}.portal" 2>/dev/null | cut -d' ' -f2)"
+[ -n "$portal" ] || die "missing ${bin}.portal (run FORCE=1 build.sh)"
 
 # 2. the engine
 if ! docker_answers; then
@@ -77,7 +81,8 @@ recipe_sha="$(cd "$HERE" && cat "${RECIPE[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$rebuild" = 0 ] && docker_ image inspect "$IMAGE" >/dev/null 2>&1 &&
 	[ "$(label "$IMAGE" io.mcpgate.authelia.binary-sha256)" = "$bin_sha" ] &&
 	[ "$(label "$IMAGE" io.mcpgate.authelia.base-id)" = "$base_id" ] &&
-	[ "$(label "$IMAGE" io.mcpgate.authelia.recipe-sha256)" = "$recipe_sha" ]; then
+	[ "$(label "$IMAGE" io.mcpgate.authelia.recipe-sha256)" = "$recipe_sha" ] &&
+	[ "$(label "$IMAGE" io.mcpgate.authelia.portal)" = "$portal" ]; then
 	log "$IMAGE is up to date ($(docker_ image inspect --format '{{.Id}}' "$IMAGE" | cut -c1-19)), skipping (use --rebuild)"
 	echo "$IMAGE"
 	exit 0
@@ -100,10 +105,11 @@ if ! DOCKER_BUILDKIT=1 "$MCPGATE_DOCKER" build --progress=plain \
 	--label "org.opencontainers.image.title=authelia" \
 	--label "org.opencontainers.image.version=$AUTHELIA_VERSION" \
 	--label "org.opencontainers.image.licenses=Apache-2.0" \
-	--label "org.opencontainers.image.description=Authelia v$AUTHELIA_VERSION built from the Go module proxy (mcpgate test harness; no web portal assets)" \
+	--label "org.opencontainers.image.description=Authelia v$AUTHELIA_VERSION built from the Go module proxy with its web portal (mcpgate test harness)" \
 	--label "io.mcpgate.authelia.binary-sha256=$bin_sha" \
 	--label "io.mcpgate.authelia.base-id=$base_id" \
 	--label "io.mcpgate.authelia.recipe-sha256=$recipe_sha" \
+	--label "io.mcpgate.authelia.portal=$portal" \
 	-t "$IMAGE" "$ctx" >"$log_file" 2>&1; then
 	tail -n 30 "$log_file" | sed 's/^/    /' >&2
 	die "docker build failed; see $log_file"
