@@ -64,7 +64,8 @@ class ServiceLayout:
 REDIS = ServiceLayout("redis", {"config": "/config"}, "redis.conf", port=6379, data="/data")
 AUTHELIA = ServiceLayout(
     "authelia",
-    {"config": "/config", "secrets": "/secrets", "identity": "/identity"},
+    # assets: server.asset_path, files Authelia serves in place of its embedded ones (consent texts).
+    {"config": "/config", "secrets": "/secrets", "identity": "/identity", "assets": "/assets"},
     "configuration.yml",
     port=9091,
     data="/data",
@@ -86,6 +87,8 @@ SERVICES: Mapping[str, ServiceLayout] = {s.service: s for s in (REDIS, AUTHELIA,
 AUTHELIA_USERS = "users.yml"  # config folder
 AUTHELIA_TOTP = "totp.yml"  # identity folder: the users' TOTP seeds, imported by its storage CLI
 AUTHELIA_JWKS_KEY = "oidc_jwks_rs256.pem"  # secrets folder: the token signing key
+# assets folder: the English texts of the consent page, served at <prefix>/locales/en/consent.json.
+AUTHELIA_CONSENT_LOCALE = "locales/en/consent.json"
 # Authelia's scalar secrets: file name in its secrets folder -> the variable that points at it.
 AUTHELIA_SECRET_ENV = {
     "session_secret": "AUTHELIA_SESSION_SECRET_FILE",

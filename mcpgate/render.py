@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 from . import layout
+from .consent import consent_locale
 from .egress import egress_firewall
 from .errors import MCPGateError, SecretsError
 from .identity import TOTP, subjects, totp_yaml
@@ -29,6 +30,7 @@ from .layout import (
     AGENTGATEWAY_JWKS,
     AUTH_PREFIX,
     AUTHELIA,
+    AUTHELIA_CONSENT_LOCALE,
     AUTHELIA_JWKS_KEY,
     AUTHELIA_SECRET_ENV,
     AUTHELIA_TOTP,
@@ -297,6 +299,12 @@ def render_authelia(given: _Input, out: _Output) -> None:
     add("secrets", AUTHELIA_JWKS_KEY, secrets.oidc_private_key_pem(), secret=True)
     # Read by the storage CLI the deploy runs, not at start: no restart when it changes.
     add("identity", AUTHELIA_TOTP, totp_yaml(stack, secrets), secret=True, service="")
+    # Read from disk on each request for it (server.asset_path): no restart either.
+    folder = AUTHELIA.host_dir("assets")
+    for sub in reversed(PurePosixPath(AUTHELIA_CONSENT_LOCALE).parents):
+        if str(sub) != ".":
+            out.dir(f"{folder}/{sub}", 0o700, owner)
+    add("assets", AUTHELIA_CONSENT_LOCALE, consent_locale(stack), secret=False, service="")
 
 
 def render_agentgateway(given: _Input, out: _Output) -> None:

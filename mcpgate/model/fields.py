@@ -115,6 +115,13 @@ def _scope_descriptions(scopes: dict[str, str]) -> dict[str, str]:
         _SCOPE_NAME(name)
         if not description.strip():
             raise ValueError(f"scope {name!r} needs a description (users see it on the consent screen)")
+        # The consent page's texts go through i18next, which would replace these.
+        for token in ("{{", "}}", "$t("):
+            if token in description:
+                raise ValueError(
+                    f"scope {name!r}: its description may not contain {token!r} "
+                    "(the consent page would not show it as written)"
+                )
     return scopes
 
 

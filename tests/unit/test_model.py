@@ -1010,3 +1010,10 @@ def test_the_harness_builds_the_authelia_version_the_model_pins() -> None:
     for script in ("image.sh", "build.sh"):
         text = (Path(__file__).parents[1] / "harness" / "authelia" / script).read_text()
         assert f'AUTHELIA_VERSION="${{AUTHELIA_VERSION:-{AUTHELIA_VERSION}}}"' in text, script
+
+
+@pytest.mark.parametrize("text", ["Read {{name}}", "Read $t(x)", "a }} b"])
+def test_a_scope_description_the_consent_page_would_rewrite_is_refused(stack_data: dict[str, Any], text: str) -> None:
+    stack_data["scopes"]["notes:read"] = text
+    with pytest.raises(InventoryError, match="may not contain"):
+        load_stack("gateway.lan", stack_data)

@@ -382,3 +382,62 @@ def test_schema_validation_catches_a_broken_config(rendered: Rendered) -> None:
     rendered.files[rendered.files.index(broken)] = type(broken)(**{**broken.__dict__, "content": text.encode()})
     problems = validate_rendered(rendered, REF)
     assert any("agentgateway config" in p for p in problems)
+
+
+# --- the consent page's texts (served by Authelia from server.asset_path) ------------------------
+
+
+def _consent(rendered: Rendered) -> dict[str, Any]:
+    from mcpgate.layout import AUTHELIA, AUTHELIA_CONSENT_LOCALE
+
+    f = rendered.file(AUTHELIA.host_file("assets", AUTHELIA_CONSENT_LOCALE))
+    assert not f.secret and f.service == ""  # read per request: no restart when it changes
+    return json.loads(f.content)
+
+
+def test_consent_page_says_what_each_scope_allows(rendered: Rendered, stack: Stack) -> None:
+    from mcpgate.consent import HEADING_KEY
+
+    texts = _consent(rendered)
+    heading = texts[HEADING_KEY]
+    assert heading == (
+        "The application above asks for the permissions listed below. On mcp-gateway.example-tailnet.ts.net they "
+        "mean: “read” (notes:read): Search and read notes. “write” (notes:write): Change notes. "
+        "“control” (home:control): Control the house. It asks for"
+    )
+    # Upstream's keys whose text is not their own name are given (the file replaces Authelia's whole).
+    assert texts["Client ID"] == "Client ID: {{client_id}}"
+    assert texts["Scope"] == "Scope {{name}}" and texts["Claim"] == "Claim {{name}}"
+    # Every scope here has a colon: the list cannot be translated (see mcpgate/consent.py).
+    assert "scopes" not in texts
+    assert authelia_config(rendered)["server"]["asset_path"] == "/assets"
+
+
+def test_consent_page_lists_a_scope_without_a_colon_by_its_description(
+    stack_data: dict[str, Any], secrets: StackSecrets
+) -> None:
+    stack_data["scopes"]["calendar"] = "Read your calendar"
+    stack_data["backends"][0]["tools"]["calendar"] = ["agenda"]
+    stack = load_stack("gateway.lan", stack_data)
+    texts = _consent(render_stack(stack, StackSecrets(secrets.store, stack)))
+    assert texts["scopes"] == {"calendar": "Read your calendar"}
+    assert "“calendar”: Read your calendar." in texts["The above application is requesting the following permissions"]
+
+
+@pytest.mark.parametrize(("scope", "shown"), [("notes:read", "read"), ("a:b:c", "b.c"), ("calendar", "calendar")])
+def test_the_label_the_portal_shows_for_a_scope(scope: str, shown: str) -> None:
+    from mcpgate.consent import listed_as
+
+    assert listed_as(scope) == shown
+
+
+def test_consent_texts_are_rendered_into_their_own_folder(rendered: Rendered) -> None:
+    dirs = {d.path: d for d in rendered.dirs}
+    for sub in ("authelia/assets", "authelia/assets/locales", "authelia/assets/locales/en"):
+        assert dirs[sub].mode == 0o700
+    order = [d.path for d in rendered.dirs]
+    assert (
+        order.index("authelia/assets")
+        < order.index("authelia/assets/locales")
+        < order.index("authelia/assets/locales/en")
+    )
