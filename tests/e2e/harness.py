@@ -27,7 +27,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SSHD_DIR = Path(os.environ.get("MCPGATE_SSHD_DIR", "/run/mcpgate-sshd"))
 LOCAL_IMAGES = {
     "redis": "mcpgate-local/redis:7.0.15",
-    "authelia": f"mcpgate-local/authelia:{AUTHELIA_VERSION}",
+    # Another build of it (e.g. one being tried before it replaces the shared tag) with MCPGATE_E2E_AUTHELIA_IMAGE.
+    "authelia": os.environ.get("MCPGATE_E2E_AUTHELIA_IMAGE") or f"mcpgate-local/authelia:{AUTHELIA_VERSION}",
     "ingress": "mcpgate-local/caddy:2.6.2",
 }
 PYTHON_BASE = "mcpgate-local/python:3.11-bookworm"

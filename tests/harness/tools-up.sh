@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Debian packages the harness and the tests use besides the engine and sshd: npm (authelia/build.sh
+# fetches Node and pnpm with it to build Authelia's portal), and for the browser tests
+# (tests/e2e/test_browser.py) chromium, chromium-driver and caddy (the TLS front that stands in for
+# Funnel). Idempotent: installs only what is missing.
+set -euo pipefail
+# shellcheck source=tests/harness/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_root
+apt_install npm chromium chromium-driver caddy
