@@ -56,8 +56,11 @@ def _validate(render_dir: Path) -> subprocess.CompletedProcess[str]:
     args = ["docker", "run", "--rm", "--network", "none"]
     for k, v in env.items():
         args += ["-e", f"{k}={v}"]
-    for role, target in (("config", "/config"), ("secrets", "/secrets")):
-        args += ["-v", f"{render_dir}/authelia/{role}:{target}:ro"]
+    from mcpgate.layout import AUTHELIA
+
+    # Every folder the deploy mounts (Authelia checks that server.asset_path exists).
+    for role, target in AUTHELIA.mounts.items():
+        args += ["-v", f"{render_dir}/{AUTHELIA.host_dir(role)}:{target}:ro"]
     args += ["--entrypoint", "/app/authelia", LOCAL_IMAGES["authelia"], "config", "validate", "--config"]
     args.append("/config/configuration.yml")
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
