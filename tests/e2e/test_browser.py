@@ -1,0 +1,263 @@
+"""A person signs in through Authelia's real portal in a browser: sign-in, one-time code, consent,
+arrival at the client's callback with a code that buys a token, and Authelia's refusals.
+
+Headless Debian Chromium over WebDriver, through the real ingress behind a TLS front on loopback
+standing in for Funnel (tests/e2e/browser.py). Each step's screenshot is saved under
+$MCPGATE_ARTIFACTS/browser/ (else the system's temp folder, mcpgate-browser/); the run's folder is
+printed at the end of the session, and the consent page's texts are written there as consent-*.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets as pysecrets
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pyotp
+import pytest
+
+from mcpgate.consent import listed_as
+from tests.e2e.browser import Browser, browser_at, browser_unavailable
+from tests.e2e.harness import INGRESS_PORT, LOCAL_IMAGES, STACK_NAME, Deployer, RunResult, docker, name_of
+from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, Session, fresh_totp, jwt_parts
+
+HOSTNAME = "mcp-gateway.home.test"
+ISSUER = f"https://{HOSTNAME}/auth"
+RESOURCE = f"https://{HOSTNAME}/mcp"
+SCOPE = "openid offline_access notes:read notes:write"
+INSPECTOR_CALLBACK = "http://localhost:6274/oauth/callback"
+
+_ARTIFACTS = os.environ.get("MCPGATE_ARTIFACTS")
+SHOTS = (Path(_ARTIFACTS) / "browser" if _ARTIFACTS else Path(tempfile.gettempdir()) / "mcpgate-browser") / STACK_NAME
+
+
+def _portal_missing() -> str | None:
+    image = LOCAL_IMAGES["authelia"]
+    r = docker(
+        "image", "inspect", "--format", '{{ index .Config.Labels "io.mcpgate.authelia.portal" }}', image, check=False
+    )
+    if r.returncode != 0:
+        return f"no local Authelia image {image}"
+    if not r.stdout.strip() or r.stdout.strip() == "<no value>":
+        return f"the Authelia image {image} has no web portal (built before tests/harness/authelia/build.sh built it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def stack(deployer: Deployer, first_run: RunResult) -> Deployer:
+    reason = browser_unavailable() or _portal_missing()
+    if reason:
+        pytest.skip(reason)
+    from tests.e2e import conftest
+
+    conftest.NOTES.append(f"browser screenshots: {SHOTS}")
+    return deployer
+
+
+def _address() -> str:
+    """An address of this test's own (TEST-NET-2), so Authelia's failure counts stay per test."""
+    return f"198.51.100.{pysecrets.randbelow(250) + 1}"
+
+
+@pytest.fixture
+def browser(stack: Deployer, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser]:
+    loopback = (urlsplit(INSPECTOR_CALLBACK).port or 80,)
+    with browser_at(HOSTNAME, INGRESS_PORT, _address(), SHOTS / request.node.name, tmp_path / "front", loopback) as b:
+        yield b
+
+
+def _authorize_url(flow: Flow) -> str:
+    params = {
+        "client_id": flow.client_id,
+        "response_type": "code",
+        "redirect_uri": flow.redirect_uri,
+        "scope": flow.scope,
+        "state": flow.state,
+        "code_challenge": flow.challenge,
+        "code_challenge_method": "S256",
+        "resource": RESOURCE,
+    }
+    return f"{ISSUER}/api/oidc/authorization?{urlencode(params)}"
+
+
+def _flow(client_id: str, redirect_uri: str) -> Flow:
+    # The token request goes to the ingress directly, as the client's server would send it.
+    session = Session(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME, extra_headers={"X-Forwarded-For": _address()})
+    return Flow(session, client_id, SCOPE, RESOURCE, redirect_uri=redirect_uri)
+
+
+def _sign_in_page(b: Browser, url: str) -> None:
+    b.driver.get(url)
+    b.by_id("username-textfield")
+    # The portal itself, under /auth on the public name, over TLS.
+    page = urlsplit(b.driver.current_url)
+    assert (page.scheme, page.netloc, page.path.rstrip("/")) == ("https", HOSTNAME, "/auth"), b.driver.current_url
+    assert "flow_id" in parse_qs(page.query)
+
+
+def _type_password(b: Browser, username: str, password: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    user = b.by_id("username-textfield")
+    user.send_keys(Keys.CONTROL, "a")
+    user.send_keys(Keys.DELETE)
+    user.send_keys(username)
+    pw = b.by_id("password-textfield")
+    pw.send_keys(Keys.CONTROL, "a")
+    pw.send_keys(Keys.DELETE)
+    pw.send_keys(password)
+
+
+def _type_code(b: Browser, code: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    first = b.by_id("otp-input").find_elements(By.TAG_NAME, "input")[0]
+    first.click()
+    ActionChains(b.driver).send_keys(code).perform()
+
+
+def _consent_texts(b: Browser, scopes: list[str]) -> dict[str, Any]:
+    from selenium.webdriver.common.by import By
+
+    stage = b.by_id("openid-consent-decision-stage")
+    b.wait().until(lambda d: all(d.find_elements(By.ID, f"scope-{s}") for s in scopes))
+    return {
+        "page": stage.text,
+        "scopes": {s: b.driver.find_element(By.ID, f"scope-{s}").text for s in scopes},
+    }
+
+
+def _through_consent(b: Browser, stack: Deployer, client_id: str, callback: str, name: str) -> tuple[Flow, str]:
+    """Password, one-time code, consent (checked against the inventory): the code at the callback."""
+    flow = _flow(client_id, callback)
+    _sign_in_page(b, _authorize_url(flow))
+    b.shot("sign-in")
+    _type_password(b, "alice", stack.store_file("users/alice.password"))
+    b.shot("password")
+    b.by_id("sign-in-button").click()
+    b.by_id("otp-input")
+    b.shot("one-time-code")
+    _type_code(b, fresh_totp(stack.store_file("users/alice.totp")))
+    scopes = SCOPE.split()
+    texts = _consent_texts(b, scopes)
+    b.shot("consent")
+    (b.shots / f"consent-{client_id}.json").write_text(json.dumps(texts, indent=2, ensure_ascii=False) + "\n")
+    page = texts["page"]
+    assert name in page
+    for scope, description in _inventory_scopes().items():
+        # The sentence above the list gives each scope's description, by the label the list shows.
+        assert description in page, (scope, page)
+        assert f"“{listed_as(scope)}” ({scope})" in page, (scope, page)
+        assert texts["scopes"][scope] == listed_as(scope)
+    b.by_id("openid-consent-accept").click()
+    b.wait(60).until(lambda d: d.current_url.startswith(callback))
+    b.shot("callback")
+    qs = parse_qs(urlsplit(b.driver.current_url).query)
+    assert "error" not in qs, qs
+    assert qs["state"] == [flow.state]
+    assert qs["iss"] == [ISSUER]
+    return flow, qs["code"][0]
+
+
+def _inventory_scopes() -> dict[str, str]:
+    import runpy
+
+    from tests.e2e.harness import PROJECT_ROOT
+
+    return runpy.run_path(str(PROJECT_ROOT / "inventory" / "local.py"))["local"][0][1]["mcpgate"]["scopes"]
+
+
+def _no_console_errors(b: Browser, allowed: str | None = None) -> None:
+    logged = b.console_errors()
+    (b.shots / "console-errors.json").write_text(json.dumps(logged, indent=2) + "\n")
+    errors = [e["message"] for e in logged if not (allowed and re.search(allowed, e.get("message", "")))]
+    assert not errors, "\n".join(errors)
+
+
+def test_claude_ai_signs_in_in_a_browser(stack: Deployer, browser: Browser) -> None:
+    flow, code = _through_consent(browser, stack, "claude-ai", CLAUDE_CALLBACK, "Claude.ai")
+    r = flow.token(code, stack.store_file("clients/claude-ai.secret"), how="post")
+    assert r.status_code == 200, r.text
+    token = r.json()
+    _, claims = jwt_parts(token["access_token"])
+    assert claims["iss"] == ISSUER
+    assert claims["aud"] == [RESOURCE]
+    assert set(claims["scp"]) >= {"notes:read", "notes:write"}
+    assert token.get("refresh_token")
+    _no_console_errors(browser)
+
+
+def test_a_restricted_public_client_signs_in_in_a_browser(stack: Deployer, browser: Browser) -> None:
+    flow, code = _through_consent(
+        browser, stack, "mcp-inspector", INSPECTOR_CALLBACK, "MCP Inspector (tools limited to: notes:read)"
+    )
+    r = flow.token(code, None, how="none")
+    assert r.status_code == 200, r.text
+    _, claims = jwt_parts(r.json()["access_token"])
+    assert claims["client_id"] == "mcp-inspector"
+    _no_console_errors(browser)
+
+
+def _wrong_code(seed: str) -> str:
+    """A six-digit code that no period near now accepts."""
+    totp = pyotp.TOTP(seed)
+    near = {totp.at(time.time() + 30 * k) for k in range(-3, 4)}
+    while True:
+        code = f"{pysecrets.randbelow(10**6):06d}"
+        if code not in near:
+            return code
+
+
+def test_wrong_password_and_wrong_code_show_authelias_messages(stack: Deployer, browser: Browser) -> None:
+    b = browser
+    _sign_in_page(b, _authorize_url(_flow("claude-ai", CLAUDE_CALLBACK)))
+    _type_password(b, "alice", "not-" + stack.store_file("users/alice.password"))
+    b.by_id("sign-in-button").click()
+    b.text_appears("Incorrect username or password")
+    b.shot("wrong-password")
+    _type_password(b, "alice", stack.store_file("users/alice.password"))
+    b.by_id("sign-in-button").click()
+    b.by_id("otp-input")
+    _type_code(b, _wrong_code(stack.store_file("users/alice.totp")))
+    b.text_appears("The One-Time Password might be wrong")
+    b.shot("wrong-code")
+    # Each refused request (401 for the password, 403 for the code) is reported twice: a failed
+    # resource load, and the portal logging the AxiosError it caught. Nothing else.
+    _no_console_errors(b, allowed=r"status (?:of|code) 40[13]\b")
+
+
+def test_the_ban_after_repeated_failures_shows(stack: Deployer, browser: Browser) -> None:
+    """After sign_in_failures wrong passwords from one address, the right one is refused too, with the
+    same message (Authelia does not tell a client it is banned); its log says it banned the address."""
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    failures = 5  # inventory/local.py keeps the default rate_limits.sign_in_failures
+    _sign_in_page(b, _authorize_url(_flow("claude-ai", CLAUDE_CALLBACK)))
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2))
+    for _ in range(failures):
+        _type_password(b, "alice", "wrong-" + pysecrets.token_hex(4))
+        b.by_id("sign-in-button").click()
+        b.text_appears("Incorrect username or password")
+        b.wait().until(lambda d: d.find_element(By.ID, "sign-in-button").is_enabled())
+        time.sleep(0.5)
+    _type_password(b, "alice", stack.store_file("users/alice.password"))
+    b.by_id("sign-in-button").click()
+    time.sleep(3)
+    assert not b.driver.find_elements(By.ID, "otp-input"), "the right password got through during the ban"
+    b.text_appears("Incorrect username or password")
+    b.shot("banned")
+    logs = (
+        docker("logs", "--since", since, name_of("authelia")).stdout
+        + docker("logs", "--since", since, name_of("authelia")).stderr
+    )
+    assert "banned until" in logs, logs[-3000:]
+    _no_console_errors(b, allowed=r"status (?:of|code) 401")
