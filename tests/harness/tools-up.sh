@@ -7,4 +7,6 @@ set -euo pipefail
 # shellcheck source=tests/harness/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
-apt_install npm chromium chromium-driver caddy
+# Any npm will do (a machine with NodeSource's nodejs has one, and Debian's npm conflicts with it).
+command -v npm >/dev/null 2>&1 || apt_install npm
+apt_install chromium chromium-driver caddy
