@@ -48,6 +48,8 @@ def browser_unavailable() -> str | None:
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"), (CADDY, "caddy")):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             return f"{path} is missing (Debian package {package}; bin/test installs it)"
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return "the browser runs in a network namespace of its own, which needs root and iproute2's ip"
     try:
         import selenium  # noqa: F401
     except ImportError:
