@@ -60,7 +60,9 @@ class VolumeFile(EngineFact):
         return {"sha256": output[0].strip() if output else "", "content": "\n".join(output[1:])}
 
     def default(self) -> dict[str, str]:
-        return {"sha256": "", "content": ""}
+        # No engine yet (a new host's Docker is installed by this deploy): no volume, so no file,
+        # which the host will also find when the merged file is moved into place.
+        return {"sha256": hashlib.sha256(b"").hexdigest(), "content": ""}
 
 
 @operation()
