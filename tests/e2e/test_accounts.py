@@ -288,4 +288,7 @@ def test_a_person_removed_from_an_inventory_without_groups_loses_access_at_once(
     assert result.returncode == 0, result.output[-4000:]
     assert "Authelia's users database: adds bob" in result.output
     assert "access_token" in tokens(deployer, "bob")
+    # What the README says of Authelia 4.39: it refused bob's refresh token only while he was gone (it
+    # has no command that revokes stored ones), so his name back revives it.
+    assert refresh(bob["refresh_token"], secret).status_code == 200
     deploy_unchanged(deployer)
