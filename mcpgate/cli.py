@@ -165,6 +165,8 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     print(f"{hs.host}: rotated {item.name}; the next deploy restarts {item.restarts}")
     if item.path.startswith("clients/"):
         print(f"  after the deploy, paste the new client secret ({_show_command(hs)}) into the client's settings")
+    elif item.path.endswith(".password"):
+        print(f"  the deploy sets it as the person's password (even one they chose): tell them ({_show_command(hs)})")
     elif item.path.startswith("users/"):
         print(f"  after the deploy, the person scans the new otpauth:// URI ({_show_command(hs)}); the old codes stop")
     return 0
@@ -233,10 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sp.add_parser(
         "rotate",
         help=f"replace a secret: {', '.join(ROTATABLE)}, client/<id> (a leaked client secret), "
-        "totp/<user> (a lost authenticator)",
+        "totp/<user> (a lost authenticator), password/<user> (a forgotten password)",
     )
     common(p)
-    p.add_argument("name", help=f"{', '.join(sorted(ROTATABLE))}, client/<client id> or totp/<user>")
+    p.add_argument("name", help=f"{', '.join(sorted(ROTATABLE))}, client/<client id>, totp/<user> or password/<user>")
     p.set_defaults(func=cmd_secrets_rotate)
     p = sp.add_parser(
         "rollover",

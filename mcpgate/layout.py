@@ -102,6 +102,8 @@ AUTHELIA_SECRET_ENV = {
 # subjects it last applied, so a run with nothing new does not call its CLI.
 TOTP_MARKER = ".mcpgate-totp-import"
 SUBJECTS_MARKER = ".mcpgate-subjects"
+# Which initial password the deploy last gave each person (fingerprints): a new one is a reset.
+PASSWORDS_MARKER = ".mcpgate-initial-passwords"
 
 
 def authelia_users_file() -> str:

@@ -543,7 +543,8 @@ SECRET_KINDS: tuple[SecretKind, ...] = tuple(
         (rf"clients/{_WHO}\.pbkdf2", "the digest of client {who}'s secret", pbkdf2_sha512_digest_problem,
          _remade("the client secret")),
         (rf"users/{_WHO}\.password", "the initial password of user {who}", _alnum(USER_PASSWORD_CHARS),
-         f"{_BACKUP}; with no backup, delete it: the next render or deploy makes a new one, which {_show()} prints"),
+         f"{_BACKUP}; with no backup, give {{who}} a new one: mcpgate secrets rotate {{inventory}} --host {{host}} "
+         f"password/{{who}}, deploy, and tell {{who}} the password {_show()} prints"),
         (rf"users/{_WHO}\.argon2id", "the password digest of user {who}", argon2id_digest_problem,
          _remade("the user's password")),
         (rf"users/{_WHO}\.totp", "the TOTP seed of user {who}", lambda v: totp_seed_form_problem(v, TOTP_SEED_CHARS),
@@ -736,6 +737,14 @@ class StackSecrets:
             if client.public:
                 raise SecretsError(f"client {who!r} is a public client (PKCE only): it has no secret to rotate")
             return Rotatable(name, f"clients/{who}.secret", random_string, "authelia")
+        if kind == "password" and who:
+            if not any(u.name == who for u in stack.users):
+                known = ", ".join(f"password/{u.name}" for u in stack.users) or "none"
+                raise SecretsError(f"the inventory has no user {who!r}; its users' passwords: {known}")
+            # The deploy sets the person's password to the new initial one, once (mcpgate.users_db).
+            return Rotatable(
+                name, f"users/{who}.password", lambda: random_string(USER_PASSWORD_CHARS), "nothing (it is merged)"
+            )
         if kind == "totp" and who:
             if not any(u.name == who for u in stack.users):
                 known = ", ".join(f"totp/{u.name}" for u in stack.users) or "none"
@@ -744,7 +753,7 @@ class StackSecrets:
             return Rotatable(name, f"users/{who}.totp", _generate_totp_seed, "nothing (the seed is re-imported)")
         raise SecretsError(
             f"{name!r} cannot be rotated without locking someone out; rotatable: {', '.join(ROTATABLE)}, "
-            "client/<client id>, totp/<user> (the signing key: mcpgate secrets rollover)"
+            "client/<client id>, totp/<user>, password/<user> (the signing key: mcpgate secrets rollover)"
         )
 
     def rotate(self, name: str) -> Rotatable:

@@ -8,7 +8,12 @@ and the deploy never renders it whole: it reads the file from the host and merge
   secrets store (``mcpgate secrets show`` prints it);
 - a person the inventory no longer lists is removed;
 - for everyone else only what the inventory says is set (``displayname``, ``email``, ``groups``);
-  their ``password`` and every other attribute Authelia keeps stay as they are.
+  their ``password`` and every other attribute Authelia keeps stay as they are;
+- except after an operator's reset (``mcpgate secrets rotate INV password/<user>``, a new initial
+  password in the store): that person's password becomes the new initial one, once. The deploy knows
+  a reset from the initial password it last applied for each person (a fingerprint of its digest,
+  kept in a marker beside the file): a different one is a reset, an unknown person (a host deployed
+  before the marker existed) is only recorded.
 
 Authelia writes the file in its own layout (every attribute, empty ones included) and the deploy in
 a short one, so the two are compared by meaning, never by bytes: a file Authelia rewrote after a
@@ -22,6 +27,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +64,25 @@ def desired_users(stack: Stack, secrets: StackSecrets) -> dict[str, dict[str, An
 @dataclass(frozen=True)
 class MergedUsers:
     content: bytes | None  # the file to write; None when the host's file needs no change
+    applied: str  # the marker: each person's initial password last applied (fingerprints, JSON)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)  # displayname, email or groups changed
+    reset: list[str] = field(default_factory=list)  # the operator gave them a new initial password
+
+
+def initial_fingerprint(digest: str) -> str:
+    """Which initial password a person was last given, without the digest itself."""
+    return hashlib.sha256(digest.encode()).hexdigest()[:32]
+
+
+def parse_applied(text: str) -> dict[str, str]:
+    """The marker's user -> fingerprint; a damaged or absent marker knows nobody (nobody is reset)."""
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def parse_users(text: str, where: str = "Authelia's users database") -> dict[str, dict[str, Any]]:
@@ -95,24 +118,33 @@ def _managed(entry: dict[str, Any]) -> dict[str, Any]:
             "groups": list(entry.get("groups") or [])}  # fmt: skip
 
 
-def merge_users(text: str, desired: dict[str, dict[str, Any]], where: str = "Authelia's users database") -> MergedUsers:
-    """The host's users file (``text``) with the inventory's people merged in (see the module)."""
+def merge_users(
+    text: str, desired: dict[str, dict[str, Any]], applied: str = "", where: str = "Authelia's users database"
+) -> MergedUsers:
+    """The host's users file (``text``) with the inventory's people merged in, given the marker of
+    the initial passwords last applied (``applied``; see the module)."""
     current = parse_users(text, where)
+    given = parse_applied(applied)
     merged: dict[str, dict[str, Any]] = {}
-    added, updated = [], []
+    added, updated, reset = [], [], []
     for name, want in desired.items():
         have = current.get(name)
+        initial = {"password": want["password"]}
         if have is None:
             added.append(name)
-            merged[name] = {**_managed(want), "password": want["password"]}
+            merged[name] = {**_managed(want), **initial}
             continue
         if _managed(have) != _managed(want):
             updated.append(name)
         # Authelia's attributes (the password above all) are kept; the inventory's set.
         merged[name] = {**_meaning(have), **_managed(want)}
+        if name in given and given[name] != initial_fingerprint(want["password"]):
+            reset.append(name)
+            merged[name].update(initial)
     removed = [name for name in current if name not in desired]
+    marker = json.dumps({n: initial_fingerprint(w["password"]) for n, w in desired.items()}, sort_keys=True)
     same = {n: {**_meaning(e), **_managed(e)} for n, e in current.items()} == merged
     if same and text.strip():
-        return MergedUsers(None)
+        return MergedUsers(None, marker)
     body = yaml.safe_dump({"users": merged}, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    return MergedUsers((HEADER + body).encode(), added, removed, updated)
+    return MergedUsers((HEADER + body).encode(), marker, added, removed, updated, reset)

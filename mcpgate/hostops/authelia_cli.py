@@ -16,7 +16,7 @@ from pyinfra.api import OperationError, operation
 
 from ..errors import MCPGateError
 from ..identity import parse_identifiers_export
-from ..layout import AUTHELIA_USERS, STATE_DIR, SUBJECTS_MARKER, TOTP_MARKER
+from ..layout import AUTHELIA_USERS, PASSWORDS_MARKER, STATE_DIR, SUBJECTS_MARKER, TOTP_MARKER
 from ..users_db import merge_users
 from . import snapshot
 from .engine import EngineFact, volume_mountpoint
@@ -66,12 +66,15 @@ class VolumeFile(EngineFact):
 
 
 @operation()
+@snapshot.changes_host("marker")
 @noop_when_unchanged("Authelia's users database in {volume} lists the inventory's people as it says")
 def authelia_users(volume: str, owner: str, base_dir: str, users: dict[str, dict[str, Any]]):
     """
     Merge the inventory's people into Authelia's users database at the root of its data volume
     (``mcpgate.users_db``): add the new (with their initial password's digest), remove the gone, set
-    display names, e-mails and groups. A password a person changed in the portal is never touched.
+    display names, e-mails and groups. A password a person changed in the portal is never touched,
+    unless the operator reset it (a new initial password in the store, which a marker beside the
+    file tells from the one last applied).
 
     The file is written only when its meaning differs, staged privately and renamed into place; the
     rename is refused when the file changed since it was read (a person changed their password
@@ -91,22 +94,28 @@ def authelia_users(volume: str, owner: str, base_dir: str, users: dict[str, dict
         )
     """
     seen = host.get_fact(VolumeFile, volume=volume, file=AUTHELIA_USERS)
+    applied = _marker(volume, PASSWORDS_MARKER)
     try:
-        merged = merge_users(seen["content"], users, where=f"{AUTHELIA_USERS} in volume {volume}")
+        merged = merge_users(seen["content"], users, applied, where=f"{AUTHELIA_USERS} in volume {volume}")
     except MCPGateError as err:
         raise OperationError(str(err)) from None
-    if merged.content is None:
-        return
-    for verb, names in (("adds", merged.added), ("removes", merged.removed), ("updates", merged.updated)):
-        if names:
-            say(f"Authelia's users database: {verb} {', '.join(names)}")
-    staging = staging_dir(base_dir)
-    staged = posixpath.join(base_dir, STATE_DIR, f"authelia-{AUTHELIA_USERS}.new")
-    yield f"install -d -m 700 {_q(posixpath.dirname(staged))}"
-    yield prepare_private_uploads(staging, [staged])
-    yield private_upload(merged.content, staged, staging)
-    yield finish_private_upload(staging, staged)
-    yield _place_users_file(volume, staged, owner, seen["sha256"])
+    if merged.content is not None:
+        for verb, names in (
+            ("adds", merged.added), ("removes", merged.removed), ("updates", merged.updated),
+            ("resets the password of", merged.reset),
+        ):  # fmt: skip
+            if names:
+                say(f"Authelia's users database: {verb} {', '.join(names)}")
+        staging = staging_dir(base_dir)
+        staged = posixpath.join(base_dir, STATE_DIR, f"authelia-{AUTHELIA_USERS}.new")
+        yield f"install -d -m 700 {_q(posixpath.dirname(staged))}"
+        yield prepare_private_uploads(staging, [staged])
+        yield private_upload(merged.content, staged, staging)
+        yield finish_private_upload(staging, staged)
+        yield _place_users_file(volume, staged, owner, seen["sha256"])
+    # After the file: interrupted in between, the next run applies a reset again (never misses one).
+    if merged.applied != applied:
+        yield _write_marker(volume, PASSWORDS_MARKER, merged.applied, owner)
 
 
 def _place_users_file(volume: str, staged: str, owner: str, seen_sha256: str) -> str:

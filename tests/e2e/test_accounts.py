@@ -139,13 +139,45 @@ def test_a_person_changes_their_password_and_a_deploy_keeps_it(deployer: Deploye
     assert started_at() == before
     assert "access_token" in tokens(deployer, "bob", password=new)
 
-    # Back to the inventory; bob's password back to the store's, for the steps after this one.
+    # Back to the inventory: bob's e-mail again, his password still his.
     assert deployer.deploy().returncode == 0
-    flow = sign_in(deployer, "bob", password=new)
-    back = flow.session.request("POST", "/auth/api/change-password", json={**body, "old_password": new,
-                                                                               "new_password": initial})  # fmt: skip
-    assert back.status_code == 200, back.text
+    assert users_file()["bob"]["password"] == digest
     deploy_unchanged(deployer)
+
+
+def test_the_operator_resets_a_forgotten_password(deployer: Deployer, first_run: RunResult) -> None:
+    """After the step above bob's password is one he chose (and forgot): the operator gives him a new
+    initial one, the deploy sets it once, and a password he chooses after that is kept again."""
+    chosen = users_file()["bob"]["password"]
+    assert chosen != deployer.store_file("users/bob.argon2id")
+    old_initial = deployer.store_file("users/bob.password")
+    out = mcpgate_ok(deployer, "secrets", "rotate", INVENTORY, "password/bob")
+    assert "rotated password/bob" in out and old_initial not in out
+    reset = deployer.store_file("users/bob.password")
+    assert reset != old_initial and f"initial password:  {reset}" in mcpgate_ok(deployer, "secrets", "show", INVENTORY)
+
+    before = started_at()
+    result = deployer.deploy()
+    assert result.returncode == 0, result.output[-4000:]
+    assert result.changed_ops == ["Authelia's users"], result.changed_ops
+    assert "Authelia's users database: resets the password of bob" in result.output
+    assert started_at() == before
+    assert "access_token" in tokens(deployer, "bob")  # the new initial password (from the store)
+    assert first_factor("bob", old_initial)["status"] == "KO"
+    deploy_unchanged(deployer)
+
+    # He chooses one again: kept by the next deploys, the reset is not applied twice.
+    mine = "a password bob chose after the reset " + pysecrets.token_hex(4)
+    flow = sign_in(deployer, "bob")
+    body = {"username": "bob", "old_password": reset, "new_password": mine}
+    assert flow.session.request("POST", "/auth/api/change-password", json=body).status_code == 200
+    deploy_unchanged(deployer)
+    assert "access_token" in tokens(deployer, "bob", password=mine)
+
+    # Back to the store's password, for the steps after this one.
+    flow = sign_in(deployer, "bob", password=mine)
+    body = {"username": "bob", "old_password": mine, "new_password": reset}
+    assert flow.session.request("POST", "/auth/api/change-password", json=body).status_code == 200
 
 
 # --- a lost authenticator ---------------------------------------------------------------------------

@@ -251,6 +251,7 @@ def test_secrets_rotate_a_totp_seed(store: Path) -> None:
         ("client/", "cannot be rotated"),
         ("totp/mallory", "the inventory has no user 'mallory'; its users' TOTP seeds: totp/alice"),
         ("users/alice.password", "cannot be rotated"),
+        ("password/mallory", "the inventory has no user 'mallory'; its users' passwords: password/alice"),
     ],
 )
 def test_secrets_rotate_refuses_what_is_not_there(store: Path, name: str, message: str) -> None:

@@ -361,7 +361,7 @@ def test_only_safe_secrets_are_offered_for_rotation(secrets: StackSecrets) -> No
     _generate_all(secrets)
     stack = secrets.stack
     names = [*ROTATABLE, *(f"client/{c.id}" for c in stack.clients if not c.public)]
-    names += [f"totp/{u.name}" for u in stack.users]
+    names += [f"{kind}/{u.name}" for u in stack.users for kind in ("totp", "password")]
     rotatable_paths = {secrets.rotatable(n).path for n in names}
     assert {"clients/claude-ai.secret", "users/alice.totp"} <= rotatable_paths
     for name in secrets.store.names():

@@ -3,13 +3,14 @@ and groups set, and a password a person chose never touched."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
 
 from mcpgate.errors import MCPGateError
-from mcpgate.users_db import merge_users
+from mcpgate.users_db import initial_fingerprint, merge_users
 
 INITIAL = "$argon2id$v=19$m=65536,t=3,p=4$aW5pdGlhbA$aW5pdGlhbC1kaWdlc3Q"
 CHOSEN = "$argon2id$v=19$m=65536,t=3,p=4$Y2hvc2Vu$Y2hvc2VuLWJ5LWFsaWNl"
@@ -112,3 +113,37 @@ def test_a_damaged_file_is_never_overwritten(text: str, problem: str) -> None:
         merge_users(text, _want(alice=ALICE), where="users.yml in volume v")
     assert f"users.yml in volume v {problem}" in str(err.value)
     assert "the deploy will not overwrite it" in str(err.value)
+
+
+# --- an operator's reset: a new initial password in the store, applied once ---------------------
+
+NEW_INITIAL = "$argon2id$v=19$m=65536,t=3,p=4$cmVzZXQ$bmV3LWluaXRpYWwtZGlnZXN0"
+
+
+def test_the_marker_records_each_persons_initial_password() -> None:
+    merged = merge_users("", _want(alice=ALICE))
+    assert json.loads(merged.applied) == {"alice": initial_fingerprint(INITIAL)}
+    assert INITIAL not in merged.applied  # a fingerprint, not the digest
+
+
+def test_a_reset_sets_the_new_initial_password_once_and_keeps_the_rest() -> None:
+    applied = merge_users("", _want(alice=ALICE)).applied
+    want = _want(alice=ALICE)
+    want["alice"]["password"] = NEW_INITIAL
+    merged = merge_users(AUTHELIA_WROTE, want, applied)
+    assert merged.reset == ["alice"] and not merged.updated
+    alice = _users(merged.content)["alice"]
+    assert alice["password"] == NEW_INITIAL and alice["displayname"] == "Alice"
+    # Applied: the next run changes nothing, and a password the person chooses after is theirs.
+    assert merge_users(merged.content.decode(), want, merged.applied).content is None
+    chosen_again = AUTHELIA_WROTE  # alice chose a password again: Authelia wrote the file
+    assert merge_users(chosen_again, want, merged.applied).content is None
+    assert merged.applied != applied
+
+
+def test_a_person_the_marker_does_not_know_is_recorded_not_reset() -> None:
+    # A host deployed before the marker existed, or a lost marker: nobody's chosen password is lost.
+    merged = merge_users(AUTHELIA_WROTE, _want(alice=ALICE), applied="")
+    assert merged.content is None and merged.reset == []
+    assert json.loads(merged.applied) == {"alice": initial_fingerprint(INITIAL)}
+    assert merge_users(AUTHELIA_WROTE, _want(alice=ALICE), applied="not json").content is None
