@@ -139,7 +139,7 @@ def test_a_person_changes_their_password_and_a_deploy_keeps_it(deployer: Deploye
     moved = deployer.inventory("_stack['users'][1]['email'] = 'bob@example.net'")
     result = deployer.deploy(moved)
     assert result.returncode == 0, result.output[-4000:]
-    assert result.changed_ops == ["Authelia's users"], result.changed_ops
+    assert result.changed_ops == ["Authelia | Authelia's users"], result.changed_ops
     assert "Authelia's users database: updates bob" in result.output
     entry = users_file()["bob"]
     assert (entry["email"], entry["password"], entry["displayname"]) == ("bob@example.net", digest, "Bob")
@@ -166,7 +166,7 @@ def test_the_operator_resets_a_forgotten_password(deployer: Deployer, first_run:
     before = started_at()
     result = deployer.deploy()
     assert result.returncode == 0, result.output[-4000:]
-    assert result.changed_ops == ["Authelia's users"], result.changed_ops
+    assert result.changed_ops == ["Authelia | Authelia's users"], result.changed_ops
     assert "Authelia's users database: resets the password of bob" in result.output
     assert started_at() == before
     assert "access_token" in tokens(deployer, "bob")  # the new initial password (from the store)
