@@ -255,14 +255,15 @@ def test_a_signing_key_rollover_keeps_live_tokens_until_it_is_finished(
 
     out = mcpgate_ok(deployer, "secrets", "rollover", INVENTORY, "start")
     assert f"key {old_kid} is retiring" in out
+    new_kid = out.split("new signing key ", 1)[1].split(";", 1)[0]
+    assert new_kid != old_kid
     result = deployer.deploy()
     assert result.returncode == 0, result.output[-4000:]
-    kids = jwks_kids()
-    assert len(kids) == 2 and kids[1] == old_kid, kids  # both published, the new one first
+    assert sorted(jwks_kids()) == sorted([old_kid, new_kid])  # both published (Authelia orders them its way)
     new_token = tokens(deployer, "alice")["access_token"]
-    assert jwt_parts(new_token)[0]["kid"] == kids[0] != old_kid  # Authelia signs with the new key
+    assert jwt_parts(new_token)[0]["kid"] == new_kid  # Authelia signs with the new key
     gateway_jwks = Path(f"/opt/{STACK_NAME}/agentgateway/config/jwks.json").read_text()
-    assert old_kid in gateway_jwks and kids[0] in gateway_jwks
+    assert old_kid in gateway_jwks and new_kid in gateway_jwks
     if deployer.gateway:
         assert mcp_tools(old_token) == {"search", "read", "write", "delete"}  # a live token still passes
         assert mcp_tools(new_token) == {"search", "read", "write", "delete"}
@@ -272,7 +273,7 @@ def test_a_signing_key_rollover_keeps_live_tokens_until_it_is_finished(
     assert f"key {old_kid} retired" in out
     result = deployer.deploy()
     assert result.returncode == 0, result.output[-4000:]
-    assert jwks_kids() == kids[:1]
+    assert jwks_kids() == [new_kid]
     assert old_kid not in Path(f"/opt/{STACK_NAME}/agentgateway/config/jwks.json").read_text()
     assert not Path(f"/opt/{STACK_NAME}/authelia/secrets/oidc_jwks_rs256.retiring.pem").exists()
     if deployer.gateway:
