@@ -94,7 +94,10 @@ def mcp_tools(token: str) -> set[str] | int:
 def deploy_unchanged(deployer: Deployer) -> None:
     again = deployer.deploy()
     assert again.returncode == 0, again.output[-4000:]
-    assert again.changed_ops == [], again.changed_ops
+    authelia = name_of("authelia")
+    state = docker("inspect", "--format", "{{json .State}}", authelia, check=False).stdout
+    logs = docker("logs", "--tail", "30", authelia, check=False)
+    assert again.changed_ops == [], f"{again.changed_ops}\n{state}\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}"
 
 
 def mcpgate_ok(deployer: Deployer, *args: str) -> str:
