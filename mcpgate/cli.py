@@ -163,7 +163,36 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
     item = secrets.rotate(args.name)
     print(f"{hs.host}: rotated {item.name}; the next deploy restarts {item.restarts}")
+    if item.path.startswith("clients/"):
+        print(f"  after the deploy, paste the new client secret ({_show_command(hs)}) into the client's settings")
+    elif item.path.endswith(".password"):
+        print(f"  the deploy sets it as the person's password (even one they chose): tell them ({_show_command(hs)})")
+    elif item.path.startswith("users/"):
+        print(f"  after the deploy, the person scans the new otpauth:// URI ({_show_command(hs)}); the old codes stop")
     return 0
+
+
+def cmd_secrets_rollover(args: argparse.Namespace) -> int:
+    hs = _one_host(args)
+    secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
+    lifespan = hs.stack.access_token_lifespan
+    if args.step == "start":
+        old, new = secrets.rollover_start()
+        print(f"{hs.host}: new signing key {new}; key {old} is retiring")
+        print("  deploy now: Authelia signs with the new key, and Authelia and the gateway still accept tokens signed")
+        print(f"  with the old one. Once every such token has expired (access tokens live {lifespan}), run")
+        print(f"  mcpgate secrets rollover {hs.inventory} --host {hs.host} finish, and deploy again.")
+    else:
+        old = secrets.rollover_finish()
+        print(f"{hs.host}: key {old} retired; the next deploy removes it from Authelia and the gateway")
+        print(
+            f"  (tokens it signed stop working then: refresh tokens are unaffected, clients refresh within {lifespan})"
+        )
+    return 0
+
+
+def _show_command(hs: HostStack) -> str:
+    return f"mcpgate secrets show {hs.inventory} --host {hs.host}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,10 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("name", help="the secret's name, as the inventory gives it (token_secret, auth_key_secret)")
     p.set_defaults(func=cmd_secrets_set)
-    p = sp.add_parser("rotate", help=f"replace a secret that can change safely ({', '.join(ROTATABLE)})")
+    p = sp.add_parser(
+        "rotate",
+        help=f"replace a secret: {', '.join(ROTATABLE)}, client/<id> (a leaked client secret), "
+        "totp/<user> (a lost authenticator), password/<user> (a forgotten password)",
+    )
     common(p)
-    p.add_argument("name", choices=sorted(ROTATABLE))
+    p.add_argument("name", help=f"{', '.join(sorted(ROTATABLE))}, client/<client id>, totp/<user> or password/<user>")
     p.set_defaults(func=cmd_secrets_rotate)
+    p = sp.add_parser(
+        "rollover",
+        help="replace the token signing key without breaking live tokens: start (new key signs, the old one still "
+        "verifies), deploy; finish (old key dropped) once its tokens expired, deploy",
+    )
+    common(p)
+    p.add_argument("step", choices=["start", "finish"])
+    p.set_defaults(func=cmd_secrets_rollover)
     return parser
 
 

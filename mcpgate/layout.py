@@ -12,7 +12,7 @@ role's path in the container. Who owns them is the inventory's ``uids.<service>`
 Example::
 
     AUTHELIA.host_file("config", AUTHELIA.config)       # "authelia/config/configuration.yml"
-    AUTHELIA.container_file("config", AUTHELIA_USERS)   # "/config/users.yml"
+    AUTHELIA.container_file("secrets", AUTHELIA_JWKS_KEY)  # "/secrets/oidc_jwks_rs256.pem"
     container_name("mcpgate", "redis")                  # "mcpgate-redis"
 """
 
@@ -84,11 +84,15 @@ INGRESS_TIMEOUTS = {"read_header": 10, "read_body": 30, "idle": 120}
 SERVICES: Mapping[str, ServiceLayout] = {s.service: s for s in (REDIS, AUTHELIA, AGENTGATEWAY, INGRESS)}
 
 # Authelia's files besides its configuration.
-AUTHELIA_USERS = "users.yml"  # config folder
+# At the root of Authelia's data volume: its users database, which Authelia writes (a person changes
+# their password) and the deploy merges the inventory's people into (mcpgate.users_db).
+AUTHELIA_USERS = "users.yml"
 AUTHELIA_TOTP = "totp.yml"  # identity folder: the users' TOTP seeds, imported by its storage CLI
 AUTHELIA_JWKS_KEY = "oidc_jwks_rs256.pem"  # secrets folder: the token signing key
 # assets folder: the English texts of the consent page, served at <prefix>/locales/en/consent.json.
 AUTHELIA_CONSENT_LOCALE = "locales/en/consent.json"
+# secrets folder, during a signing-key rollover only: the previous key, which still verifies
+AUTHELIA_JWKS_RETIRING_KEY = "oidc_jwks_rs256.retiring.pem"
 # Authelia's scalar secrets: file name in its secrets folder -> the variable that points at it.
 AUTHELIA_SECRET_ENV = {
     "session_secret": "AUTHELIA_SESSION_SECRET_FILE",
@@ -101,6 +105,16 @@ AUTHELIA_SECRET_ENV = {
 # subjects it last applied, so a run with nothing new does not call its CLI.
 TOTP_MARKER = ".mcpgate-totp-import"
 SUBJECTS_MARKER = ".mcpgate-subjects"
+# Which initial password the deploy last gave each person (fingerprints): a new one is a reset.
+PASSWORDS_MARKER = ".mcpgate-initial-passwords"
+
+
+def authelia_users_file() -> str:
+    """Authelia's users database inside its container."""
+    assert AUTHELIA.data is not None
+    return f"{AUTHELIA.data}/{AUTHELIA_USERS}"
+
+
 AGENTGATEWAY_JWKS = "jwks.json"  # config folder: the public half of Authelia's signing key
 
 # The deploy's own bookkeeping under base_dir.

@@ -8,8 +8,10 @@ holds, and each rule asks for all of:
   ``in`` on a string is a substring test, so a token whose ``scp`` were the string "notes:readall"
   would pass; ``exists`` on a string is an error, which counts as false;
 - the client (``jwt.client_id``) being one whose ``scopes`` include it;
-- when the inventory limits people (``groups``, a user's ``scopes``), the person (``jwt.sub``, the
-  subject pinned per user from the secrets store) being one who is granted it.
+- the person (``jwt.sub``, the subject pinned per user from the secrets store) being one the
+  inventory lists and grants it (with no ``groups`` or user ``scopes``, every listed person is
+  granted every scope). Always bound, so a person taken out of the inventory loses every tool at
+  the gateway's next config reload, not when their token expires.
 
 Every rule is an ``allow``; agentgateway denies a call when rules exist and none allows it, so a
 tool the inventory does not list is denied.
@@ -53,13 +55,10 @@ def _who_may(stack: Stack, scope: str, subjects: dict[str, str]) -> str | None:
     clients = [c.id for c in stack.clients if scope in stack.client_tool_scopes(c)]
     if not clients:
         return None
-    condition = f"jwt.client_id in {_list(clients)}"
-    if stack.limits_people:
-        people = [subjects[u.name] for u in stack.users if scope in stack.user_tool_scopes(u)]
-        if not people:
-            return None
-        condition += f" && jwt.sub in {_list(people)}"
-    return condition
+    people = [subjects[u.name] for u in stack.users if scope in stack.user_tool_scopes(u)]
+    if not people:
+        return None
+    return f"jwt.client_id in {_list(clients)} && jwt.sub in {_list(people)}"
 
 
 def backend_rules(stack: Stack, backend: Backend, subjects: dict[str, str]) -> list[dict[str, str]]:

@@ -32,9 +32,9 @@ from .layout import (
     AUTHELIA,
     AUTHELIA_CONSENT_LOCALE,
     AUTHELIA_JWKS_KEY,
+    AUTHELIA_JWKS_RETIRING_KEY,
     AUTHELIA_SECRET_ENV,
     AUTHELIA_TOTP,
-    AUTHELIA_USERS,
     BACKENDS_DIR,
     BUILD_DIR,
     INGRESS,
@@ -48,7 +48,8 @@ from .layout import (
 )
 from .model import AUTHELIA_VERSION, Backend, Stack
 from .policy import compile_rules, no_usable_scope
-from .secrets import ARGON2, StackSecrets
+from .secrets import ARGON2, StackSecrets, key_id_for
+from .users_db import desired_users
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = PROJECT_ROOT / "templates"
@@ -112,6 +113,9 @@ class Rendered:
     dirs: list[HostDir]
     files: list[HostFile]
     builds: list[BuildContext]
+    # user -> their entry in Authelia's users database, which the deploy merges into the file on the
+    # host (mcpgate.users_db): Authelia's state, never rendered whole.
+    authelia_users: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def file(self, path: str) -> HostFile:
         for f in self.files:
@@ -233,7 +237,7 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
     render_backend_secrets(given, out)
     render_firewall(given, out)
     builds = render_builds(given, out)
-    return Rendered(stack, out.dirs, out.files, builds)
+    return Rendered(stack, out.dirs, out.files, builds, desired_users(stack, secrets))
 
 
 def render_redis(given: _Input, out: _Output) -> None:
@@ -245,7 +249,8 @@ def render_redis(given: _Input, out: _Output) -> None:
 
 
 def render_authelia(given: _Input, out: _Output) -> None:
-    """Its configuration, users, scalar secrets, signing key, and the users' TOTP seeds to import."""
+    """Its configuration, scalar secrets, signing keys, and the users' TOTP seeds to import (its users
+    database is merged on the host: :attr:`Rendered.authelia_users`)."""
     stack, secrets = given.stack, given.secrets
     owner = stack.uids.authelia
     out.service_dirs(AUTHELIA, owner)
@@ -267,26 +272,22 @@ def render_authelia(given: _Input, out: _Output) -> None:
         }
         for c in stack.clients
     ]
+    # The signing key first (Authelia signs with the first RS256 key); during a rollover the retiring
+    # one after it, published in its JWKS so that tokens it signed still verify.
+    key_files = [AUTHELIA_JWKS_KEY, AUTHELIA_JWKS_RETIRING_KEY]
+    jwks = [
+        {"key_id": key_id_for(pem), "file": AUTHELIA.container_file("secrets", name), "name": name, "pem": pem}
+        for name, pem in zip(key_files, secrets.oidc_signing_keys(), strict=False)
+    ]
     configuration = given.template(
         "authelia/configuration.yml.j2",
         authelia_version=AUTHELIA_VERSION,
-        key_id=secrets.oidc_key_id(),
+        jwks=jwks,
         clients=clients,
         totp=TOTP,
         argon2=ARGON2,
     )
     add("config", AUTHELIA.config, configuration, secret=False)
-    users = [
-        {
-            "name": u.name,
-            "display_name": u.display_name,
-            "email": u.email,
-            "groups": u.groups,
-            "password_hash": secrets.user_password_hash(u.name),
-        }
-        for u in stack.users
-    ]
-    add("config", AUTHELIA_USERS, given.template("authelia/users.yml.j2", users=users), secret=True)
     scalar = {
         "session_secret": secrets.session_secret(),
         "redis_password": secrets.redis_password(),
@@ -296,7 +297,8 @@ def render_authelia(given: _Input, out: _Output) -> None:
     }
     for name in AUTHELIA_SECRET_ENV:
         add("secrets", name, scalar[name], secret=True)
-    add("secrets", AUTHELIA_JWKS_KEY, secrets.oidc_private_key_pem(), secret=True)
+    for key in jwks:
+        add("secrets", key["name"], key["pem"], secret=True)
     # Read by the storage CLI the deploy runs, not at start: no restart when it changes.
     add("identity", AUTHELIA_TOTP, totp_yaml(stack, secrets), secret=True, service="")
     # Read from disk on each request for it (server.asset_path): no restart either.

@@ -62,6 +62,8 @@ USER_PASSWORD_CHARS = 24
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
+SIGNING_KEY = "authelia/oidc_jwks_rs256.pem"
+RETIRING_KEY = "authelia/oidc_jwks_rs256.retiring.pem"  # during a rollover: verifies, never signs
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 _ALNUM = string.ascii_letters + string.digits
 
@@ -379,6 +381,20 @@ class SecretStore:
         with self._locked():
             self._write(name, value, replace=True)
 
+    def delete(self, name: str) -> None:
+        """Remove a secret (a finished rollover's retiring key); nothing when it is not there."""
+        path = self._path(name)
+        if self.read_only:
+            self._unsaved.pop(name, None)
+            return
+        with self._locked():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise self._os_error(err, "remove") from None
+
     # A digest known to match its secret: ``.<file>.verified`` beside it holds
     # sha256(secret, digest), which changes if either does. It tells nothing the store's own
     # files do not (the secret is beside it in clear).
@@ -515,18 +531,26 @@ SECRET_KINDS: tuple[SecretKind, ...] = tuple(
         (r"authelia/oidc_jwks_rs256\.pem", "Authelia's token signing key", rsa_private_key_problem,
          _unsafe("every issued token's key id and signature come from it",
                  "delete it and deploy: a new key is made and clients sign in again")),
+        (r"authelia/oidc_jwks_rs256\.retiring\.pem", "Authelia's retiring token signing key (a rollover is under "
+         "way)", rsa_private_key_problem,
+         "tokens signed before the rollover are checked with it: restore it from your backup of the store; with no "
+         "backup, finish the rollover: mcpgate secrets rollover {inventory} --host {host} finish, and deploy (clients "
+         "whose tokens it signed sign in again)"),
         (rf"clients/{_WHO}\.secret", "the secret of client {who}", _alnum(SECRET_CHARS),
          _unsafe("the client, e.g. Claude's connector, holds it",
-                 f"delete it, deploy, and paste the new secret that {_show()} prints into the client's settings")),
+                 "replace it: mcpgate secrets rotate {inventory} --host {host} client/{who}, deploy, and paste "
+                 f"the new secret that {_show()} prints into the client's settings")),
         (rf"clients/{_WHO}\.pbkdf2", "the digest of client {who}'s secret", pbkdf2_sha512_digest_problem,
          _remade("the client secret")),
         (rf"users/{_WHO}\.password", "the initial password of user {who}", _alnum(USER_PASSWORD_CHARS),
-         f"{_BACKUP}; with no backup, delete it: the next render or deploy makes a new one, which {_show()} prints"),
+         f"{_BACKUP}; with no backup, give {{who}} a new one: mcpgate secrets rotate {{inventory}} --host {{host}} "
+         f"password/{{who}}, deploy, and tell {{who}} the password {_show()} prints"),
         (rf"users/{_WHO}\.argon2id", "the password digest of user {who}", argon2id_digest_problem,
          _remade("the user's password")),
         (rf"users/{_WHO}\.totp", "the TOTP seed of user {who}", lambda v: totp_seed_form_problem(v, TOTP_SEED_CHARS),
          _unsafe("{who}'s authenticator app holds it",
-                 f"delete it, deploy, and have {{who}} scan the new otpauth:// URI that {_show()} prints")),
+                 "replace it: mcpgate secrets rotate {inventory} --host {host} totp/{who}, deploy, and have "
+                 f"{{who}} scan the new otpauth:// URI that {_show()} prints")),
         (rf"users/{_WHO}\.sub", "the subject (sub) of user {who}", canonical_uuid_problem,
          _unsafe("Authelia keeps it and has put it in {who}'s tokens", "write {who}'s openid identifier from "
                  "`authelia storage user identifiers export` on the host into it")),
@@ -561,15 +585,53 @@ class StackSecrets:
         return self.store.get_or_create("authelia/reset_password_jwt_secret", random_string)
 
     def oidc_private_key_pem(self) -> str:
-        return self.store.get_or_create("authelia/oidc_jwks_rs256.pem", _generate_rsa_pem)
+        """The key Authelia signs with."""
+        return self.store.get_or_create(SIGNING_KEY, _generate_rsa_pem)
 
     def oidc_key_id(self) -> str:
         """The signing key's id: stable for as long as the key is (see :func:`key_id_for`)."""
         return key_id_for(self.oidc_private_key_pem())
 
+    def oidc_retiring_key_pem(self) -> str | None:
+        """The key a signing-key rollover retires (``secrets rollover start``): Authelia no longer signs
+        with it, but it stays in both JWK Sets, so tokens it signed still pass until ``finish``."""
+        pem = self.store.get(RETIRING_KEY)
+        if pem is None or key_id_for(pem) == self.oidc_key_id():
+            return None  # an interrupted start left a copy of the signing key: nothing is retiring
+        return pem
+
+    def oidc_signing_keys(self) -> list[str]:
+        """Every key in Authelia's jwks, the one that signs first (Authelia signs an RS256 client's
+        tokens with the first RS256 key: validateOIDCAlgKIDDefault in its configuration validator)."""
+        retiring = self.oidc_retiring_key_pem()
+        return [self.oidc_private_key_pem(), *([retiring] if retiring else [])]
+
     def oidc_public_jwks(self) -> dict[str, list[dict[str, str]]]:
-        """The public JWK Set Authelia serves for this key (same kid, alg and use)."""
-        return {"keys": [dict(_public_jwk(self.oidc_private_key_pem()))]}
+        """The public JWK Set Authelia serves for its keys (same kids, alg and use, the signing key first)."""
+        return {"keys": [dict(_public_jwk(pem)) for pem in self.oidc_signing_keys()]}
+
+    def rollover_start(self) -> tuple[str, str]:
+        """A new signing key; the current one keeps verifying until :meth:`rollover_finish`. (old, new) kid."""
+        if self.oidc_retiring_key_pem() is not None:
+            raise SecretsError(
+                f"a signing-key rollover is already under way (key {key_id_for(self.store.get(RETIRING_KEY) or '')}"
+                " is retiring); finish it first (mcpgate secrets rollover INVENTORY finish), then start another"
+            )
+        old = self.oidc_private_key_pem()
+        # The old key is kept first, so an interruption leaves at worst a copy of the signing key.
+        self.store.set(RETIRING_KEY, old)
+        self.store.set(SIGNING_KEY, _generate_rsa_pem())
+        return key_id_for(old), self.oidc_key_id()
+
+    def rollover_finish(self) -> str:
+        """Drop the retiring key: tokens it signed stop passing the gateway. Its kid."""
+        retiring = self.store.get(RETIRING_KEY)
+        if retiring is None:
+            raise SecretsError(
+                "no signing-key rollover is under way (start one: mcpgate secrets rollover INVENTORY start)"
+            )
+        self.store.delete(RETIRING_KEY)
+        return key_id_for(retiring)
 
     def gateway_session_key(self) -> str:
         """AES-256-GCM key (hex) agentgateway encrypts MCP session ids with."""
@@ -652,19 +714,49 @@ class StackSecrets:
             *(self.user_password(u.name) for u in stack.users),
             *(self.user_totp_seed(u.name) for u in stack.users),
             *(t for t in (self.token(n) for n in [*stack.token_secrets, *stack.backend_secrets]) if t),
-            self.oidc_private_key_pem().splitlines()[1],  # a line of the private key itself
+            *(pem.splitlines()[1] for pem in self.oidc_signing_keys()),  # a line of each private key
         ]
         return [v.strip() for v in values if len(v.strip()) >= 8]
 
     def settable_names(self) -> list[str]:
         return self.stack.settable_secrets
 
+    def rotatable(self, name: str) -> Rotatable:
+        """What ``secrets rotate NAME`` replaces: one of :data:`ROTATABLE`, a confidential client's
+        secret (``client/<id>``: the client must be given the new one) or a person's TOTP seed
+        (``totp/<user>``: their authenticator app must scan the new URI)."""
+        if name in ROTATABLE:
+            return ROTATABLE[name]
+        kind, _, who = name.partition("/")
+        stack = self.stack
+        if kind == "client" and who:
+            client = next((c for c in stack.clients if c.id == who), None)
+            if client is None:
+                known = ", ".join(f"client/{c.id}" for c in stack.clients if not c.public) or "none"
+                raise SecretsError(f"the inventory has no client {who!r}; its confidential clients: {known}")
+            if client.public:
+                raise SecretsError(f"client {who!r} is a public client (PKCE only): it has no secret to rotate")
+            return Rotatable(name, f"clients/{who}.secret", random_string, "authelia")
+        if kind == "password" and who:
+            if not any(u.name == who for u in stack.users):
+                known = ", ".join(f"password/{u.name}" for u in stack.users) or "none"
+                raise SecretsError(f"the inventory has no user {who!r}; its users' passwords: {known}")
+            # The deploy sets the person's password to the new initial one, once (mcpgate.users_db).
+            return Rotatable(
+                name, f"users/{who}.password", lambda: random_string(USER_PASSWORD_CHARS), "nothing (it is merged)"
+            )
+        if kind == "totp" and who:
+            if not any(u.name == who for u in stack.users):
+                known = ", ".join(f"totp/{u.name}" for u in stack.users) or "none"
+                raise SecretsError(f"the inventory has no user {who!r}; its users' TOTP seeds: {known}")
+            # Imported into Authelia's database by the deploy (an upsert): no restart.
+            return Rotatable(name, f"users/{who}.totp", _generate_totp_seed, "nothing (the seed is re-imported)")
+        raise SecretsError(
+            f"{name!r} cannot be rotated without locking someone out; rotatable: {', '.join(ROTATABLE)}, "
+            "client/<client id>, totp/<user>, password/<user> (the signing key: mcpgate secrets rollover)"
+        )
+
     def rotate(self, name: str) -> Rotatable:
-        try:
-            item = ROTATABLE[name]
-        except KeyError:
-            raise SecretsError(
-                f"{name!r} cannot be rotated without locking someone out; rotatable: {', '.join(ROTATABLE)}"
-            ) from None
+        item = self.rotatable(name)
         self.store.set(item.path, item.factory())
         return item

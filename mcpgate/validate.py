@@ -15,6 +15,7 @@ import yaml
 from .layout import AGENTGATEWAY, AUTH_PREFIX, AUTHELIA, AUTHELIA_SECRET_ENV, AUTHELIA_USERS
 from .model import AUTHELIA_DISCOVERY_SCOPES
 from .render import PROJECT_ROOT, Rendered
+from .users_db import merge_users
 
 _SECRET_FILTER = re.compile(
     r"""\{\{\s*secret\s+"(?P<path>[^"]+)"\s*(?:\|\s*mindent\s+(?P<indent>\d+)\s+"\|"\s*)?(?:\|\s*msquote\s*)?\}\}"""
@@ -84,7 +85,6 @@ def validate_rendered(rendered: Rendered, ref: Path | None = None) -> list[str]:
     problems: list[str] = []
     docs: dict[str, Any] = {}
     authelia_path = rendered.config("authelia").path
-    users_path = AUTHELIA.host_file("config", AUTHELIA_USERS)
     for f in rendered.files:
         if f.path.endswith((".yml", ".yaml")) and not f.path.startswith("build/"):
             try:
@@ -95,7 +95,8 @@ def validate_rendered(rendered: Rendered, ref: Path | None = None) -> list[str]:
         return problems
 
     authelia = docs[authelia_path]
-    users = docs[users_path]
+    # The users database a new host starts with (the deploy merges the same entries into an existing one).
+    users = yaml.safe_load(merge_users("", rendered.authelia_users).content or b"")
     gateway = docs[rendered.config(AGENTGATEWAY.service).path]
 
     stack = rendered.stack
@@ -141,7 +142,7 @@ def _cross_checks(rendered: Rendered, authelia: Any, users: Any, gateway: Any) -
             if isinstance(value, str) and value and value == _secret_value(rendered, name):
                 problems.append(f"authelia configuration carries the {name} inline")
     if set(users["users"]) != {u.name for u in stack.users}:
-        problems.append(f"{AUTHELIA_USERS} does not list exactly the inventory's users")
+        problems.append(f"{AUTHELIA_USERS} would not list exactly the inventory's users")
     return problems
 
 

@@ -1,23 +1,28 @@
-"""Authelia's database, through its CLI in the running container: users' TOTP seeds imported from the
-store and each user's OIDC subject pinned, so a rebuilt host keeps authenticator apps and token
-subjects. Markers at the root of Authelia's data volume say what was applied last."""
+"""Authelia's state in its data volume: its users database, with the inventory's people merged in
+(passwords stay Authelia's); and its database, through its CLI in the running container: users'
+TOTP seeds imported from the store and each user's OIDC subject pinned, so a rebuilt host keeps
+authenticator apps and token subjects. Markers at the root of the volume say what was applied last."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from shlex import quote as _q
+from typing import Any
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import OperationError, operation
 
+from ..errors import MCPGateError
 from ..identity import parse_identifiers_export
-from ..layout import SUBJECTS_MARKER, TOTP_MARKER
+from ..layout import AUTHELIA_USERS, PASSWORDS_MARKER, STATE_DIR, SUBJECTS_MARKER, TOTP_MARKER
+from ..users_db import merge_users
 from . import snapshot
 from .engine import EngineFact, volume_mountpoint
-from .messages import noop_when_unchanged
+from .messages import noop_when_unchanged, say
 from .snapshot import read_fact
-from .upload import shell_command
+from .upload import finish_private_upload, prepare_private_uploads, private_upload, shell_command, staging_dir
 
 
 class VolumeMarker(EngineFact):
@@ -38,6 +43,97 @@ class VolumeMarker(EngineFact):
 
     def default(self) -> str:
         return ""
+
+
+class VolumeFile(EngineFact):
+    """A file at the root of a named volume: ``{"sha256": of its bytes, "content": its text}`` (an
+    absent file reads as empty). Read without following a symlink, as :class:`VolumeMarker`."""
+
+    def command(self, volume: str, file: str) -> str:
+        read = f'dd if="$mp"/{_q(file)} iflag=nofollow status=none 2>/dev/null'
+        return (
+            f"mp=$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)} 2>/dev/null); "
+            f"{read} | sha256sum | cut -c1-64; {read}; true"
+        )
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        return {"sha256": output[0].strip() if output else "", "content": "\n".join(output[1:])}
+
+    def default(self) -> dict[str, str]:
+        # No engine yet (a new host's Docker is installed by this deploy): no volume, so no file,
+        # which the host will also find when the merged file is moved into place.
+        return {"sha256": hashlib.sha256(b"").hexdigest(), "content": ""}
+
+
+@operation()
+@snapshot.changes_host("marker")
+@noop_when_unchanged("Authelia's users database in {volume} lists the inventory's people as it says")
+def authelia_users(volume: str, owner: str, base_dir: str, users: dict[str, dict[str, Any]]):
+    """
+    Merge the inventory's people into Authelia's users database at the root of its data volume
+    (``mcpgate.users_db``): add the new (with their initial password's digest), remove the gone, set
+    display names, e-mails and groups. A password a person changed in the portal is never touched,
+    unless the operator reset it (a new initial password in the store, which a marker beside the
+    file tells from the one last applied).
+
+    The file is written only when its meaning differs, staged privately and renamed into place; the
+    rename is refused when the file changed since it was read (a person changed their password
+    during the deploy): the next run merges again. Authelia watches the file and reloads it.
+
+    **Example:**
+
+    .. code:: python
+
+        authelia_users(
+            name="Authelia's users",
+            volume="mcpgate-authelia-data",
+            owner="10091:10091",
+            base_dir="/opt/mcpgate",
+            users={"alice": {"displayname": "Alice", "email": "a@example.org", "groups": [],
+                             "password": "$argon2id$..."}},
+        )
+    """
+    seen = host.get_fact(VolumeFile, volume=volume, file=AUTHELIA_USERS)
+    applied = _marker(volume, PASSWORDS_MARKER)
+    try:
+        merged = merge_users(seen["content"], users, applied, where=f"{AUTHELIA_USERS} in volume {volume}")
+    except MCPGateError as err:
+        raise OperationError(str(err)) from None
+    if merged.content is not None:
+        for verb, names in (
+            ("adds", merged.added), ("removes", merged.removed), ("updates", merged.updated),
+            ("resets the password of", merged.reset),
+        ):  # fmt: skip
+            if names:
+                say(f"Authelia's users database: {verb} {', '.join(names)}")
+        staging = staging_dir(base_dir)
+        staged = posixpath.join(base_dir, STATE_DIR, f"authelia-{AUTHELIA_USERS}.new")
+        yield f"install -d -m 700 {_q(posixpath.dirname(staged))}"
+        yield prepare_private_uploads(staging, [staged])
+        yield private_upload(merged.content, staged, staging)
+        yield finish_private_upload(staging, staged)
+        yield _place_users_file(volume, staged, owner, seen["sha256"])
+    # After the file: interrupted in between, the next run applies a reset again (never misses one).
+    if merged.applied != applied:
+        yield _write_marker(volume, PASSWORDS_MARKER, merged.applied, owner)
+
+
+def _place_users_file(volume: str, staged: str, owner: str, seen_sha256: str) -> str:
+    """Move the merged file into the volume, as :func:`_write_marker` does, unless the file there is
+    no longer the one the merge read."""
+    target = f'"$mp"/{_q(AUTHELIA_USERS)}'
+    near = f'"$(dirname "$mp")"/{_q(AUTHELIA_USERS)}.new'
+    changed = (
+        f"{AUTHELIA_USERS} in volume {volume} changed while the deploy ran (a person changed their password?); "
+        "nothing was written: run the deploy again"
+    )
+    return (
+        f"mp={volume_mountpoint(volume)} && "
+        f"now=$(dd if={target} iflag=nofollow status=none 2>/dev/null | sha256sum | cut -c1-64) && "
+        f'{{ [ "$now" = {_q(seen_sha256)} ] || {{ rm -f {_q(staged)}; echo {_q(changed)} >&2; exit 1; }}; }} && '
+        f"rm -f {near} && (umask 077 && cp {_q(staged)} {near}) && rm -f {_q(staged)} && "
+        f"chown {owner} {near} && chmod 600 {near} && mv -fT {near} {target}"
+    )
 
 
 class AutheliaIdentifiers(EngineFact):

@@ -20,7 +20,7 @@ from typing import Any
 from ..apt import AptRelease, apt_release
 from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers, stack_networks
 from ..errors import MCPGateError
-from ..layout import SUBJECTS_MARKER, TOTP_MARKER
+from ..layout import PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER
 from ..model import Stack, load_stack
 from ..render import Rendered, render_stack
 from ..rules import generated_value_problems
@@ -151,7 +151,7 @@ def snapshot_query(ctx: DeployContext) -> SnapshotQuery:
         networks=tuple(sorted(n.name for n in stack_networks(ctx.stack))),
         volumes=tuple(v for c in ctx.containers for v in c.owned_volumes),
         images=tuple(sorted({c.image for c in ctx.containers})),
-        markers=tuple((v, m) for v in authelia_volumes[:1] for m in (TOTP_MARKER, SUBJECTS_MARKER)),
+        markers=tuple((v, m) for v in authelia_volumes[:1] for m in (TOTP_MARKER, SUBJECTS_MARKER, PASSWORDS_MARKER)),
         paths=tuple(v.source for b in ctx.stack.enabled_backends for v in b.volumes if v.is_host_path),
         probes=tuple((c.name, probe) for c in ctx.containers if (probe := ctx.ready_probe(c.service))),
     )

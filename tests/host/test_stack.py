@@ -203,3 +203,25 @@ def test_egress_backends_are_kept_to_the_internet(host, stack: Stack) -> None:
         assert options.get("com.docker.network.bridge.name") == net.bridge, net.name
     if state.systemd:
         assert state.unit_enabled, f"{wanted.unit} is not enabled: the rules would not be back after a reboot"
+
+
+def test_authelias_users_database_lists_the_inventorys_people(host, stack: Stack, authelia_deployed: None) -> None:
+    """Authelia's own file (passwords are its state): the deploy merged exactly the inventory's people
+    and their names, e-mails and groups into it. Only the names are read back here."""
+    import yaml
+
+    from mcpgate.layout import AUTHELIA_USERS, volume_name
+
+    volume = shlex.quote(volume_name(stack.name, "authelia"))
+    text = host.check_output(
+        f"dd if=\"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {volume})\"/{AUTHELIA_USERS} "
+        "iflag=nofollow status=none"
+    )
+    users = yaml.safe_load(text)["users"]
+    assert sorted(users) == sorted(u.name for u in stack.users)
+    for u in stack.users:
+        entry = users[u.name]
+        assert (entry["displayname"], entry["email"], list(entry.get("groups") or [])) == (
+            u.display_name, u.email, list(u.groups),
+        )  # fmt: skip
+        assert str(entry["password"]).startswith("$argon2id$"), u.name

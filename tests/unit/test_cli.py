@@ -148,7 +148,6 @@ def test_render_writes_exactly_the_host_files_and_is_repeatable(tmp_path: Path, 
     host = out1 / "gateway.lan"
     for rel in (
         "authelia/config/configuration.yml",
-        "authelia/config/users.yml",
         "authelia/secrets/session_secret",
         "agentgateway/config/config.yaml",
         "agentgateway/secrets/home-assistant-token",
@@ -158,6 +157,8 @@ def test_render_writes_exactly_the_host_files_and_is_repeatable(tmp_path: Path, 
     ):
         assert (host / rel).is_file(), rel
     assert stat.S_IMODE((host / "authelia/secrets/session_secret").stat().st_mode) == 0o600
+    # Authelia's users database is its own state on the host, never rendered (mcpgate.users_db).
+    assert not list(host.rglob("users.yml"))
     assert stat.S_IMODE((host / "authelia/secrets").stat().st_mode) == 0o700
     assert (host / "agentgateway/secrets/home-assistant-token").read_text() == "ha-token-value"
 
@@ -202,8 +203,67 @@ def test_secrets_rotate(store: Path) -> None:
     r = run("secrets", "rotate", HOME, "redis-password", secrets=store)
     assert r.returncode == 0 and "restarts redis, authelia" in r.stdout
     assert path.read_text() != before
-    r = run("secrets", "rotate", HOME, "oidc-key", secrets=store)
-    assert r.returncode == 2 and "invalid choice" in r.stderr
+    assert_user_error(run("secrets", "rotate", HOME, "oidc-key", secrets=store), "cannot be rotated", "rollover")
+
+
+def test_secrets_rotate_a_client_secret(store: Path) -> None:
+    run("secrets", "show", HOME, secrets=store)
+    path = store / "gateway.lan" / "clients" / "claude-ai.secret"
+    before = path.read_text()
+    r = run("secrets", "rotate", HOME, "client/claude-ai", secrets=store)
+    assert r.returncode == 0, r.stderr
+    assert "restarts authelia" in r.stdout and "paste the new client secret" in r.stdout
+    after = path.read_text()
+    assert after != before and len(after) == 64 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert before not in r.stdout + r.stderr and after not in r.stdout + r.stderr
+    shown = run("secrets", "show", HOME, secrets=store).stdout
+    assert f"OAuth Client Secret:  {after}" in shown and before not in shown
+    # The digest Authelia gets follows the new secret at the next render.
+    _set_ha_token(store)
+    assert run("render", HOME, "--out", str(store.parent / "out"), secrets=store).returncode == 0
+    from mcpgate.secrets import pbkdf2_sha512_verify
+
+    digest = (store / "gateway.lan" / "clients" / "claude-ai.pbkdf2").read_text()
+    assert pbkdf2_sha512_verify(after, digest) and not pbkdf2_sha512_verify(before, digest)
+    assert (
+        f'client_secret: "{digest}"'
+        in (store.parent / "out" / "gateway.lan" / "authelia" / "config" / "configuration.yml").read_text()
+    )
+
+
+def test_secrets_rotate_a_totp_seed(store: Path) -> None:
+    run("secrets", "show", HOME, secrets=store)
+    path = store / "gateway.lan" / "users" / "alice.totp"
+    before = path.read_text()
+    r = run("secrets", "rotate", HOME, "totp/alice", secrets=store)
+    assert r.returncode == 0, r.stderr
+    assert "the seed is re-imported" in r.stdout and "scans the new otpauth:// URI" in r.stdout
+    after = path.read_text()
+    assert after != before and len(after) == 64
+    shown = run("secrets", "show", HOME, secrets=store).stdout
+    assert f"secret={after}" in shown and f"secret={before}" not in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("client/nobody", "the inventory has no client 'nobody'; its confidential clients: client/claude-ai"),
+        ("client/", "cannot be rotated"),
+        ("totp/mallory", "the inventory has no user 'mallory'; its users' TOTP seeds: totp/alice"),
+        ("users/alice.password", "cannot be rotated"),
+        ("password/mallory", "the inventory has no user 'mallory'; its users' passwords: password/alice"),
+    ],
+)
+def test_secrets_rotate_refuses_what_is_not_there(store: Path, name: str, message: str) -> None:
+    run("secrets", "show", HOME, secrets=store)
+    before = _tree(store)
+    assert_user_error(run("secrets", "rotate", HOME, name, secrets=store), message)
+    assert _tree(store) == before
+
+
+def test_secrets_rotate_refuses_a_public_clients_secret(store: Path) -> None:
+    r = run("secrets", "rotate", LOCAL, "client/mcp-inspector", secrets=store)
+    assert_user_error(r, "client 'mcp-inspector' is a public client (PKCE only): it has no secret to rotate")
 
 
 def test_several_hosts_need_host_for_set(tmp_path: Path, store: Path) -> None:
@@ -284,8 +344,8 @@ STORE_DAMAGE = [
         lambda p: p.write_text(""),
         "the secret of client claude-ai): empty, expected 64 ASCII letters and digits",
         f"not safe to rotate (the client, e.g. Claude's connector, holds it): restore it from your backup of the "
-        f"store; with no backup, delete it, deploy, and paste the new secret that mcpgate secrets show {LOCAL} "
-        "--host @local prints",
+        f"store; with no backup, replace it: mcpgate secrets rotate {LOCAL} --host @local client/claude-ai, deploy, "
+        f"and paste the new secret that mcpgate secrets show {LOCAL} --host @local prints",
         id="empty-client-secret",
     ),
     pytest.param(
@@ -301,7 +361,7 @@ STORE_DAMAGE = [
         "users/alice.totp",
         lambda p: p.write_text("JBSWY3DPEHPK3PXP"),
         "TOTP seed must be unpadded base32 of at least 16 bytes",
-        "have alice scan the new otpauth:// URI",
+        f"mcpgate secrets rotate {LOCAL} --host @local totp/alice, deploy, and have alice scan the new otpauth:// URI",
         id="short-totp-check",
     ),
     pytest.param(

@@ -93,7 +93,7 @@ def test_containers_mount_the_layout_folders_where_the_layout_says(stack: Stack,
 def test_configs_name_the_paths_and_ports_of_the_layout(stack: Stack, rendered: Rendered) -> None:
     authelia = rendered.config("authelia").content.decode()
     assert f"0.0.0.0:{layout.AUTHELIA.port}{layout.AUTH_PREFIX}" in authelia
-    assert f"path: {layout.AUTHELIA.container_file('config', layout.AUTHELIA_USERS)}" in authelia
+    assert f'path: "{layout.AUTHELIA.data}/{layout.AUTHELIA_USERS}"' in authelia
     assert f"port: {layout.REDIS.port}" in authelia
     assert f"port {layout.REDIS.port}" in rendered.config("redis").content.decode()
     caddyfile = rendered.config("ingress").content.decode()

@@ -164,12 +164,30 @@ def test_a_person_outside_the_inventory_opens_nothing(family: Stack) -> None:
         assert not evaluate(rules, "notes", "search", token_claims(EVERY, "claude-ai", sub))
 
 
-def test_without_groups_everyone_may_use_everything(stack_data: dict[str, Any]) -> None:
+def test_without_groups_everyone_listed_may_use_everything(stack_data: dict[str, Any]) -> None:
     stack_data["users"].append({"name": "bob", "display_name": "Bob", "email": "bob@example.org"})
     stack = load_stack("h", stack_data)
     assert not stack.limits_people
-    assert all("jwt.sub" not in r["allow"] for r in compile_rules(stack, _subjects(stack)))
+    subjects = _subjects(stack)
+    rules = compile_rules(stack, subjects)
+    # Every rule still names the people: a token's sub must be one the inventory lists.
+    assert all(f"jwt.sub in ['{subjects['alice']}', '{subjects['bob']}']" in r["allow"] for r in rules)
     assert _allowed(stack, "notes", "write", EVERY, user="bob")
+    for sub in (None, str(uuid.uuid4())):
+        assert not evaluate(rules, "notes", "write", token_claims(EVERY, "claude-ai", sub))
+
+
+def test_a_person_taken_out_of_an_inventory_without_groups_loses_every_tool(stack_data: dict[str, Any]) -> None:
+    stack_data["users"].append({"name": "bob", "display_name": "Bob", "email": "bob@example.org"})
+    before = load_stack("h", stack_data)
+    bob = _subjects(before)["bob"]
+    assert evaluate(compile_rules(before, _subjects(before)), "notes", "read", token_claims(EVERY, "claude-ai", bob))
+    stack_data["users"] = [u for u in stack_data["users"] if u["name"] != "bob"]
+    after = load_stack("h", stack_data)
+    rules = compile_rules(after, _subjects(after))
+    for tool in ("search", "read", "write", "delete"):
+        assert not evaluate(rules, "notes", tool, token_claims(EVERY, "claude-ai", bob)), tool
+    assert evaluate(rules, "notes", "read", token_claims(EVERY, "claude-ai", _subjects(after)["alice"]))
 
 
 def test_client_and_person_limits_intersect_and_agree_with_the_model(family: Stack, stack_data: dict) -> None:

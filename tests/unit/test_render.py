@@ -111,10 +111,22 @@ def test_authelia_secrets_are_files_never_inline(rendered: Rendered) -> None:
     assert names == {*AUTHELIA_SECRET_ENV, "oidc_jwks_rs256.pem"}
 
 
-def test_users_database(rendered: Rendered, secrets: StackSecrets) -> None:
-    users = _yaml(rendered, "authelia/config/users.yml")["users"]
+def test_users_database_is_merged_on_the_host_not_rendered(rendered: Rendered, secrets: StackSecrets) -> None:
+    users = rendered.authelia_users
     assert users["alice"]["password"] == secrets.user_password_hash("alice")
     assert users["alice"]["displayname"] == "Alice"
+    assert not [f.path for f in rendered.files if f.path.endswith("users.yml")]
+    config = authelia_config(rendered)
+    assert config["authentication_backend"]["file"] == {
+        "path": "/data/users.yml",
+        "watch": True,
+        "password": config["authentication_backend"]["file"]["password"],
+    }
+    assert config["authentication_backend"]["password_change"] == {"disable": False}
+    assert config["identity_validation"]["elevated_session"] == {
+        "require_second_factor": True,
+        "skip_second_factor": True,
+    }
 
 
 def test_totp_import_file_carries_the_seed_as_authelia_stores_it(rendered: Rendered, secrets: StackSecrets) -> None:
@@ -441,3 +453,90 @@ def test_consent_texts_are_rendered_into_their_own_folder(rendered: Rendered) ->
         < order.index("authelia/assets/locales")
         < order.index("authelia/assets/locales/en")
     )
+
+
+# --- a signing-key rollover ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def next_signing_key_pem() -> str:
+    from mcpgate.secrets import _generate_rsa_pem
+
+    return _generate_rsa_pem()
+
+
+@pytest.fixture
+def rolled_over(secrets: StackSecrets, next_signing_key_pem: str, monkeypatch: pytest.MonkeyPatch) -> StackSecrets:
+    import mcpgate.secrets
+
+    monkeypatch.setattr(mcpgate.secrets, "_generate_rsa_pem", lambda: next_signing_key_pem)
+    secrets.rollover_start()
+    return secrets
+
+
+def test_a_rollover_signs_with_the_new_key_and_publishes_both(
+    stack: Stack, secrets: StackSecrets, signing_key_pem: str, next_signing_key_pem: str, monkeypatch
+) -> None:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet, RSAKey
+
+    from mcpgate.secrets import key_id_for
+
+    old_kid = secrets.oidc_key_id()
+    before = render_stack(stack, secrets)
+    import mcpgate.secrets
+
+    monkeypatch.setattr(mcpgate.secrets, "_generate_rsa_pem", lambda: next_signing_key_pem)
+    assert secrets.rollover_start() == (old_kid, key_id_for(next_signing_key_pem))
+    during = render_stack(stack, secrets)
+    new_kid = secrets.oidc_key_id()
+    assert new_kid == key_id_for(next_signing_key_pem) != old_kid
+
+    # Authelia: the new key first (it signs with the first RS256 key), the retiring one after it.
+    keys = authelia_config(during)["identity_providers"]["oidc"]["jwks"]
+    assert [k["key_id"] for k in keys] == [new_kid, old_kid]
+    assert [k["key"].strip() for k in keys] == [next_signing_key_pem.strip(), signing_key_pem.strip()]
+    assert '{{ secret "/secrets/oidc_jwks_rs256.retiring.pem"' in during.config("authelia").content.decode()
+    assert during.file("authelia/secrets/oidc_jwks_rs256.retiring.pem").content.decode() == signing_key_pem
+    assert during.file("authelia/secrets/oidc_jwks_rs256.pem").content.decode() == next_signing_key_pem
+    # The gateway: both public keys, so a token signed before the rollover still verifies.
+    jwks = KeySet.import_key_set(json.loads(during.file("agentgateway/config/jwks.json").content))
+    assert [k.kid for k in jwks.keys] == [new_kid, old_kid]
+    for pem, kid in ((signing_key_pem, old_kid), (next_signing_key_pem, new_kid)):
+        token = jwt.encode({"alg": "RS256", "kid": kid}, {"iss": "x"}, RSAKey.import_key(pem))
+        assert jwt.decode(token, jwks).claims == {"iss": "x"}
+    assert during.config_digest("authelia") != before.config_digest("authelia")
+    assert during.config_digest("agentgateway") != before.config_digest("agentgateway")
+    assert validate_rendered(during, REF) == []
+
+    # Finished: the old key is gone from both; a token it signed no longer verifies.
+    assert secrets.rollover_finish() == old_kid
+    after = render_stack(stack, secrets)
+    keys = authelia_config(after)["identity_providers"]["oidc"]["jwks"]
+    assert [k["key_id"] for k in keys] == [new_kid]
+    assert not [f for f in after.files if "retiring" in f.path]
+    jwks = KeySet.import_key_set(json.loads(after.file("agentgateway/config/jwks.json").content))
+    assert [k.kid for k in jwks.keys] == [new_kid]
+    old_token = jwt.encode({"alg": "RS256", "kid": old_kid}, {"iss": "x"}, RSAKey.import_key(signing_key_pem))
+    from joserfc.errors import InvalidKeyIdError
+
+    with pytest.raises(InvalidKeyIdError):
+        jwt.decode(old_token, jwks)
+
+
+def test_a_rollover_cannot_start_twice_nor_finish_unstarted(rolled_over: StackSecrets) -> None:
+    from mcpgate.errors import SecretsError
+
+    with pytest.raises(SecretsError, match="a signing-key rollover is already under way"):
+        rolled_over.rollover_start()
+    rolled_over.rollover_finish()
+    with pytest.raises(SecretsError, match="no signing-key rollover is under way"):
+        rolled_over.rollover_finish()
+
+
+def test_an_interrupted_rollover_start_leaves_one_key(secrets: StackSecrets, stack: Stack) -> None:
+    # The retiring copy is written first: interrupted there, it equals the signing key and is ignored.
+    secrets.store.set("authelia/oidc_jwks_rs256.retiring.pem", secrets.oidc_private_key_pem())
+    rendered = render_stack(stack, secrets)
+    assert len(json.loads(rendered.file("agentgateway/config/jwks.json").content)["keys"]) == 1
+    assert not [f for f in rendered.files if "retiring" in f.path]

@@ -356,9 +356,14 @@ def test_a_generated_value_passes_its_own_rule(secrets: StackSecrets, name: str)
 
 
 def test_only_safe_secrets_are_offered_for_rotation(secrets: StackSecrets) -> None:
-    """The repair for a damaged value names `secrets rotate` exactly where ROTATABLE says it is safe."""
+    """The repair for a damaged value names `secrets rotate` exactly where it replaces that file: the
+    infrastructure secrets of ROTATABLE, a confidential client's secret and a person's TOTP seed."""
     _generate_all(secrets)
-    rotatable_paths = {r.path for r in ROTATABLE.values()}
+    stack = secrets.stack
+    names = [*ROTATABLE, *(f"client/{c.id}" for c in stack.clients if not c.public)]
+    names += [f"{kind}/{u.name}" for u in stack.users for kind in ("totp", "password")]
+    rotatable_paths = {secrets.rotatable(n).path for n in names}
+    assert {"clients/claude-ai.secret", "users/alice.totp"} <= rotatable_paths
     for name in secrets.store.names():
         (secrets.store.root / name).write_text("")
         with pytest.raises(SecretsError) as info:

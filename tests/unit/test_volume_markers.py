@@ -76,3 +76,76 @@ def test_a_symlink_at_the_marker_path_is_replaced_not_followed(
     assert stat.S_IMODE(victim.stat().st_mode) == 0o640
     marker = mountpoint / SUBJECTS_MARKER
     assert not marker.is_symlink() and marker.read_text() == "digest-1"
+
+
+# --- Authelia's users database: read with its digest, moved into place only if unchanged ---------
+
+
+def _read_users(env: dict[str, str]) -> dict[str, str]:
+    from mcpgate.hostops.authelia_cli import VolumeFile
+
+    read = _sh(VolumeFile().command(VOLUME, "users.yml"), env)
+    assert read.returncode == 0, read.stderr
+    return VolumeFile().process(read.stdout.splitlines())
+
+
+def _staged(tmp_path: Path, content: str) -> Path:
+    staged = tmp_path / "state" / "authelia-users.yml.new"
+    staged.parent.mkdir(exist_ok=True)
+    staged.write_text(content)
+    return staged
+
+
+def test_the_users_file_is_read_with_its_digest_and_replaced_whole(
+    volume: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    import hashlib
+
+    from mcpgate.hostops.authelia_cli import VolumeFile, _place_users_file
+
+    mountpoint, env = volume
+    absent = _read_users(env)
+    assert absent == VolumeFile().default() == {"sha256": hashlib.sha256(b"").hexdigest(), "content": ""}
+    staged = _staged(tmp_path, "users:\n  alice: {}\n")
+    done = _sh(_place_users_file(VOLUME, str(staged), _owner(), absent["sha256"]), env)
+    assert done.returncode == 0, done.stderr
+    users = mountpoint / "users.yml"
+    assert users.read_text() == "users:\n  alice: {}\n" and stat.S_IMODE(users.stat().st_mode) == 0o600
+    assert not staged.exists() and list(mountpoint.parent.iterdir()) == [mountpoint]
+    seen = _read_users(env)
+    assert seen == {"sha256": hashlib.sha256(b"users:\n  alice: {}\n").hexdigest(), "content": "users:\n  alice: {}"}
+
+
+def test_the_users_file_is_not_replaced_when_it_changed_since_it_was_read(
+    volume: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from mcpgate.hostops.authelia_cli import _place_users_file
+
+    mountpoint, env = volume
+    users = mountpoint / "users.yml"
+    users.write_text("users:\n  alice: {password: old}\n")
+    seen = _read_users(env)
+    users.write_text("users:\n  alice: {password: chosen-meanwhile}\n")  # Authelia wrote in between
+    staged = _staged(tmp_path, "users:\n  alice: {password: old}\n  bob: {}\n")
+    done = _sh(_place_users_file(VOLUME, str(staged), _owner(), seen["sha256"]), env)
+    assert done.returncode != 0
+    assert "changed while the deploy ran" in done.stderr and "run the deploy again" in done.stderr
+    assert users.read_text() == "users:\n  alice: {password: chosen-meanwhile}\n"
+    assert not staged.exists()
+
+
+def test_a_symlink_at_the_users_file_is_neither_read_nor_written_through(
+    volume: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from mcpgate.hostops.authelia_cli import _place_users_file
+
+    mountpoint, env = volume
+    victim = tmp_path / "host-file"
+    victim.write_text("root:x:0:0\n")
+    (mountpoint / "users.yml").symlink_to(victim)
+    seen = _read_users(env)
+    assert seen["content"] == ""
+    done = _sh(_place_users_file(VOLUME, str(_staged(tmp_path, "users: {}\n")), _owner(), seen["sha256"]), env)
+    assert done.returncode == 0, done.stderr
+    assert victim.read_text() == "root:x:0:0\n"
+    assert not (mountpoint / "users.yml").is_symlink() and (mountpoint / "users.yml").read_text() == "users: {}\n"
