@@ -10,8 +10,8 @@ run is decided once, by :func:`unavailable`; a test stack is then deployed witho
 (``mcpgate_components``, as a user can), everything else still runs, and what needs it skips with
 the reason, through :meth:`Deployer.need`, the ``authelia``/``gateway`` fixtures, or
 :func:`skip_module_without` for a test module that is about that component alone.
-MCPGATE_AUTHELIA_IMAGE names another Authelia image (one that does not exist: the suite as a
-machine that could not build it sees it).
+MCPGATE_AUTHELIA_IMAGE names another Authelia image; one that does not exist (with the pinned tag,
+e.g. mcpgate-local/authelia-absent:4.39.20) shows the suite as a machine that could not build it.
 """
 
 from __future__ import annotations
@@ -118,12 +118,13 @@ def unavailable() -> dict[str, str]:
 def skip_module_without(*services: str) -> None:
     """At the top of a test module that is about these services alone (every test talks to them):
     the whole module skips, as one, with the reason, when one of them cannot run here."""
+    module = Path(sys._getframe(1).f_globals.get("__file__", "this module")).name
     if docker_answers() is not None:
-        pytest.skip(f"end-to-end tests unavailable: {docker_answers()}", allow_module_level=True)
+        pytest.skip(f"{module}, all of it: {docker_answers()}", allow_module_level=True)
     for service in services:
         why = unavailable().get(service)
         if why:
-            pytest.skip(why, allow_module_level=True)
+            pytest.skip(f"{module}, all of it (every test needs {service}): {why}", allow_module_level=True)
 
 
 @functools.cache

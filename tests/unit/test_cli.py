@@ -53,6 +53,23 @@ def _set_ha_token(store: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+@pytest.fixture(scope="module")
+def _home_rendered_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    secrets = tmp_path_factory.mktemp("home") / "secrets"
+    _set_ha_token(secrets)
+    r = run("render", HOME, "--out", str(secrets.parent / "out"), secrets=secrets)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    return secrets
+
+
+@pytest.fixture
+def home_store(store: Path, _home_rendered_once: Path) -> Path:
+    """A complete store for inventory/home.py (its token set, then rendered once per module: a
+    3072-bit key and the digests take a while), copied with its modes into the test's own store."""
+    shutil.copytree(_home_rendered_once, store)
+    return store
+
+
 def _tree(root: Path) -> dict[str, tuple[int, bytes]]:
     return {
         str(p.relative_to(root)): (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
@@ -75,9 +92,8 @@ def test_check_writes_nothing(store: Path) -> None:
     assert _tree(store) == before
 
 
-def test_check_example_inventory(store: Path) -> None:
-    _set_ha_token(store)
-    r = run("check", HOME, secrets=store)
+def test_check_example_inventory(home_store: Path) -> None:
+    r = run("check", HOME, secrets=home_store)
     assert r.returncode == 0, r.stderr
     assert "rendered configs: ok" in r.stdout
     if reference_dir() is not None:
@@ -168,7 +184,7 @@ def test_render_needs_out(store: Path) -> None:
 
 
 def test_secrets_show_prints_what_claude_needs(store: Path) -> None:
-    _set_ha_token(store)
+    _set_ha_token(store)  # an empty store otherwise: a user runs show before the first deploy
     r = run("secrets", "show", HOME, secrets=store)
     assert r.returncode == 0, r.stderr
     out = r.stdout
@@ -193,10 +209,8 @@ def test_secrets_set_reads_stdin_and_refuses_unknown_or_empty(store: Path) -> No
     assert_user_error(run("secrets", "set", HOME, "tailscale-auth-key", secrets=store, stdin="  \n"), "no value")
 
 
-def test_secrets_rotate(store: Path) -> None:
-    run("secrets", "show", HOME, secrets=store)  # create
-    _set_ha_token(store)
-    run("render", HOME, "--out", str(store.parent / "out"), secrets=store)
+def test_secrets_rotate(home_store: Path) -> None:
+    store = home_store
     path = store / "gateway.lan" / "redis" / "password"
     before = path.read_text()
     r = run("secrets", "rotate", HOME, "redis-password", secrets=store)

@@ -43,6 +43,15 @@ from mcpgate.secrets import (
 )
 
 
+@pytest.fixture
+def secrets(store: SecretStore, stack: Stack, signing_key_pem: str) -> StackSecrets:
+    """Here, unlike elsewhere (tests/conftest.py), an empty store: these tests are about what is
+    generated, when and how. Only the RSA key (seconds to make) and the user's token are given."""
+    store.set("authelia/oidc_jwks_rs256.pem", signing_key_pem)
+    store.set("tokens/home-assistant-token", "ha-long-lived-token")
+    return StackSecrets(store, stack)
+
+
 def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
