@@ -108,7 +108,7 @@ def test_check_example_inventory(home_store: Path) -> None:
     assert not any(line.startswith("sandbox/") for line in lines)  # disabled
 
 
-def test_check_local_inventory(store: Path) -> None:
+def test_check_local_inventory(store: Path, healthy: Path) -> None:
     r = run("check", LOCAL, secrets=store)
     assert r.returncode == 0, r.stderr
     assert "https://mcp-gateway.home.test/mcp" in r.stdout
@@ -484,7 +484,7 @@ def test_a_secret_that_is_not_readable(store: Path, healthy: Path) -> None:
     assert _tree(store) == before
 
 
-def test_render_out_that_is_a_file(tmp_path: Path, store: Path) -> None:
+def test_render_out_that_is_a_file(tmp_path: Path, store: Path, healthy: Path) -> None:
     out = tmp_path / "out.txt"
     out.write_text("x")
     r = run("render", LOCAL, "--out", str(out), secrets=store)
@@ -494,7 +494,7 @@ def test_render_out_that_is_a_file(tmp_path: Path, store: Path) -> None:
     assert out.read_text() == "x"
 
 
-def test_render_out_that_is_not_writable(tmp_path: Path, store: Path) -> None:
+def test_render_out_that_is_not_writable(tmp_path: Path, store: Path, healthy: Path) -> None:
     prefix = _without_root_powers()
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
@@ -612,8 +612,8 @@ def test_secrets_set_refuses_a_value_the_store_would_refuse(store: Path) -> None
     assert not (store / "gateway.lan" / "tokens").exists()
 
 
-def test_an_empty_token_in_the_store_names_secrets_set(store: Path) -> None:
-    _set_ha_token(store)
+def test_an_empty_token_in_the_store_names_secrets_set(home_store: Path) -> None:
+    store = home_store
     (store / "gateway.lan" / "tokens" / "home-assistant-token").write_text("\n")
     r = run("render", HOME, "--out", str(store.parent / "out"), secrets=store)
     assert_one_line_error(
