@@ -1,8 +1,15 @@
-"""Shared fixtures: a valid stack as inventory data, and a private secrets store per test."""
+"""Shared fixtures: a valid stack as inventory data, and a private secrets store per test.
+
+Generating a store's values is slow by design (a 3072-bit RSA key, an argon2id digest per user, a
+pbkdf2 digest per client): it is done once per session (``filled_store_template``), and a test
+that needs a complete store gets its own copy of it, which it may change (``filled_store``,
+``secrets``). A test about generating values (tests/unit/test_secrets.py) makes its own.
+"""
 
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +72,36 @@ def signing_key_pem() -> str:
     return _generate_rsa_pem()
 
 
-@pytest.fixture
-def secrets(store: SecretStore, stack: Stack, signing_key_pem: str) -> StackSecrets:
-    s = StackSecrets(store, stack)
+@pytest.fixture(scope="session")
+def filled_store_template(tmp_path_factory: pytest.TempPathFactory, signing_key_pem: str) -> Path:
+    """A secrets folder whose host gateway.lan holds everything a render of BASE_STACK generates
+    (keys, passwords, digests and their verified-memos), made once per session. Never changed:
+    tests take a copy (``fill_store``)."""
+    from mcpgate.render import render_stack
+
+    root = tmp_path_factory.mktemp("filled-store") / "secrets"
+    store = SecretStore.for_host(root, "gateway.lan")
     store.set("authelia/oidc_jwks_rs256.pem", signing_key_pem)
     store.set("tokens/home-assistant-token", "ha-long-lived-token")
-    return s
+    stack = load_stack("gateway.lan", copy.deepcopy(BASE_STACK))
+    render_stack(stack, StackSecrets(store, stack))
+    return root / "gateway.lan"
+
+
+def fill_store(store: SecretStore, template: Path) -> SecretStore:
+    """Copy the template's values (modes too) into ``store``, which must not hold any yet."""
+    shutil.copytree(template, store.root, dirs_exist_ok=True)
+    return store
+
+
+@pytest.fixture
+def filled_store(store: SecretStore, filled_store_template: Path) -> SecretStore:
+    """The test's own store (``store``), holding a copy of the session's complete one."""
+    return fill_store(store, filled_store_template)
+
+
+@pytest.fixture
+def secrets(filled_store: SecretStore, stack: Stack) -> StackSecrets:
+    """The test stack's secrets over the test's own complete store (a copy: change it at will);
+    values the test's stack adds to BASE_STACK are generated on first use, as in a real store."""
+    return StackSecrets(filled_store, stack)

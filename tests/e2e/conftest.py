@@ -1,4 +1,7 @@
-"""End-to-end fixtures: the real stack deployed onto this machine over SSH, and torn down after."""
+"""End-to-end fixtures: the real stack deployed onto this machine over SSH, and torn down after.
+
+A service that cannot run here is left out of the stack (tests/e2e/harness.py, ``unavailable``);
+``gateway`` and ``authelia`` skip a test that needs one, with the reason."""
 
 from __future__ import annotations
 
@@ -50,17 +53,20 @@ def deployer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
 
 @pytest.fixture(scope="session")
 def gateway(deployer: Deployer) -> None:
-    from tests.e2e.harness import gateway_unavailable
+    """A test that needs agentgateway in the test stack (it is left out where it cannot run)."""
+    deployer.need("agentgateway")
 
-    reason = gateway_unavailable()
-    if reason:
-        pytest.skip(reason)
+
+@pytest.fixture(scope="session")
+def authelia(deployer: Deployer) -> None:
+    """A test that needs Authelia in the test stack (it is left out where it cannot run)."""
+    deployer.need("authelia")
 
 
 @pytest.fixture(scope="session")
 def first_run(deployer: Deployer) -> RunResult:
     result = deployer.deploy()
-    note = "" if deployer.gateway else f", without agentgateway ({deployer.components})"
+    note = f", without {' and '.join(deployer.left_out)} ({deployer.components})" if deployer.left_out else ""
     TIMINGS.append(f"first deploy from nothing: {result.seconds:.1f} s ({result.changes} operations changed{note})")
     assert result.returncode == 0, result.output[-6000:]
     return result

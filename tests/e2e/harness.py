@@ -3,10 +3,20 @@
 bin/test starts the harness (one dockerd, local images, sshd on 127.0.0.1:2222) and sets
 MCPGATE_E2E=1. The deploy runs pyinfra exactly as a user does; variants of the inventory are
 written next to the test's secrets store and differ from inventory/local.py by what a test changes.
+
+Two components may be impossible to build on a machine: Authelia (from the Go module proxy) and
+agentgateway (no build path here; MCPGATE_AGENTGATEWAY_IMAGE names a local build). Whether each can
+run is decided once, by :func:`unavailable`; a test stack is then deployed without it
+(``mcpgate_components``, as a user can), everything else still runs, and what needs it skips with
+the reason, through :meth:`Deployer.need`, the ``authelia``/``gateway`` fixtures, or
+:func:`skip_module_without` for a test module that is about that component alone.
+MCPGATE_AUTHELIA_IMAGE names another Authelia image; one that does not exist (with the pinned tag,
+e.g. mcpgate-local/authelia-absent:4.39.20) shows the suite as a machine that could not build it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -20,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mcpgate.container_specs import LABEL_STACK
 from mcpgate.model import AUTHELIA_VERSION
 
@@ -27,8 +39,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SSHD_DIR = Path(os.environ.get("MCPGATE_SSHD_DIR", "/run/mcpgate-sshd"))
 LOCAL_IMAGES = {
     "redis": "mcpgate-local/redis:7.0.15",
-    # Another build of it (e.g. one being tried before it replaces the shared tag) with MCPGATE_E2E_AUTHELIA_IMAGE.
-    "authelia": os.environ.get("MCPGATE_E2E_AUTHELIA_IMAGE") or f"mcpgate-local/authelia:{AUTHELIA_VERSION}",
+    # Another build of it (one being tried before it replaces the shared tag, or an absent name to run as a
+    # fresh machine does) with MCPGATE_AUTHELIA_IMAGE.
+    "authelia": os.environ.get("MCPGATE_AUTHELIA_IMAGE") or f"mcpgate-local/authelia:{AUTHELIA_VERSION}",
     "ingress": "mcpgate-local/caddy:2.6.2",
 }
 PYTHON_BASE = "mcpgate-local/python:3.11-bookworm"
@@ -64,30 +77,77 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def image_exists(ref: str) -> bool:
-    return docker("image", "inspect", ref, check=False).returncode == 0
+    try:
+        return docker("image", "inspect", ref, check=False).returncode == 0
+    except FileNotFoundError:  # no docker client at all
+        return False
 
 
+@functools.cache
+def authelia_unavailable() -> str | None:
+    """Why Authelia cannot run here, or None: its local image could not be built (bin/test records
+    why in the file MCPGATE_AUTHELIA_UNAVAILABLE_FILE names)."""
+    image = LOCAL_IMAGES["authelia"]
+    if image_exists(image):
+        return None
+    reason_file = os.environ.get("MCPGATE_AUTHELIA_UNAVAILABLE_FILE")
+    recorded = Path(reason_file).read_text() if reason_file and Path(reason_file).is_file() else ""
+    why = "; ".join(line.strip() for line in recorded.splitlines() if line.strip())
+    return f"Authelia could not be built here, no local image {image} ({why or 'see bin/test'})"
+
+
+@functools.cache
 def gateway_unavailable() -> str | None:
     """Why agentgateway cannot run here, or None."""
     gateway = os.environ.get("MCPGATE_AGENTGATEWAY_IMAGE")
     if not gateway:
-        return "no local agentgateway image: none can be pulled here; set MCPGATE_AGENTGATEWAY_IMAGE to one"
+        return (
+            "agentgateway could not be built here (no build path on this machine and no image can be pulled); "
+            "set MCPGATE_AGENTGATEWAY_IMAGE to a local build"
+        )
     if not image_exists(gateway):
-        return f"MCPGATE_AGENTGATEWAY_IMAGE={gateway} is not a local image"
+        return f"agentgateway: MCPGATE_AGENTGATEWAY_IMAGE={gateway} is not a local image"
     return None
 
 
+def unavailable() -> dict[str, str]:
+    """The services that cannot run on this machine, each with why: the one decision every e2e test
+    (and the deploys they make) goes by."""
+    reasons = {"authelia": authelia_unavailable(), "agentgateway": gateway_unavailable()}
+    return {service: why for service, why in reasons.items() if why}
+
+
+def skip_module_without(*services: str) -> None:
+    """At the top of a test module that is about these services alone (every test talks to them):
+    the whole module skips, as one, with the reason, when one of them cannot run here."""
+    module = Path(sys._getframe(1).f_globals.get("__file__", "this module")).name
+    if docker_answers() is not None:
+        pytest.skip(f"{module}, all of it: {docker_answers()}", allow_module_level=True)
+    for service in services:
+        why = unavailable().get(service)
+        if why:
+            pytest.skip(f"{module}, all of it (every test needs {service}): {why}", allow_module_level=True)
+
+
+@functools.cache
+def docker_answers() -> str | None:
+    """Why no Docker engine can be used here, or None."""
+    try:
+        if docker("info", check=False).returncode == 0:
+            return None
+    except FileNotFoundError:
+        return "no docker client installed"
+    return "no Docker engine answers"
+
+
 def missing_requirements() -> str | None:
-    """Why the stack (all but agentgateway, see gateway_unavailable) cannot run here, or None."""
+    """Why no test stack can be deployed here, or None. Authelia and agentgateway are not
+    requirements: a stack is deployed without them (see :func:`unavailable`)."""
     if os.environ.get("MCPGATE_E2E") != "1":
         return "the test harness is not up (run the suite with bin/test as root)"
-    if docker("info", check=False).returncode != 0:
-        return "no Docker engine answers"
-    reason_file = os.environ.get("MCPGATE_AUTHELIA_UNAVAILABLE_FILE")
-    if not image_exists(LOCAL_IMAGES["authelia"]):
-        reason = Path(reason_file).read_text().strip() if reason_file and Path(reason_file).is_file() else ""
-        return f"no local Authelia image {LOCAL_IMAGES['authelia']} (building it failed: {reason or 'see bin/test'})"
-    for ref in (*LOCAL_IMAGES.values(), PYTHON_BASE):
+    if docker_answers():
+        return docker_answers()
+    for ref in (LOCAL_IMAGES["redis"], LOCAL_IMAGES["ingress"], PYTHON_BASE):
         if not image_exists(ref):
             return f"local image {ref} is missing (tests/harness/build-images.sh)"
     return None
@@ -160,14 +220,22 @@ def local_deploy_env(
     }
 
 
+# The services a test stack runs, in the deploy's order (tailscale is off in inventory/local.py).
+SERVICES = ("docker", "redis", "authelia", "backends", "ingress", "agentgateway")
+
+
 class Deployer:
-    """Runs pyinfra against the SSH target with a given variant of inventory/local.py."""
+    """Runs pyinfra against the SSH target with a given variant of inventory/local.py.
+
+    A service that cannot run here (:func:`unavailable`) is left out of every deploy with
+    ``mcpgate_components``, and out of the host checks; every other service is still deployed and
+    checked."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        # Without an agentgateway image every other service is still deployed and checked.
-        self.gateway = gateway_unavailable() is None
-        self.components = None if self.gateway else "docker,redis,authelia,backends,ingress"
+        self.left_out = unavailable()
+        self.gateway = "agentgateway" not in self.left_out
+        self.components = ",".join(s for s in SERVICES if s not in self.left_out) if self.left_out else None
         self.secrets_dir = workdir / "secrets"
         self.env = local_deploy_env(
             secrets_dir=self.secrets_dir,
@@ -178,6 +246,17 @@ class Deployer:
             vault=VAULT_DIR,
             gateway_image=os.environ.get("MCPGATE_AGENTGATEWAY_IMAGE"),
         )
+
+    def has(self, service: str) -> bool:
+        """Whether the test stack runs ``service`` (``"authelia"``, ``"agentgateway"``...)."""
+        return service not in self.left_out
+
+    def need(self, service: str, what: str = "") -> None:
+        """Skip the calling test, from here on, when ``service`` was left out of the stack; ``what``
+        says which part of the test that leaves unchecked (the parts before this call ran)."""
+        if service in self.left_out:
+            unchecked = f" ({what} not checked)" if what else ""
+            pytest.skip(f"{service} left out of the test stack{unchecked}: {self.left_out[service]}")
 
     def inventory(self, edit: str | None = None) -> Path:
         """inventory/local.py itself, or a variant: ``edit`` is Python run on ``_stack`` (a dict)."""

@@ -40,7 +40,7 @@ from tests.e2e.dayone import (
     run_deploy,
     write_home_inventory,
 )
-from tests.e2e.harness import LOCAL_IMAGES, PROJECT_ROOT, PYTHON_BASE, gateway_unavailable, image_exists, parse_results
+from tests.e2e.harness import LOCAL_IMAGES, PROJECT_ROOT, PYTHON_BASE, parse_results, unavailable
 from tests.e2e.mcp_client import McpClient
 from tests.e2e.oauth import Flow, Session, jwt_parts, login
 
@@ -146,23 +146,13 @@ def _started(host: DayOneHost) -> dict[str, str]:
     return {name: c["State"]["StartedAt"] for name, c in host.containers().items()}
 
 
-def _authelia_missing() -> str | None:
-    if image_exists(LOCAL_IMAGES["authelia"]):
-        return None
-    reason_file = os.environ.get("MCPGATE_AUTHELIA_UNAVAILABLE_FILE")
-    reason = Path(reason_file).read_text().strip() if reason_file and Path(reason_file).is_file() else ""
-    return f"no local Authelia image {LOCAL_IMAGES['authelia']} ({reason or 'building it failed, see bin/test'})"
-
-
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DayOne]:
     reason = dayone_unavailable()
     if reason:
         pytest.skip(f"no day-one host here: {reason}")
     state = DayOne(tmp_path_factory.mktemp("dayone"))
-    for service, why in (("authelia", _authelia_missing()), ("agentgateway", gateway_unavailable())):
-        if why:
-            state.skipped[service] = why
+    state.skipped.update(unavailable())
     try:
         yield state
     finally:

@@ -1,4 +1,10 @@
-"""agentgateway in front of the real notes backend: Authelia's JWTs in, per-tool scopes enforced."""
+"""agentgateway in front of the real notes backend: Authelia's JWTs in, per-tool scopes enforced.
+
+Every test needs the real agentgateway: where it cannot run the module skips, as one, with the
+reason (never a stand-in gateway). What needs no token from Authelia (the 401 and its challenge, the
+resource metadata, tokens signed with the stack's own key, the no-scope rule, the bucket) runs
+without Authelia; the tests that need Authelia's tokens skip when it is left out of the stack.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from mcpgate.model import Stack, load_stack
 from mcpgate.secrets import key_id_for
-from tests.e2e.harness import INGRESS_PORT, Deployer, RunResult
+from tests.e2e.harness import INGRESS_PORT, PROJECT_ROOT, Deployer, RunResult, skip_module_without
 from tests.e2e.mcp_client import McpClient
 from tests.e2e.oauth import Flow, Session, login_alice
+
+skip_module_without("agentgateway")
 
 HOSTNAME = "mcp-gateway.home.test"
 ISSUER = f"https://{HOSTNAME}/auth"
@@ -30,8 +39,26 @@ def MCP(token: str | None) -> McpClient:
     return McpClient(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME, token)
 
 
+INITIALIZE = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}
+
+
 @pytest.fixture(scope="module")
-def read_token(deployer: Deployer, first_run: RunResult, gateway: None) -> str:
+def gateway_up(deployer: Deployer, first_run: RunResult, gateway: None) -> Deployer:
+    """The test stack with agentgateway in it (Authelia may be left out)."""
+    return deployer
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    import runpy
+
+    ((name, data),) = runpy.run_path(str(PROJECT_ROOT / "inventory" / "local.py"))["local"]
+    return load_stack(name, data["mcpgate"])
+
+
+@pytest.fixture(scope="module")
+def read_token(gateway_up: Deployer, authelia: None) -> str:
+    deployer = gateway_up
     flow = Flow(_session(), "claude-ai", "openid offline_access notes:read", resource=RESOURCE)
     code = login_alice(flow, deployer.store_file)
     r = flow.token(code, deployer.store_file("clients/claude-ai.secret"))
@@ -89,12 +116,9 @@ def _forged(deployer: Deployer, **claims: Any) -> str:
     return jwt.encode({"alg": "RS256", "kid": kid, "typ": "at+jwt"}, body, key)
 
 
-def test_a_well_formed_token_from_the_real_key_is_accepted(deployer: Deployer, read_token: str) -> None:
+def test_a_well_formed_token_from_the_real_key_is_accepted(gateway_up: Deployer) -> None:
     # The control for the refusals below: the same construction, valid, gets through.
-    r = MCP(_forged(deployer)).post(
-        "initialize",
-        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
-    )
+    r = MCP(_forged(gateway_up)).post("initialize", INITIALIZE)
     assert r.status_code == 200, r.text
 
 
@@ -102,7 +126,8 @@ def test_a_well_formed_token_from_the_real_key_is_accepted(deployer: Deployer, r
     "case",
     ["no token", "expired", "another audience", "another issuer", "another key"],
 )
-def test_bad_tokens_get_401(deployer: Deployer, read_token: str, case: str) -> None:
+def test_bad_tokens_get_401(gateway_up: Deployer, case: str) -> None:
+    deployer = gateway_up
     now = int(time.time())
     token = {
         "no token": None,
@@ -111,24 +136,66 @@ def test_bad_tokens_get_401(deployer: Deployer, read_token: str, case: str) -> N
         "another issuer": lambda: _forged(deployer, iss="https://evil.example/auth"),
         "another key": lambda: _forged(deployer, _key=RSAKey.generate_key(2048)),
     }[case]
-    r = MCP(token() if token else None).post(
-        "initialize",
-        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
-    )
+    r = MCP(token() if token else None).post("initialize", INITIALIZE)
     assert r.status_code == 401, f"{case}: {r.status_code} {r.text[:200]}"
     assert r.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_a_flood_of_mcp_requests_is_cut_off_by_the_bucket(deployer: Deployer, read_token: str) -> None:
+def test_without_a_token_the_challenge_points_at_the_metadata_and_the_scopes(
+    gateway_up: Deployer, stack: Stack
+) -> None:
+    """What a client first sees (MCP authorization spec): 401 and a challenge naming the public
+    resource metadata URL and the scopes to ask for."""
+    r = MCP(None).post("initialize", INITIALIZE)
+    assert r.status_code == 401, r.text
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith("Bearer "), challenge
+    assert f'resource_metadata="{stack.resource_metadata_url}"' in challenge, challenge
+    assert f'scope="{" ".join(stack.scopes_supported)}"' in challenge, challenge
+
+
+@pytest.mark.parametrize("path", ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"])
+def test_the_gateway_serves_the_resource_metadata(gateway_up: Deployer, stack: Stack, path: str) -> None:
+    """RFC 9728 metadata from the real gateway through the ingress, without a token: the public
+    resource, Authelia as its authorization server, the inventory's scopes, bearer in the header."""
+    r = _session().request("GET", path)
+    assert r.status_code == 200, f"{path}: {r.status_code} {r.text[:300]}"
+    doc = r.json()
+    assert doc["resource"] == RESOURCE
+    assert doc["authorization_servers"] == [ISSUER]
+    assert doc["scopes_supported"] == stack.scopes_supported
+    assert doc["bearer_methods_supported"] == ["header"]
+
+
+def test_a_token_with_none_of_the_servers_scopes_gets_a_step_up_challenge(gateway_up: Deployer, stack: Stack) -> None:
+    """The no-scope rule: a valid token carrying only Authelia's standard scopes may initialize, but
+    anything else is refused with 403, which the ingress turns into a step-up challenge."""
+    client = MCP(_forged(gateway_up, scp=["openid", "offline_access"]))
+    client.initialize()
+    r = client.post("tools/list")
+    assert r.status_code == 403, f"{r.status_code} {r.text[:300]}"
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith('Bearer error="insufficient_scope", '), challenge
+    assert f'scope="{" ".join(stack.scopes_supported)}"' in challenge, challenge
+    assert f'resource_metadata="{stack.resource_metadata_url}"' in challenge, challenge
+    # The control: one of the server's scopes, and the same request is answered.
+    allowed = MCP(_forged(gateway_up, scp=["openid", "notes:read"]))
+    allowed.initialize()
+    assert _tool_names(allowed.call("tools/list")) in ({"search", "read"}, {"notes_search", "notes_read"})
+
+
+def test_a_flood_of_mcp_requests_is_cut_off_by_the_bucket(gateway_up: Deployer) -> None:
     """agentgateway's /mcp bucket (rate_limits: bursts of 200, 20 a second): 400 requests from 16
     clients at once get some 429s; the bucket then refills for the tests after this one. Bounded:
-    400 requests, one keep-alive connection per client, loopback only."""
+    400 requests, one keep-alive connection per client, loopback only. The token is a valid one
+    signed with the stack's key: the bucket is the gateway's, whoever issued the token."""
     from concurrent.futures import ThreadPoolExecutor
 
+    token = _forged(gateway_up, exp=int(time.time()) + 3600)
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 
     def burst(_: int) -> list[int]:
-        with httpx.Client(headers={**MCP(read_token).headers}, timeout=30) as client:
+        with httpx.Client(headers={**MCP(token).headers}, timeout=30) as client:
             url = f"http://127.0.0.1:{INGRESS_PORT}/mcp"
             return [client.post(url, json=body).status_code for _ in range(25)]
 
@@ -139,4 +206,4 @@ def test_a_flood_of_mcp_requests_is_cut_off_by_the_bucket(deployer: Deployer, re
     assert limited > 0, f"no request was limited: {sorted(set(codes))}"
     assert set(codes) <= {200, 400, 404, 429}, sorted(set(codes))
     time.sleep(11)  # 200 tokens at 20 a second
-    assert MCP(read_token).post("ping").status_code != 429
+    assert MCP(token).post("ping").status_code != 429

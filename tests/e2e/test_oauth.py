@@ -1,4 +1,8 @@
-"""The OAuth 2.1 flow against the real Authelia, through the ingress, the way Claude.ai drives it."""
+"""The OAuth 2.1 flow against the real Authelia, through the ingress, the way Claude.ai drives it.
+
+Every test here talks to Authelia: where it could not be built the module skips, as one, with the
+reason (tests/e2e/harness.py, ``skip_module_without``).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,18 @@ from joserfc import jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, RSAKey
 
-from tests.e2e.harness import INGRESS_PORT, LOCAL_IMAGES, PROJECT_ROOT, Deployer, RunResult, image_exists
+from tests.e2e.harness import (
+    INGRESS_PORT,
+    LOCAL_IMAGES,
+    PROJECT_ROOT,
+    Deployer,
+    RunResult,
+    authelia_unavailable,
+    skip_module_without,
+)
 from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, Session, fresh_totp, jwt_parts, login_alice, token_request
+
+skip_module_without("authelia")
 
 HOSTNAME = "mcp-gateway.home.test"
 ISSUER = f"https://{HOSTNAME}/auth"
@@ -74,8 +88,9 @@ def _local_data() -> dict:
 
 @pytest.fixture(scope="module")
 def authelia_image() -> str:
-    if not image_exists(LOCAL_IMAGES["authelia"]):
-        pytest.skip(f"no local Authelia image {LOCAL_IMAGES['authelia']} (it could not be built here; see bin/test)")
+    reason = authelia_unavailable()
+    if reason:
+        pytest.skip(reason)
     return LOCAL_IMAGES["authelia"]
 
 

@@ -31,8 +31,12 @@ from mcp.shared.exceptions import MCPError
 
 from mcpgate.model import load_stack
 from mcpgate.policy import granted_tools
-from tests.e2e.harness import HOSTNAME, INGRESS_PORT, Deployer, RunResult
+from tests.e2e.harness import HOSTNAME, INGRESS_PORT, Deployer, RunResult, skip_module_without
 from tests.e2e.oauth import CLAUDE_CALLBACK, FlowError, Session, flow_for, login
+
+# Every test signs in at Authelia and calls tools through agentgateway: without either, the module
+# skips as one, with the reason.
+skip_module_without("authelia", "agentgateway")
 
 RESOURCE = f"https://{HOSTNAME}/mcp"
 ISSUER = f"https://{HOSTNAME}/auth"
@@ -250,7 +254,7 @@ def _claims(token: OAuthToken) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stack_up(deployer: Deployer, first_run: RunResult, gateway: None) -> Deployer:
+def stack_up(deployer: Deployer, first_run: RunResult, gateway: None, authelia: None) -> Deployer:
     return deployer
 
 

@@ -53,6 +53,23 @@ def _set_ha_token(store: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+@pytest.fixture(scope="module")
+def _home_rendered_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    secrets = tmp_path_factory.mktemp("home") / "secrets"
+    _set_ha_token(secrets)
+    r = run("render", HOME, "--out", str(secrets.parent / "out"), secrets=secrets)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    return secrets
+
+
+@pytest.fixture
+def home_store(store: Path, _home_rendered_once: Path) -> Path:
+    """A complete store for inventory/home.py (its token set, then rendered once per module: a
+    3072-bit key and the digests take a while), copied with its modes into the test's own store."""
+    shutil.copytree(_home_rendered_once, store)
+    return store
+
+
 def _tree(root: Path) -> dict[str, tuple[int, bytes]]:
     return {
         str(p.relative_to(root)): (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
@@ -75,9 +92,8 @@ def test_check_writes_nothing(store: Path) -> None:
     assert _tree(store) == before
 
 
-def test_check_example_inventory(store: Path) -> None:
-    _set_ha_token(store)
-    r = run("check", HOME, secrets=store)
+def test_check_example_inventory(home_store: Path) -> None:
+    r = run("check", HOME, secrets=home_store)
     assert r.returncode == 0, r.stderr
     assert "rendered configs: ok" in r.stdout
     if reference_dir() is not None:
@@ -92,7 +108,7 @@ def test_check_example_inventory(store: Path) -> None:
     assert not any(line.startswith("sandbox/") for line in lines)  # disabled
 
 
-def test_check_local_inventory(store: Path) -> None:
+def test_check_local_inventory(store: Path, healthy: Path) -> None:
     r = run("check", LOCAL, secrets=store)
     assert r.returncode == 0, r.stderr
     assert "https://mcp-gateway.home.test/mcp" in r.stdout
@@ -169,7 +185,7 @@ def test_render_needs_out(store: Path) -> None:
 
 
 def test_secrets_show_prints_what_claude_needs(store: Path) -> None:
-    _set_ha_token(store)
+    _set_ha_token(store)  # an empty store otherwise: a user runs show before the first deploy
     r = run("secrets", "show", HOME, secrets=store)
     assert r.returncode == 0, r.stderr
     out = r.stdout
@@ -194,10 +210,8 @@ def test_secrets_set_reads_stdin_and_refuses_unknown_or_empty(store: Path) -> No
     assert_user_error(run("secrets", "set", HOME, "tailscale-auth-key", secrets=store, stdin="  \n"), "no value")
 
 
-def test_secrets_rotate(store: Path) -> None:
-    run("secrets", "show", HOME, secrets=store)  # create
-    _set_ha_token(store)
-    run("render", HOME, "--out", str(store.parent / "out"), secrets=store)
+def test_secrets_rotate(home_store: Path) -> None:
+    store = home_store
     path = store / "gateway.lan" / "redis" / "password"
     before = path.read_text()
     r = run("secrets", "rotate", HOME, "redis-password", secrets=store)
@@ -530,7 +544,7 @@ def test_a_secret_that_is_not_readable(store: Path, healthy: Path) -> None:
     assert _tree(store) == before
 
 
-def test_render_out_that_is_a_file(tmp_path: Path, store: Path) -> None:
+def test_render_out_that_is_a_file(tmp_path: Path, store: Path, healthy: Path) -> None:
     out = tmp_path / "out.txt"
     out.write_text("x")
     r = run("render", LOCAL, "--out", str(out), secrets=store)
@@ -540,7 +554,7 @@ def test_render_out_that_is_a_file(tmp_path: Path, store: Path) -> None:
     assert out.read_text() == "x"
 
 
-def test_render_out_that_is_not_writable(tmp_path: Path, store: Path) -> None:
+def test_render_out_that_is_not_writable(tmp_path: Path, store: Path, healthy: Path) -> None:
     prefix = _without_root_powers()
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
@@ -658,8 +672,8 @@ def test_secrets_set_refuses_a_value_the_store_would_refuse(store: Path) -> None
     assert not (store / "gateway.lan" / "tokens").exists()
 
 
-def test_an_empty_token_in_the_store_names_secrets_set(store: Path) -> None:
-    _set_ha_token(store)
+def test_an_empty_token_in_the_store_names_secrets_set(home_store: Path) -> None:
+    store = home_store
     (store / "gateway.lan" / "tokens" / "home-assistant-token").write_text("\n")
     r = run("render", HOME, "--out", str(store.parent / "out"), secrets=store)
     assert_one_line_error(

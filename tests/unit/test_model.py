@@ -925,21 +925,17 @@ def test_session_remember_me(stack_data: dict[str, Any]) -> None:
 # --- what the Authelia template makes of them -------------------------------------------------------
 
 
-def _authelia(stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str) -> dict[str, Any]:
+def _authelia(stack_data: dict[str, Any], store: SecretStore) -> dict[str, Any]:
     stack = load_stack("gateway.lan", stack_data)
-    store.set("authelia/oidc_jwks_rs256.pem", signing_key_pem)
-    store.set("tokens/home-assistant-token", "ha-long-lived-token")
     rendered = render_stack(stack, StackSecrets(store, stack))
     if reference_dir() is not None:
         assert validate_rendered(rendered, reference_dir()) == []
     return authelia_config(rendered)
 
 
-def test_authelia_gets_remember_me_consent_and_no_cors(
-    stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str
-) -> None:
+def test_authelia_gets_remember_me_consent_and_no_cors(stack_data: dict[str, Any], filled_store: SecretStore) -> None:
     stack_data["clients"].append(dict(INSPECTOR))
-    config = _authelia(stack_data, store, signing_key_pem)
+    config = _authelia(stack_data, filled_store)
     assert config["session"]["remember_me"] == "1 day"
     oidc = config["identity_providers"]["oidc"]
     assert "cors" not in oidc
@@ -949,13 +945,13 @@ def test_authelia_gets_remember_me_consent_and_no_cors(
 
 
 def test_authelia_cors_names_only_browser_public_client_origins(
-    stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str
+    stack_data: dict[str, Any], filled_store: SecretStore
 ) -> None:
     stack_data["clients"].append(
         {"id": "web-app", "name": "Web app", "auth_method": "none", "redirect_uris": ["https://app.example.org/cb"]}
     )
     stack_data["session"] = {"remember_me": 7200}
-    config = _authelia(stack_data, store, signing_key_pem)
+    config = _authelia(stack_data, filled_store)
     assert config["session"]["remember_me"] == 7200
     assert config["identity_providers"]["oidc"]["cors"] == {
         "endpoints": ["token", "revocation", "userinfo"],

@@ -30,11 +30,13 @@ def _layout(data: dict[str, Any], store: SecretStore) -> dict[str, list[str]]:
     return {c.service: [n.removeprefix("mcpgate-") for n in c.networks] for c in stack_containers(stack, rendered)}
 
 
-def test_each_backend_shares_a_network_with_the_gateway_only(stack_data: dict[str, Any], store: SecretStore) -> None:
+def test_each_backend_shares_a_network_with_the_gateway_only(
+    stack_data: dict[str, Any], filled_store: SecretStore
+) -> None:
     stack_data["backends"].append(
         {"name": "sandbox", "image": "example/sandbox:1@sha256:" + "a" * 64, "port": 8000, "scope": "home:control"}
     )
-    assert _layout(stack_data, store) == {
+    assert _layout(stack_data, filled_store) == {
         "redis": ["sessions"],
         "authelia": ["auth", "sessions"],
         "backend-notes": ["to-notes"],
@@ -45,9 +47,9 @@ def test_each_backend_shares_a_network_with_the_gateway_only(stack_data: dict[st
     }
 
 
-def test_a_backend_with_egress_gets_a_way_out_of_its_own(stack_data: dict[str, Any], store: SecretStore) -> None:
+def test_a_backend_with_egress_gets_a_way_out_of_its_own(stack_data: dict[str, Any], filled_store: SecretStore) -> None:
     stack_data["backends"][0]["egress"] = True
-    assert _layout(stack_data, store)["backend-notes"] == ["to-notes", "egress-notes"]
+    assert _layout(stack_data, filled_store)["backend-notes"] == ["to-notes", "egress-notes"]
     nets = {n.name: n.internal for n in stack_networks(load_stack("h", stack_data))}
     assert nets["mcpgate-egress-notes"] is False
     assert nets["mcpgate-to-notes"] is True
@@ -101,12 +103,12 @@ def test_bad_network_pools_are_refused(stack_data: dict[str, Any], pool: str, me
         load_stack("h", stack_data)
 
 
-def test_a_changed_pool_recreates_every_container(stack_data: dict[str, Any], store: SecretStore) -> None:
+def test_a_changed_pool_recreates_every_container(stack_data: dict[str, Any], filled_store: SecretStore) -> None:
     """Networks are recreated on their new subnets; containers must then join them again."""
     before = load_stack("h", stack_data)
     after = load_stack("h", {**stack_data, "network_pool": "10.20.0.0/22"})
-    old = {c.service: c.spec_hash for c in stack_containers(before, _render(before, store))}
-    new = {c.service: c.spec_hash for c in stack_containers(after, _render(after, store))}
+    old = {c.service: c.spec_hash for c in stack_containers(before, _render(before, filled_store))}
+    new = {c.service: c.spec_hash for c in stack_containers(after, _render(after, filled_store))}
     assert all(old[s] != new[s] for s in old)
 
 
