@@ -43,8 +43,8 @@ def restore_first_check(ctx: DeployContext, restore: Restore) -> None:
         name=f"repository opens and holds snapshot {restore.snapshot} of {ctx.host}",
         snapshot=restore.snapshot,
         script=restore_check_script(ctx.stack, ctx.host, f"{work}/env", f"{work}/password", restore.snapshot),
-        env=ctx.rendered.file(BACKUP_ENV).content,
-        password=ctx.rendered.file(BACKUP_PASSWORD).content,
+        env=ctx.rendered.file(BACKUP_ENV).content.decode(),
+        password=ctx.rendered.file(BACKUP_PASSWORD).content.decode(),
         work_dir=work,
     )
 

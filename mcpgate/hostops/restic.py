@@ -152,7 +152,7 @@ def backup_timer(service: str, timer: str, unit_dir: str, units: list[HostFile],
 
 @operation()
 @noop_when_unchanged("no restore asked (mcpgate_restore)")
-def restore_check(snapshot: str | None, script: str, env: bytes, password: bytes, work_dir: str):
+def restore_check(snapshot: str | None, script: str, env: str, password: str, work_dir: str):
     """
     Before the deploy makes anything: does the repository open with the store's password, and does it
     hold ``snapshot`` ("latest" or an id) of this host and stack? If not, this fails with the reason
@@ -167,15 +167,15 @@ def restore_check(snapshot: str | None, script: str, env: bytes, password: bytes
 
     .. code:: python
 
-        restore_check(snapshot="latest", script=restore_check_script(...), env=b"RESTIC_REPOSITORY=...",
-                      password=b"...", work_dir="/run/mcpgate-restore-check")
+        restore_check(snapshot="latest", script=restore_check_script(...), env="RESTIC_REPOSITORY=...",
+                      password="...", work_dir="/run/mcpgate-restore-check")
     """
     if snapshot is None:
         return
     password_file, env_file = posixpath.join(work_dir, "password"), posixpath.join(work_dir, "env")
     yield prepare_private_uploads(work_dir, [password_file, env_file])
-    yield private_upload(password, password_file, work_dir)
-    yield private_upload(env, env_file, work_dir)
+    yield private_upload(password.encode(), password_file, work_dir)
+    yield private_upload(env.encode(), env_file, work_dir)
     yield f"sh -c {_q(script)}; rc=$?; rm -rf {_q(work_dir)}; exit $rc"
 
 

@@ -20,6 +20,7 @@ assertions that need it skip with the reason; the restic round trip, the timer a
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_1_deploy_sign_in_as_claude_and_write_a_note(day: Rebuild) -> None:
                 day.kept["note_through_gateway"] = True
     if not day.kept.get("note_through_gateway"):
         # Where agentgateway cannot run, the note goes straight into the vault's folder, as its user.
-        host.ssh(f"sudo -u admin mkdir -p /srv/notes/rebuild && printf %s {json.dumps(NOTE)} "
+        host.ssh(f"sudo -u admin mkdir -p /srv/notes/rebuild && printf %s {shlex.quote(NOTE)} "
                  f"| sudo -u admin tee /srv/notes/{NOTE_PATH} >/dev/null")  # fmt: skip
     assert host.ssh(f"sudo cat /srv/notes/{NOTE_PATH}").stdout == NOTE
 
