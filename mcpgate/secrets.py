@@ -2,7 +2,8 @@
 
 One folder per host (default ``secrets/<host>/``), folders 0700 and files 0600 from the moment
 they exist. A secret is generated on first use and never regenerated, so rebuilding a host from
-scratch gives it the same credentials and Claude's connector keeps working.
+scratch gives it the same credentials; Claude's connector keeps working only if Authelia's database
+comes back too (a backup restored, see mcpgate.backup_plan), since its refresh tokens live there.
 
 Example::
 
