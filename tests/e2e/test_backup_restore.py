@@ -12,7 +12,9 @@ disk would be moved from the dead host to the new one. The steps run in order an
   4. the host is destroyed and a new bare one made; a restore with another store's password, and one
      as another host, are refused and leave the host bare;
   5. the restore: the saved refresh token still refreshes, the access token still opens /mcp, the
-     note is there, the same ``sub``; the next deploy changes nothing.
+     note is there, the same ``sub``; the next deploy changes nothing;
+  6. asked to (``mcpgate_restore_overwrite=yes``), a restore replaces a running stack's data, its
+     containers stopped meanwhile and started again.
 Where the Authelia or agentgateway image is missing, the deploy leaves that service out and the
 assertions that need it skip with the reason; the restic round trip, the timer and the notes data run.
 """
@@ -177,15 +179,19 @@ def test_1_deploy_sign_in_as_claude_and_write_a_note(day: Rebuild) -> None:
 def test_2_the_timers_service_backs_up_and_a_failing_backup_is_a_failed_unit(day: Rebuild) -> None:
     host = day.host
     service = backup_unit(day.stack().name, "service")
-    # A disk that went read-only: the backup fails, and so does the unit.
-    host.ssh(f"sudo mount -o remount,ro {USB_MOUNT}")
+    # The disk's place taken by a read-only file system (an empty tmpfs over the mount point, inside the
+    # host's own mount namespace; the real disk is untouched): the backup fails, and so does the unit.
+    host.ssh(f"sudo mount -t tmpfs -o ro,size=1m mcpgate-test-readonly {USB_MOUNT}")
     try:
         failed = host.ssh(f"sudo systemctl start {service}", timeout=600, check=False)
         assert failed.returncode != 0
         assert host.ssh(f"systemctl is-failed {service}", check=False).stdout.strip() == "failed"
         assert host.ssh(f"systemctl show -p Result --value {service}").stdout.strip() == "exit-code"
+        journal = host.ssh(f"sudo journalctl -u {service} --no-pager -n 30").stdout
+        assert "read-only file system" in journal.lower(), journal
     finally:
-        host.ssh(f"sudo mount -o remount,rw {USB_MOUNT}")
+        host.ssh(f"sudo umount {USB_MOUNT}")
+    assert host.ssh(f"findmnt -n -o FSTYPE {USB_MOUNT}").stdout.strip() != "tmpfs"
     # The first run makes the repository; a second one adds a snapshot.
     for _ in range(2):
         ran = host.ssh(f"sudo systemctl start {service}", timeout=900, check=False)
@@ -292,3 +298,25 @@ def test_5_the_restore_brings_back_the_data_and_claudes_connector(day: Rebuild) 
             read = client.call("tools/call", {"name": _tool(client, "read"), "arguments": {"path": NOTE_PATH}})
             assert not read["result"].get("isError"), read
             assert "Written before the disk died" in json.dumps(read["result"])
+
+
+# --- 6. over a running stack, when asked ----------------------------------------------------------
+
+
+def test_6_asked_to_overwrite_a_running_stack_the_restore_replaces_its_data(day: Rebuild) -> None:
+    host = day.host
+    host.ssh(f"printf %s 'changed after the backup' | sudo -u admin tee /srv/notes/{NOTE_PATH} >/dev/null")
+    host.ssh("sudo -u admin touch /srv/notes/rebuild/made-after-the-backup.md")
+    before = {name: c["State"]["StartedAt"] for name, c in host.containers().items()}
+    replaced = day.deploy_with("mcpgate_restore=latest", "mcpgate_restore_overwrite=yes")
+    TIMINGS.append(f"backup/restore: restore over the running stack {replaced.seconds:.1f} s")
+    assert replaced.returncode == 0, replaced.output[-8000:]
+    assert host.ssh(f"sudo cat /srv/notes/{NOTE_PATH}").stdout == NOTE
+    assert host.ssh("sudo ls /srv/notes/rebuild").stdout.split() == ["kept.md"]
+    host.wait_containers_ready()
+    after = {name: c["State"]["StartedAt"] for name, c in host.containers().items()}
+    assert set(after) == set(before)
+    assert all(after[n] != before[n] for n in before), "a container was not stopped while its data was replaced"
+    again = day.deploy()
+    assert again.returncode == 0, again.output[-6000:]
+    assert _changed(again) == []
