@@ -185,6 +185,24 @@ def test_every_rendered_script_is_valid_shell(rendered: Rendered) -> None:
         assert parsed.returncode == 0, f"{name}: {parsed.stderr}"
 
 
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck is not installed here (apt-get install shellcheck)"
+)
+def test_every_rendered_script_passes_shellcheck(rendered: Rendered, tmp_path: Path) -> None:
+    scripts = {
+        "backup.sh": _text(rendered, BACKUP_SCRIPT),
+        "restore.sh": _text(rendered, RESTORE_SCRIPT),
+        "check.sh": "#!/bin/sh\n"
+        + restore_check_script(rendered.stack, "gateway.lan", "/run/x/env", "/run/x/password", "latest"),
+    }
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+    checked = subprocess.run(
+        ["shellcheck", "-s", "sh", *(str(tmp_path / n) for n in scripts)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout
+
+
 # --- a restic repository, for real (Debian's restic on the machine that runs the tests) -------------
 
 
