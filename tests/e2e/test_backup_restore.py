@@ -262,7 +262,7 @@ def test_4_on_a_new_bare_host_a_restore_that_does_not_match_touches_nothing(day:
 # --- 5. the restore --------------------------------------------------------------------------------
 
 
-def test_5_the_restore_brings_back_the_data_and_claudes_connector(day: Rebuild) -> None:
+def test_5_the_restore_brings_back_the_data_and_the_next_deploy_changes_nothing(day: Rebuild) -> None:
     host = day.host
     restored = day.deploy_with("mcpgate_restore=latest")
     TIMINGS.append(f"backup/restore: deploy with restore {restored.seconds:.1f} s ({len(_changed(restored))} changed)")
@@ -277,6 +277,9 @@ def test_5_the_restore_brings_back_the_data_and_claudes_connector(day: Rebuild) 
     assert again.returncode == 0, again.output[-6000:]
     assert _changed(again) == []
 
+
+def test_5b_after_the_restore_claudes_connector_keeps_working_with_the_same_sub(day: Rebuild) -> None:
+    host = day.host
     day.need("authelia")
     if not day.kept.get("refresh"):
         pytest.fail("step 1 kept no refresh token: nothing to refresh")
