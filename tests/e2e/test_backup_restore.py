@@ -198,7 +198,9 @@ def test_2_the_timers_service_backs_up_and_a_failing_backup_is_a_failed_unit(day
         journal = host.ssh(f"sudo journalctl -u {service} --no-pager -n 60", check=False).stdout
         assert ran.returncode == 0, ran.stderr + journal
     assert host.ssh(f"systemctl show -p Result --value {service}").stdout.strip() == "success"
-    day.host_checks()  # tests/host/test_backup.py: the newest snapshot is younger than backup.max_age
+    # tests/host/test_backup.py: the newest snapshot is younger than backup.max_age, and its age is reported.
+    report = day.host_checks()
+    assert "backup: newest snapshot of gateway.lan in /mnt/backup/mcpgate:" in report, report[-3000:]
     files = day.repository_files()
     assert any(f.startswith("snapshots/") for f in files), files
     journal = host.ssh(f"sudo journalctl -u {service} --no-pager -n 200").stdout

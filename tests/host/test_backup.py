@@ -57,7 +57,7 @@ def test_the_last_backup_did_not_fail(host, backed_up: Stack) -> None:
     assert result == "success", f"{service} failed ({result}): journalctl -u {service}"
 
 
-def test_the_newest_snapshot_is_recent(host, backed_up: Stack, described: dict) -> None:
+def test_the_newest_snapshot_is_recent(host, backed_up: Stack, described: dict, record_property) -> None:
     base = backed_up.base_dir
     # The password goes by its file's path; the location (and S3 keys) from the deploy's env file.
     script = (
@@ -78,7 +78,11 @@ def test_the_newest_snapshot_is_recent(host, backed_up: Stack, described: dict) 
     newest = max(_time(s["time"]) for s in snapshots)
     age = time.time() - newest.timestamp()
     limit = duration_seconds(backed_up.backup.max_age)
-    print(f"newest snapshot of {described['host']}: {newest.isoformat()} ({age / 3600:.1f} h old)")
+    record_property(
+        "report",
+        f"backup: newest snapshot of {described['host']} in {backed_up.backup.repository}: {newest.isoformat()} "
+        f"({age / 3600:.1f} h old; {len(snapshots)} snapshots; fails beyond {backed_up.backup.max_age})",
+    )
     assert age <= limit, (
         f"the newest snapshot is {age / 3600:.1f} h old, older than backup.max_age ({backed_up.backup.max_age}): "
         f"journalctl -u {service}"
