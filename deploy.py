@@ -13,15 +13,26 @@ To run only some services (configs are always brought up to date):
 
 To remove the data volumes of a backend taken out of the inventory (host folders are never removed):
     pyinfra -y inventory/home.py deploy.py --data mcpgate_purge=scratch
+
+To restore a new host from the inventory's backup repository (see the README's "Backups and restore"):
+    pyinfra -y inventory/home.py deploy.py --data mcpgate_restore=latest
 """
 
 from pyinfra import host
 
-from mcpgate.hostops.context import COMPONENTS, components_for, context_for, purge_for, snapshot_query
+from mcpgate.hostops.context import (
+    COMPONENTS,
+    components_for,
+    context_for,
+    purge_for,
+    restore_for,
+    snapshot_query,
+)
 from mcpgate.hostops.snapshot import register
 from tasks.agentgateway import agentgateway
 from tasks.authelia import authelia
 from tasks.backends import backends, backends_ready
+from tasks.backup import backup_schedule, backup_tools, restore_first_check, restore_stack_data
 from tasks.docker_engine import docker_engine
 from tasks.ingress import ingress
 from tasks.networks import stack_leftovers, stack_prerequisites
@@ -34,13 +45,22 @@ from tasks.tailscale import tailscale
 ctx = context_for(host)
 components = components_for(host)
 purge = purge_for(host, ctx.stack)
+# A restore onto a host that runs the stack, or holds its data, is refused here (unless overwrite).
+restore = restore_for(host, ctx)
 # The operations below read the host from one snapshot, gathered again only after a change.
 register(snapshot_query(ctx))
 
+backup_tools(ctx)
+if restore:
+    # First: a repository that is not this store's and this host's stops the deploy before it makes anything.
+    restore_first_check(ctx, restore)
 if "docker" in components:
     docker_engine(ctx)
 stack_files(ctx)
 stack_prerequisites(ctx)
+if restore:
+    # Into the volumes and folders just made, before any container that uses them starts.
+    restore_stack_data(ctx, restore)
 # The backends need nothing of the rest: they start first and are waited for after Authelia.
 for name, task in (
     ("backends", backends),
@@ -53,5 +73,6 @@ for name, task in (
     if name in components:
         task(ctx)
 stack_leftovers(ctx, every_service_ran=components == COMPONENTS, purge=purge)
+backup_schedule(ctx)
 if ctx.stack.tailscale.enabled and "tailscale" in components:
     tailscale(ctx)

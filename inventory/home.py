@@ -64,6 +64,10 @@ home = [
                         "tools": {"sandbox:run": ["run_python"]},
                     },
                 ],
+                # Daily restic snapshots of the host's state (Authelia's database, the notes vault) onto a
+                # USB disk mounted here; "sftp:user@nas:/backups/mcpgate" or "s3:https://..." work too.
+                # The secrets store beside the inventory is the other half of a restore: keep it safe.
+                "backup": {"repository": "/mnt/backup/mcpgate"},
                 "clients": [
                     {
                         "id": "claude-ai",

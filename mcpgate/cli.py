@@ -14,9 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+from .backup_plan import backup_items, not_backed_up
 from .errors import MCPGateError
 from .hostops.inventory_file import HostStack, default_secrets_dir, load_inventory
 from .identity import otpauth_uri, subjects
+from .model import Stack
 from .policy import format_matrix
 from .render import Rendered, render_stack
 from .render_out import open_out, write_tree
@@ -76,10 +78,31 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"     - {p}", file=sys.stderr)
         else:
             print("   rendered configs: ok")
+        for line in backup_summary(hs.stack):
+            print(f"   {line}")
         print()
         print(format_matrix(hs.stack, subjects(hs.stack, secrets)))
         print()
     return 2 if failed else 0
+
+
+def backup_summary(stack: Stack) -> list[str]:
+    """What the host holds that the secrets store does not, and whether backups keep it."""
+    items = [i.label for i in backup_items(stack)]
+    if stack.backup is None:
+        return [
+            "backups: none. The host holds what the secrets store does not, and a rebuild loses it: "
+            + ", ".join(items),
+            '  set "backup": {"repository": ...} (README: "Backups and restore")',
+        ]
+    b = stack.backup
+    keep = ", ".join(f"{n} {k}" for k, n in b.keep.model_dump().items() if n)
+    return [
+        f"backups: restic to {b.repository}, {b.schedule} (keeping {keep}); each snapshot holds:",
+        *(f"  {i}" for i in [*items, "Authelia's database, copied with SQLite's online backup"]),
+        "  not backed up: " + "; ".join(not_backed_up(stack)),
+        "  the secrets store is the other half of a restore: keep a copy of it apart from the host",
+    ]
 
 
 def cmd_secrets_show(args: argparse.Namespace) -> int:

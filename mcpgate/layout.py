@@ -116,6 +116,8 @@ def authelia_users_file() -> str:
 
 
 AGENTGATEWAY_JWKS = "jwks.json"  # config folder: the public half of Authelia's signing key
+# Authelia's SQLite database, in its data volume (its configuration's storage.local.path).
+AUTHELIA_DB = "db.sqlite3"
 
 # The deploy's own bookkeeping under base_dir.
 STATE_DIR = ".state"  # the config digest each container last started with
@@ -125,6 +127,17 @@ BUILD_DIR = "build"  # backends built on the host: build/<backend>
 BACKENDS_DIR = "backends"  # backends' secrets: backends/<backend>/...
 # The script that (re)applies the egress firewall (mcpgate.egress); run by the deploy and at boot.
 EGRESS_FIREWALL_SCRIPT = "firewall/egress.sh"
+# Backups (restic): under base_dir/backup, root's alone: the scripts, the repository's password and
+# its location (with the S3 keys, if any).
+BACKUP_DIR = "backup"
+BACKUP_SCRIPT = f"{BACKUP_DIR}/backup.sh"
+RESTORE_SCRIPT = f"{BACKUP_DIR}/restore.sh"
+BACKUP_PASSWORD = f"{BACKUP_DIR}/restic-password"
+BACKUP_ENV = f"{BACKUP_DIR}/restic.env"
+# In every snapshot: what each backed-up folder was (its kind, name and path on the old host), so a
+# restore finds it again on a host whose Docker keeps its volumes elsewhere.
+BACKUP_MANIFEST = "manifest"
+BACKUP_AUTHELIA_DB = "authelia-db.sqlite3"  # the consistent copy of Authelia's database, in staging
 
 
 def agentgateway_port(role: str) -> int:
@@ -248,3 +261,32 @@ NETWORK_SLOT_PREFIX = 28
 
 def network_slots(pool: str) -> list[ipaddress.IPv4Network]:
     return list(ipaddress.IPv4Network(pool).subnets(new_prefix=NETWORK_SLOT_PREFIX))
+
+
+# Backups on the host, outside base_dir (which the deploy keeps to exactly what it renders).
+
+
+def backup_unit(stack: str, kind: str) -> str:
+    """``<stack>-backup.service`` (one backup, Type=oneshot) and ``<stack>-backup.timer``."""
+    if kind not in ("service", "timer"):
+        raise KeyError(kind)
+    return f"{stack}-backup.{kind}"
+
+
+SYSTEMD_UNIT_DIR = "/etc/systemd/system"
+
+
+def backup_work_dir(stack: str) -> str:
+    """Root's folder for a backup's staging (Authelia's database copy, the manifest) and a restore's files."""
+    return f"/var/lib/{stack}-backup"
+
+
+def backup_cache_dir(stack: str) -> str:
+    """restic's cache (a service run as root has no home to keep it in)."""
+    return f"/var/cache/{stack}-restic"
+
+
+def backup_tag(stack: str) -> str:
+    """The tag on every snapshot of the stack; with the inventory host as restic's --host, it says
+    whose snapshot it is."""
+    return f"mcpgate:{stack}"

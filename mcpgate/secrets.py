@@ -2,7 +2,8 @@
 
 One folder per host (default ``secrets/<host>/``), folders 0700 and files 0600 from the moment
 they exist. A secret is generated on first use and never regenerated, so rebuilding a host from
-scratch gives it the same credentials and Claude's connector keeps working.
+scratch gives it the same credentials; Claude's connector keeps working only if Authelia's database
+comes back too (a backup restored, see mcpgate.backup_plan), since its refresh tokens live there.
 
 Example::
 
@@ -59,6 +60,7 @@ TOTP_SEED_CHARS = len(base64.b32encode(bytes(TOTP_SEED_BYTES)))  # 64, no paddin
 SECRET_CHARS = 64  # Authelia's secrets and client secrets
 REDIS_PASSWORD_CHARS = 48
 USER_PASSWORD_CHARS = 24
+BACKUP_PASSWORD_SECRET = "backup/restic-password"
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -554,6 +556,10 @@ SECRET_KINDS: tuple[SecretKind, ...] = tuple(
         (rf"users/{_WHO}\.sub", "the subject (sub) of user {who}", canonical_uuid_problem,
          _unsafe("Authelia keeps it and has put it in {who}'s tokens", "write {who}'s openid identifier from "
                  "`authelia storage user identifiers export` on the host into it")),
+        (r"backup/restic-password", "the backup repository's password", _alnum(SECRET_CHARS),
+         _unsafe("the backup repository is encrypted with it, and a restore opens it with this one",
+                 "the snapshots in the repository cannot be read again: delete it, move the old repository "
+                 "away, and deploy: the next backup starts a new repository with a new password")),
         (rf"tokens/{_WHO}", "the token {who}", supplied_secret_problem,
          "set it again: mcpgate secrets set {inventory} --host {host} {who} (reads the value from stdin)"),
     )
@@ -640,6 +646,10 @@ class StackSecrets:
     def redis_password(self) -> str:
         return self.store.get_or_create("redis/password", lambda: random_string(REDIS_PASSWORD_CHARS))
 
+    def backup_password(self) -> str:
+        """The restic repository's password: the store and the repository together make a restore."""
+        return self.store.get_or_create(BACKUP_PASSWORD_SECRET, random_string)
+
     # OAuth clients
     def client_secret(self, client_id: str) -> str:
         return self.store.get_or_create(f"clients/{client_id}.secret", random_string)
@@ -715,6 +725,8 @@ class StackSecrets:
             *(self.user_totp_seed(u.name) for u in stack.users),
             *(t for t in (self.token(n) for n in [*stack.token_secrets, *stack.backend_secrets]) if t),
             *(pem.splitlines()[1] for pem in self.oidc_signing_keys()),  # a line of each private key
+            *([self.backup_password()] if stack.backup else []),
+            *(t for t in (self.token(n) for n in (stack.backup.secret_names if stack.backup else [])) if t),
         ]
         return [v.strip() for v in values if len(v.strip()) >= 8]
 

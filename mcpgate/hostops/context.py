@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..apt import AptRelease, apt_release
+from ..backup_plan import restore_selection, yes
 from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers, stack_networks
 from ..errors import MCPGateError
 from ..layout import PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER
@@ -90,6 +91,31 @@ def selected_purge(value: Any, stack: Stack) -> tuple[str, ...]:
     return tuple(names)
 
 
+@dataclass(frozen=True)
+class Restore:
+    """What a deploy restores (host data ``mcpgate_restore``, ``mcpgate_restore_overwrite``)."""
+
+    snapshot: str  # "latest" or a snapshot id
+    overwrite: bool
+
+
+def selected_restore(value: Any, overwrite: Any, stack: Stack) -> Restore | None:
+    """``--data mcpgate_restore=latest`` (or a snapshot id), optionally with
+    ``--data mcpgate_restore_overwrite=yes``; only for an inventory that sets ``backup``."""
+    snapshot = restore_selection(value)
+    replace = yes(overwrite, "mcpgate_restore_overwrite")
+    if snapshot is None:
+        if replace:
+            raise MCPGateError("mcpgate_restore_overwrite applies only with mcpgate_restore=latest (or a snapshot id)")
+        return None
+    if stack.backup is None:
+        raise MCPGateError(
+            "mcpgate_restore: the inventory sets no backup repository to restore from: add "
+            '"backup": {"repository": ...} (the one the old host backed up to) and deploy again'
+        )
+    return Restore(snapshot, replace)
+
+
 def build_context(host_name: str, data: Any) -> DeployContext:
     stack = load_stack(host_name, data)
     secrets = StackSecrets(SecretStore.for_host(default_secrets_dir(), host_name), stack)
@@ -118,6 +144,40 @@ def purge_for(host: Any, stack: Stack) -> tuple[str, ...]:
         return selected_purge(host.data.get("mcpgate_purge"), stack)
     except MCPGateError as err:
         raise PyinfraError(str(err)) from None
+
+
+def restore_for(host: Any, ctx: DeployContext) -> Restore | None:
+    """The restore this deploy makes, refused now, before anything runs, when the host already runs
+    the stack or holds its data (unless overwrite is asked)."""
+    from pyinfra.api.exceptions import PyinfraError
+
+    from ..backup_plan import backup_items
+    from ..container_specs import LABEL_STACK
+    from .engine import StackContainers
+    from .restic import DataPresent, restore_refusal
+
+    try:
+        data = host.data
+        restore = selected_restore(data.get("mcpgate_restore"), data.get("mcpgate_restore_overwrite"), ctx.stack)
+    except MCPGateError as err:
+        raise PyinfraError(str(err)) from None
+    if restore is None or restore.overwrite:
+        return restore
+    containers = [
+        name
+        for name, c in host.get_fact(StackContainers).items()
+        if ((c.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK) == ctx.stack.name
+    ]
+    items = backup_items(ctx.stack)
+    holding = host.get_fact(
+        DataPresent,
+        volumes=[i.name for i in items if i.kind == "volume"],
+        folders=[i.name for i in items if i.kind == "folder"],
+    )
+    refusal = restore_refusal(ctx.stack.name, containers, holding)
+    if refusal:
+        raise PyinfraError(f"{host.name}: {refusal}")
+    return restore
 
 
 def release_for(host: Any) -> AptRelease:

@@ -34,6 +34,9 @@ class Volume(Strict):
     source: VolumeSource
     target: ContainerPath
     read_only: bool = False
+    # In the stack's backups (when the inventory sets backup); false for data not worth keeping,
+    # e.g. a cache the backend fills again.
+    backup: bool = True
 
     @property
     def is_host_path(self) -> bool:

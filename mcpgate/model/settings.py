@@ -1,14 +1,16 @@
-"""The stack's own settings blocks: images, Docker, Tailscale, service uids, session, rate limits."""
+"""The stack's own settings blocks: images, Docker, Tailscale, service uids, session, rate limits, backups."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, PlainValidator, model_validator
 
 from .durations import Duration
 from .fields import SecretName, ServiceUidGid, split_uid
 from .image_refs import AUTHELIA_VERSION, AutheliaImage, PinnedImage
+from .mount_paths import host_path_danger, normalise
 from .strict import Strict, raise_all
 
 
@@ -18,6 +20,8 @@ def settings_example(field: str, value: Any) -> str:
         return f'{{"enabled": {value}}}'
     if field == "docker" and isinstance(value, str):
         return f'{{"install": "{value}"}}'
+    if field == "backup" and isinstance(value, str) and value.startswith(("/", "sftp:", "s3:")):
+        return f'{{"repository": "{value}"}}'
     return {
         "tailscale": '{"enabled": False}',
         "docker": '{"install": "existing"}',
@@ -25,6 +29,8 @@ def settings_example(field: str, value: Any) -> str:
         "uids": '{"redis": "10379:10379"}',
         "session": '{"remember_me": "1 day"}',
         "limits": '{"memory": "256m", "cpus": 0.5, "pids": 128}',
+        "backup": '{"repository": "/mnt/backup/mcpgate"}',
+        "keep": '{"daily": 7, "weekly": 4, "monthly": 6}',
     }[field]
 
 
@@ -107,3 +113,123 @@ class RateLimits(Strict):
     # client, so this caps all clients together: a flood cannot reach the backends.
     mcp_requests_per_second: int = Field(default=20, ge=1, le=100000)
     mcp_burst: int = Field(default=200, ge=1, le=1000000)
+
+
+# --- backups -------------------------------------------------------------------------------------
+
+_REPOSITORY_FORMS = (
+    'a folder on the host (e.g. "/mnt/backup/mcpgate" on a USB disk), "sftp:user@host:/path" or '
+    '"s3:https://s3.example.com/bucket/mcpgate"'
+)
+# Rendered into a shell-quoted environment file; none of these belongs in a repository location.
+_REPOSITORY_BAD_CHARS = set("'\"\\`$;&|<>(){}*?![]#") | {"\n", "\r", "\t", " "}
+_SFTP = re.compile(r"^sftp:(//[^/\s]+/.+|[^/:\s]+:.+)$")
+_S3 = re.compile(r"^s3:(https?://)?[a-zA-Z0-9.-]+(:[0-9]+)?/[a-z0-9][a-z0-9.-]{1,62}(/.*)?$")
+
+
+def _repository(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"repository {value!r} is no restic repository: give {_REPOSITORY_FORMS}")
+    text = value.strip()
+    bad = sorted(set(text) & _REPOSITORY_BAD_CHARS)
+    if bad:
+        raise ValueError(f"repository {text!r} contains {' '.join(repr(c) for c in bad)}: give {_REPOSITORY_FORMS}")
+    if text.startswith("/"):
+        path = normalise(text)
+        danger = "is the root of the filesystem" if path == "/" else host_path_danger(path)
+        if danger or path.startswith(("/tmp/", "/var/tmp/", "/proc/", "/sys/")) or path in ("/tmp", "/var/tmp"):
+            raise ValueError(
+                f"repository {text!r} {danger or 'is emptied by the system'}: put the repository on a disk of its "
+                'own, e.g. "/mnt/backup/mcpgate"'
+            )
+        return path
+    if text.startswith("sftp:"):
+        if not _SFTP.match(text):
+            raise ValueError(f'repository {text!r}: write an SFTP repository as "sftp:user@host:/path"')
+        return text
+    if text.startswith("s3:"):
+        if not _S3.match(text):
+            raise ValueError(
+                f'repository {text!r}: write an S3 repository as "s3:https://<endpoint>/<bucket>[/<folder>]" '
+                '(e.g. "s3:https://s3.eu-central-1.amazonaws.com/my-bucket/mcpgate")'
+            )
+        return text
+    raise ValueError(f"repository {text!r} is no repository mcpgate sets up: give {_REPOSITORY_FORMS}")
+
+
+# A restic repository: a folder on the host, sftp:... or s3:...
+BackupRepository = Annotated[str, PlainValidator(_repository)]
+
+# systemd's OnCalendar= (systemd.time(7)): "daily", "*-*-* 03:00:00", "Mon..Fri 02:30"... The host's
+# systemd parses it when the timer starts; here only what cannot be one is refused.
+_CALENDAR = re.compile(r"^[A-Za-z0-9*:,./~+ -]+$")
+
+
+def _calendar(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or not _CALENDAR.match(value.strip()):
+        raise ValueError(
+            f"schedule {value!r} is no systemd calendar event: write it as OnCalendar= takes it, e.g. "
+            '"daily", "*-*-* 03:00:00" or "Mon..Sun 02:30" (systemd.time(7); check with systemd-analyze calendar)'
+        )
+    return value.strip()
+
+
+CalendarEvent = Annotated[str, PlainValidator(_calendar)]
+
+
+class Retention(Strict):
+    """How many snapshots restic keeps (``restic forget --keep-*``): the newest of each of the last
+    N days, weeks, months and years; every other snapshot of this stack is removed after a backup."""
+
+    daily: int = Field(default=7, ge=0, le=3660)
+    weekly: int = Field(default=4, ge=0, le=520)
+    monthly: int = Field(default=6, ge=0, le=1200)
+    yearly: int = Field(default=0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _keeps_something(self) -> Retention:
+        if not (self.daily or self.weekly or self.monthly or self.yearly):
+            raise ValueError(
+                "keeps no snapshot at all: after each backup every snapshot would be removed; "
+                'keep at least one, e.g. {"daily": 7, "weekly": 4, "monthly": 6}'
+            )
+        return self
+
+
+def _keep_is_a_dict(value: Any) -> Any:
+    if not isinstance(value, dict | BaseModel):
+        raise ValueError(f"keep is a dict of settings, not {value!r}: write {settings_example('keep', value)}")
+    return value
+
+
+class Backup(Strict):
+    """Backups of the host's state with restic (see the README's "Backups and restore")."""
+
+    # Where the snapshots go: a folder on the host (a USB disk), sftp:user@host:/path, or s3:...
+    repository: BackupRepository
+    # When the timer backs up (OnCalendar=), each run delayed by up to randomized_delay.
+    schedule: CalendarEvent = "daily"
+    randomized_delay: Duration = "1h"
+    keep: Annotated[Retention, BeforeValidator(_keep_is_a_dict)] = Field(default_factory=Retention)
+    # The host checks fail when the newest snapshot is older than this.
+    max_age: Duration = "2 days"
+    # For an s3: repository: the store's secrets holding the access key id and secret key.
+    s3_access_key_secret: SecretName = "backup-s3-access-key-id"
+    s3_secret_key_secret: SecretName = "backup-s3-secret-access-key"
+
+    @model_validator(mode="after")
+    def _s3_only(self) -> Backup:
+        extra = [f for f in ("s3_access_key_secret", "s3_secret_key_secret") if self._explicit(f)]
+        if extra and self.kind != "s3":
+            verb, it = ("applies", "it") if len(extra) == 1 else ("apply", "them")
+            raise ValueError(f"{' and '.join(extra)} {verb} only to an s3: repository; remove {it}")
+        return self
+
+    @property
+    def kind(self) -> Literal["local", "sftp", "s3"]:
+        return "local" if self.repository.startswith("/") else "sftp" if self.repository.startswith("sftp:") else "s3"
+
+    @property
+    def secret_names(self) -> list[str]:
+        """The store's secrets a person sets for this repository (the S3 keys)."""
+        return [self.s3_access_key_secret, self.s3_secret_key_secret] if self.kind == "s3" else []

@@ -195,6 +195,10 @@ def secret_name_problems(stack: Stack) -> list[str]:
             places.setdefault(s.name, []).append(f"backends[{i}] ({b.name}).secrets[{j}].name")
     if stack.tailscale.enabled:
         places.setdefault(stack.tailscale.auth_key_secret, []).append("tailscale.auth_key_secret")
+    if stack.backup:
+        for field in ("s3_access_key_secret", "s3_secret_key_secret"):
+            if stack.backup.kind == "s3":
+                places.setdefault(getattr(stack.backup, field), []).append(f"backup.{field}")
     problems = []
     for name, where in places.items():
         if len(where) > 1:
@@ -207,4 +211,27 @@ def secret_name_problems(stack: Stack) -> list[str]:
                 f"{where[0]}: secret {name!r} is also {' and '.join(where[1:])}; {why}: give each its own name "
                 "(store the value twice if both really need it)"
             )
+    return problems
+
+
+def backup_problems(stack: Stack) -> list[str]:
+    """A local repository inside what it backs up (or the stack's own folder) would hold copies of
+    itself, and be lost with the disk it is meant to outlive."""
+    if stack.backup is None or stack.backup.kind != "local":
+        return []
+    repo = stack.backup.repository
+    problems = []
+    if at_or_under(repo, stack.base_dir) or at_or_under(stack.base_dir, repo):
+        problems.append(
+            f"backup.repository: {repo!r} overlaps the stack's own folder base_dir ({stack.base_dir}), which a "
+            'rebuild replaces; put the repository on a disk of its own, e.g. "/mnt/backup/mcpgate"'
+        )
+    for i, b in enumerate(stack.backends):
+        for j, v in enumerate(b.volumes):
+            if v.is_host_path and v.backup and (at_or_under(repo, v.source) or at_or_under(v.source, repo)):
+                problems.append(
+                    f"backup.repository: {repo!r} overlaps backends[{i}] ({b.name}).volumes[{j}].source "
+                    f"{v.source!r}, which is backed up into it: each backup would hold the repository itself; "
+                    'put the repository on a disk of its own, e.g. "/mnt/backup/mcpgate"'
+                )
     return problems

@@ -18,7 +18,7 @@ from .fields import ScopeDescriptions, StackName
 from .mcp_backend import Backend
 from .mount_paths import BaseDir
 from .people import Client, User
-from .settings import Docker, Images, RateLimits, ServiceUids, Session, Tailscale, settings_example
+from .settings import Backup, Docker, Images, RateLimits, ServiceUids, Session, Tailscale, settings_example
 from .strict import Strict, raise_all
 
 # What Authelia 4.39's discovery advertises as scopes_supported (a fixed list, internal/oidc/discovery.go):
@@ -66,6 +66,8 @@ class Stack(Strict):
     uids: ServiceUids = Field(default_factory=ServiceUids)
     session: Session = Field(default_factory=Session)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # Backups of the host's state with restic (None: the deploy sets none up).
+    backup: Backup | None = None
     users: list[User]
     scopes: ScopeDescriptions
     # group -> scopes its members may use. With no groups here and no user's own scopes, every
@@ -84,10 +86,10 @@ class Stack(Strict):
             raise ValueError(f"is empty: {_EMPTY_HINTS[info.field_name or '']}")
         return v
 
-    @field_validator("tailscale", "docker", "images", "uids", "session", mode="before")
+    @field_validator("tailscale", "docker", "images", "uids", "session", "backup", mode="before")
     @classmethod
     def _settings_are_dicts(cls, v: Any, info: ValidationInfo) -> Any:
-        if isinstance(v, dict | BaseModel):
+        if isinstance(v, dict | BaseModel) or (v is None and info.field_name == "backup"):
             return v
         field = info.field_name or ""
         raise ValueError(f'is a dict of settings, not {v!r}: write "{field}": {settings_example(field, v)}')
@@ -109,6 +111,7 @@ class Stack(Strict):
             *stack_checks.funnel_problems(self),
             *stack_checks.backend_host_problems(self),
             *stack_checks.secret_name_problems(self),
+            *stack_checks.backup_problems(self),
         ]
         raise_all(problems)
         return self
@@ -233,6 +236,8 @@ class Stack(Strict):
         names = [*self.token_secrets, *self.backend_secrets]
         if self.tailscale.enabled:
             names.append(self.tailscale.auth_key_secret)
+        if self.backup:
+            names += self.backup.secret_names
         return names
 
     @property
@@ -241,6 +246,8 @@ class Stack(Strict):
         names = [n for b in self.backends for n in ([b.token_secret] if b.token_secret else []) + b.secret_names]
         if self.tailscale.enabled:
             names.append(self.tailscale.auth_key_secret)
+        if self.backup:
+            names += self.backup.secret_names
         return names
 
 

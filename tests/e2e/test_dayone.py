@@ -113,8 +113,8 @@ class DayOne:
     def deploy(self, **kill: Any) -> Deploy:
         return run_deploy(self.inventory, self.env, self.components, **kill)
 
-    def host_checks(self) -> None:
-        """tests/host against the host, as the README says, as admin with sudo."""
+    def host_checks(self) -> str:
+        """tests/host against the host, as the README says, as admin with sudo; what it printed."""
         proc = subprocess.run(
             [
                 sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/host",
@@ -125,6 +125,7 @@ class DayOne:
             capture_output=True, text=True, cwd=PROJECT_ROOT, env=self.env, timeout=600,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+        return proc.stdout
 
     def store(self, name: str) -> str:
         return (self.secrets_dir / self.host.alias / name).read_text()

@@ -84,3 +84,19 @@ def gateway_deployed(components: tuple[str, ...]) -> None:
 @pytest.fixture(scope="session")
 def rendered(stack: Stack, stack_secrets: StackSecrets, described: dict) -> Rendered:
     return render_stack(stack, stack_secrets, host=described["host"])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the checks measured besides pass or fail (a test's ``record_property("report", line)``),
+    e.g. the age of the newest backup snapshot."""
+    lines = [
+        str(value)
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        for name, value in getattr(report, "user_properties", [])
+        if name == "report"
+    ]
+    if lines:
+        terminalreporter.section("mcpgate host report")
+        for line in lines:
+            terminalreporter.write_line(line)

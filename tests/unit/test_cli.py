@@ -106,12 +106,26 @@ def test_check_example_inventory(home_store: Path) -> None:
     assert row.split() == ["notes/write", "notes:write", "allow"]
     assert next(line for line in lines if line.startswith("home-assistant/*")).split()[1:] == ["home:control", "allow"]
     assert not any(line.startswith("sandbox/") for line in lines)  # disabled
+    # What the host holds that the store does not, and that the backup keeps it.
+    backups = lines.index("   backups: restic to /mnt/backup/mcpgate, daily (keeping 7 daily, 4 weekly, 6 monthly); "
+                          "each snapshot holds:")  # fmt: skip
+    assert lines[backups + 1 : backups + 4] == [
+        "     volume mcpgate-authelia-data (authelia)",
+        "     folder /srv/notes (notes)",
+        "     Authelia's database, copied with SQLite's online backup",
+    ]
+    assert "Redis holds only the sign-in pages' browser sessions" in lines[backups + 4]
 
 
 def test_check_local_inventory(store: Path, healthy: Path) -> None:
     r = run("check", LOCAL, secrets=store)
     assert r.returncode == 0, r.stderr
     assert "https://mcp-gateway.home.test/mcp" in r.stdout
+    # No backup set: the check says what a rebuild would lose.
+    assert (
+        "   backups: none. The host holds what the secrets store does not, and a rebuild loses it: "
+        "volume mcpgate-authelia-data (authelia), folder /var/lib/mcpgate-notes (notes)"
+    ) in r.stdout.splitlines()
 
 
 def test_missing_backend_token_is_a_clear_error(store: Path) -> None:

@@ -530,6 +530,63 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
         ["clients[1]", "'mcp-inspector' is public", "RFC 8252 section 8.6", "use consent: explicit"],
     ),
     ("public-client-implicit", _append("clients", {**INSPECTOR, "consent": "implicit"}), ["consent 'implicit'"]),
+    # --- backups ---
+    (
+        "backup-as-string",
+        _set("backup", "/mnt/usb"),
+        ["backup: is a dict", 'write "backup": {"repository": "/mnt/usb"}'],
+    ),
+    ("backup-without-repository", _set("backup", {}), ["backup.repository: is required"]),
+    ("backup-repository-relative", _set("backup", {"repository": "backups"}), ["'backups' is no repository mcpgate"]),
+    ("backup-repository-root", _set("backup", {"repository": "/"}), ["'/' is the root of the filesystem"]),
+    ("backup-repository-in-etc", _set("backup", {"repository": "/etc/restic"}), ["is under /etc"]),
+    ("backup-repository-in-tmp", _set("backup", {"repository": "/tmp/restic"}), ["is emptied by the system"]),
+    ("backup-repository-unknown-kind", _set("backup", {"repository": "b2:bucket:path"}), ["is no repository"]),
+    ("backup-repository-shell", _set("backup", {"repository": "/mnt/usb/$(reboot)"}), ["contains '$'"]),
+    ("backup-repository-space", _set("backup", {"repository": "/mnt/my usb"}), ["contains ' '"]),
+    ("backup-sftp-malformed", _set("backup", {"repository": "sftp:/nohost"}), ['"sftp:user@host:/path"']),
+    ("backup-s3-without-bucket", _set("backup", {"repository": "s3:https://s3.example.com"}), ["<bucket>"]),
+    (
+        "backup-repository-in-base-dir",
+        _set("backup", {"repository": "/opt/mcpgate/backups"}),
+        ["overlaps the stack's own folder base_dir"],
+    ),
+    (
+        "backup-repository-in-a-backed-up-folder",
+        _set("backup", {"repository": "/srv/notes/.restic"}),
+        ["overlaps backends[0] (notes).volumes[0].source", "each backup would hold the repository itself"],
+    ),
+    (
+        "backup-keeps-nothing",
+        _set("backup", {"repository": "/mnt/usb", "keep": {"daily": 0, "weekly": 0, "monthly": 0}}),
+        ["backup.keep: keeps no snapshot at all"],
+    ),
+    ("backup-keep-negative", _set("backup", {"repository": "/mnt/usb", "keep": {"daily": -1}}), ["backup.keep.daily"]),
+    ("backup-keep-as-number", _set("backup", {"repository": "/mnt/usb", "keep": 7}), ["keep is a dict of settings"]),
+    ("backup-keep-typo", _set("backup", {"repository": "/mnt/usb", "keep": {"dayly": 7}}), ["keep.dayly: unknown"]),
+    (
+        "backup-schedule-injection",
+        _set("backup", {"repository": "/mnt/usb", "schedule": "daily\nExecStartPre=/bin/sh"}),
+        ["backup.schedule", "no systemd calendar event"],
+    ),
+    ("backup-delay-bad", _set("backup", {"repository": "/mnt/usb", "randomized_delay": "soon"}), ["not a duration"]),
+    ("backup-max-age-zero", _set("backup", {"repository": "/mnt/usb", "max_age": 0}), ["backup.max_age"]),
+    (
+        "backup-s3-keys-on-a-folder",
+        _set("backup", {"repository": "/mnt/usb", "s3_secret_key_secret": "k"}),
+        ["s3_secret_key_secret applies only to an s3: repository"],
+    ),
+    (
+        "backup-s3-key-is-a-backend-secret",
+        _both(
+            _set(
+                "backup",
+                {"repository": "s3:https://s3.example.com/bucket", "s3_access_key_secret": "home-assistant-token"},
+            ),
+        ),
+        ["secret 'home-assistant-token' is also backup.s3_access_key_secret"],
+    ),
+    ("backup-volume-flag-not-bool", _set("backends.0.volumes.0.backup", "sometimes"), ["volumes[0].backup"]),
     (
         "consent-duration-without-pre-configured",
         _append("clients", {**INSPECTOR, "consent_duration": "1 day"}),
@@ -978,6 +1035,14 @@ def _everything(data: dict[str, Any]) -> dict[str, Any]:
     data["clients"].append({**CLIENT, "id": "other", "consent": "explicit"})
     data["session"] = {"remember_me": 7200}
     data["refresh_token_lifespan"] = "2 weeks"
+    data["backup"] = {
+        "repository": "s3:https://s3.example.com/bucket/mcpgate",
+        "s3_access_key_secret": "my-s3-key-id",
+        "keep": {"daily": 3, "yearly": 2},
+        "schedule": "*-*-* 03:30:00",
+        "randomized_delay": "15 minutes",
+    }
+    data["backends"][0]["volumes"].append({"source": "notes-cache", "target": "/cache", "backup": False})
     return data
 
 
@@ -1013,3 +1078,36 @@ def test_a_scope_description_the_consent_page_would_rewrite_is_refused(stack_dat
     stack_data["scopes"]["notes:read"] = text
     with pytest.raises(InventoryError, match="may not contain"):
         load_stack("gateway.lan", stack_data)
+
+
+def test_backups_are_off_unless_the_inventory_names_a_repository(stack_data: dict[str, Any]) -> None:
+    assert load_stack("h", stack_data).backup is None
+    stack_data["backup"] = {"repository": "/mnt/backup//mcpgate/"}
+    backup = load_stack("h", stack_data).backup
+    assert backup is not None
+    assert backup.repository == "/mnt/backup/mcpgate"  # normalised
+    assert (backup.kind, backup.schedule, backup.randomized_delay, backup.max_age) == ("local", "daily", "1h", "2 days")
+    assert (backup.keep.daily, backup.keep.weekly, backup.keep.monthly, backup.keep.yearly) == (7, 4, 6, 0)
+    assert backup.secret_names == []
+
+
+@pytest.mark.parametrize(
+    ("repository", "kind"),
+    [
+        ("sftp:backup@nas.lan:/srv/restic/mcpgate", "sftp"),
+        ("sftp://backup@nas.lan:2222//srv/restic", "sftp"),
+        ("s3:https://s3.eu-central-1.amazonaws.com/my-bucket/mcpgate", "s3"),
+        ("s3:minio.lan:9000/restic", "s3"),
+        ("/media/usb/restic", "local"),
+    ],
+)
+def test_repositories_restic_reaches(stack_data: dict[str, Any], repository: str, kind: str) -> None:
+    stack_data["backup"] = {"repository": repository}
+    assert load_stack("h", stack_data).backup.kind == kind  # type: ignore[union-attr]
+
+
+def test_an_s3_repository_needs_its_keys_from_the_store(stack_data: dict[str, Any]) -> None:
+    stack_data["backup"] = {"repository": "s3:https://s3.example.com/bucket", "s3_secret_key_secret": "s3-secret"}
+    stack = load_stack("h", stack_data)
+    assert stack.required_secrets[-2:] == ["backup-s3-access-key-id", "s3-secret"]
+    assert stack.settable_secrets[-2:] == ["backup-s3-access-key-id", "s3-secret"]

@@ -43,6 +43,7 @@ from mcpgate.egress import EgressFirewall, egress_firewall
 from mcpgate.hostops.engine import NetworkInfo
 from mcpgate.hostops.filesync import Deployed, PathInfo
 from mcpgate.hostops.firewall import FirewallState
+from mcpgate.hostops.restic import BackupState
 from mcpgate.model import load_stack
 from mcpgate.render import HostDir, HostFile, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
@@ -134,6 +135,7 @@ _TYPES: dict[str, Callable[..., Any]] = {
     "FirewallState": lambda _, chains, jumps, systemd, unit_sha256, unit_enabled: FirewallState(
         chains, frozenset(tuple(j) for j in jumps), systemd, unit_sha256, unit_enabled
     ),
+    "BackupState": lambda _, tools, units, enabled, active: BackupState(frozenset(tools), units, enabled, active),
     # StackVolumes' value of a volume: (owner, mode, mountpoint)
     "VolumeStat": lambda _, owner, mode, mountpoint: (owner, _mode(mode), mountpoint),
 }

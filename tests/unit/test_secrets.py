@@ -78,6 +78,7 @@ def _generate_all(secrets: StackSecrets) -> dict[str, str]:
         "totp": secrets.user_totp_seed("alice"),
         "sub": secrets.user_subject("alice"),
         "gateway": secrets.gateway_session_key(),
+        "backup": secrets.backup_password(),
     }
 
 
@@ -264,6 +265,12 @@ def _encrypted(pem: str) -> str:
 
 DAMAGED: list[tuple[str, str | bytes, str, str]] = [
     # name, what the file holds, the problem named, the repair named
+    (
+        "backup/restic-password",
+        "x" * 12,
+        "12 characters long, expected 64",
+        "it is not safe to rotate (the backup repository is encrypted with it",
+    ),
     ("redis/password", "", "empty, expected 48 ASCII letters and digits", f"{_ROTATE} redis-password, then deploy"),
     ("redis/password", "abc", "3 characters long, expected 48", f"{_ROTATE} redis-password"),
     ("redis/password", "pass word 'quoted' " + "x" * 29, "holds other characters", f"{_ROTATE} redis-password"),
@@ -311,6 +318,7 @@ ACCESSORS: dict[str, Callable[[StackSecrets], object]] = {
     "authelia/session_secret": StackSecrets.session_secret,
     "authelia/reset_password_jwt_secret": StackSecrets.reset_password_jwt_secret,
     "agentgateway/session_key": StackSecrets.gateway_session_key,
+    "backup/restic-password": StackSecrets.backup_password,
     "authelia/storage_encryption_key": StackSecrets.storage_encryption_key,
     "authelia/oidc_hmac_secret": StackSecrets.oidc_hmac_secret,
     "authelia/oidc_jwks_rs256.pem": StackSecrets.oidc_public_jwks,
