@@ -5,7 +5,6 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from mcpgate.apt import TAILSCALE_KEYRING, tailscale_base, tailscale_source
-from mcpgate.errors import SecretsError
 from mcpgate.hostops.context import DeployContext, release_for
 from mcpgate.hostops.tailnet import tailscale_funnel, tailscale_up
 
@@ -23,15 +22,18 @@ def tailscale(ctx: DeployContext) -> None:
     apt.repo(name="Tailscale's apt repository", src=tailscale_source(release), filename="tailscale")
     apt.packages(name="Install tailscale", packages=["tailscale"], update=True, cache_time=3600)
     server.service(name="tailscaled enabled and running", service="tailscaled", running=True, enabled=True)
-    try:
-        key = ctx.secrets.token(ts.auth_key_secret)
-    except SecretsError:
-        key = None
+    # A damaged key is reported as damaged, in the store's words, when the node needs it to join.
+    key, key_problem = ctx.secrets.optional_token(ts.auth_key_secret, ctx.host)
     tailscale_up(
         name="tailscale up (once)",
-        auth_key=key.strip() if key else None,
+        auth_key=key,
+        key_problem=key_problem,
         hostname=ctx.stack.hostname,
         base_dir=ctx.stack.base_dir,
     )
-    if ts.funnel:
-        tailscale_funnel(name="Funnel 443 -> ingress", hostname=ctx.stack.hostname, ingress_port=ctx.stack.ingress_port)
+    tailscale_funnel(
+        name="Funnel 443 -> ingress" if ts.funnel else "mcpgate's Funnel off",
+        hostname=ctx.stack.hostname,
+        ingress_port=ctx.stack.ingress_port,
+        funnel=ts.funnel,
+    )
