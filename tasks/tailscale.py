@@ -13,13 +13,18 @@ from mcpgate.hostops.tailnet import tailscale_funnel, tailscale_up
 def tailscale(ctx: DeployContext) -> None:
     ts = ctx.stack.tailscale
     release = release_for(host)
-    files.download(
-        name="Tailscale's apt signing key",
-        src=f"{tailscale_base(release)}.noarmor.gpg",
-        dest=TAILSCALE_KEYRING,
-        mode="0644",
+    if ts.apt_source is None:
+        files.download(
+            name="Tailscale's apt signing key",
+            src=f"{tailscale_base(release)}.noarmor.gpg",
+            dest=TAILSCALE_KEYRING,
+            mode="0644",
+        )
+    apt.repo(
+        name="Tailscale's apt repository" if ts.apt_source is None else "tailscale's apt source (tailscale.apt_source)",
+        src=ts.apt_source or tailscale_source(release),
+        filename="tailscale",
     )
-    apt.repo(name="Tailscale's apt repository", src=tailscale_source(release), filename="tailscale")
     apt.packages(name="Install tailscale", packages=["tailscale"], update=True, cache_time=3600)
     server.service(name="tailscaled enabled and running", service="tailscaled", running=True, enabled=True)
     # A damaged key is reported as damaged, in the store's words, when the node needs it to join.
@@ -28,6 +33,7 @@ def tailscale(ctx: DeployContext) -> None:
         name="tailscale up (once)",
         auth_key=key,
         key_problem=key_problem,
+        login_server=ts.login_server,
         hostname=ctx.stack.hostname,
         base_dir=ctx.stack.base_dir,
     )

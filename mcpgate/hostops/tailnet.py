@@ -39,12 +39,19 @@ class TailscaleStatus(FactBase):
 
 
 @operation()
-def tailscale_up(auth_key: str | None, hostname: str, base_dir: str, key_problem: str | None = None):
+def tailscale_up(
+    auth_key: str | None,
+    hostname: str,
+    base_dir: str,
+    key_problem: str | None = None,
+    login_server: str | None = None,
+):
     """
     Join the tailnet, only when the node is not already running.
 
     ``auth_key`` is None when the store has none; ``key_problem`` says why the store's key cannot be
-    used (damaged), and is reported only when the key is needed.
+    used (damaged), and is reported only when the key is needed. ``login_server``: a control server
+    other than Tailscale's (``--login-server``), e.g. headscale.
 
     The key goes to a root-only file that ``tailscale up --auth-key=file:<path>`` reads and that is
     removed right after: uploaded privately (staged in base_dir's private upload folder, both files
@@ -76,7 +83,8 @@ def tailscale_up(auth_key: str | None, hostname: str, base_dir: str, key_problem
     yield prepare_private_uploads(upload_dir, [AUTH_KEY_FILE])
     yield private_upload(auth_key.encode(), AUTH_KEY_FILE, upload_dir)
     node = hostname.split(".", 1)[0]
-    up = shell_command("tailscale", "up", f"--auth-key=file:{AUTH_KEY_FILE}", f"--hostname={node}")
+    server = [f"--login-server={login_server}"] if login_server else []
+    up = shell_command("tailscale", "up", f"--auth-key=file:{AUTH_KEY_FILE}", f"--hostname={node}", *server)
     yield f"{up}; rc=$?; rm -f {AUTH_KEY_FILE}; {finish_private_upload(upload_dir, AUTH_KEY_FILE)}; exit $rc"
 
 

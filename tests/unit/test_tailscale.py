@@ -6,9 +6,11 @@ tests/e2e/test_tailnet.py runs them against a real tailscaled joined to headscal
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from mcpgate.errors import MCPGateError
+from mcpgate.errors import InventoryError, MCPGateError
 from mcpgate.funnel import (
     backend_running,
     funnel_commands,
@@ -17,7 +19,9 @@ from mcpgate.funnel import (
     funnel_unavailable,
     node_name,
 )
+from mcpgate.model import load_stack
 from mcpgate.secrets import StackSecrets
+from tests.conftest import BASE_STACK
 
 HOST = "mcp-gateway.example-tailnet.ts.net"
 
@@ -109,3 +113,20 @@ def test_optional_token_reports_a_damaged_key_as_damaged(secrets: StackSecrets) 
     path.write_bytes(b"\xff\xfe not text")
     key, problem = secrets.optional_token(name, "gateway.lan")
     assert key is None and problem and "damaged secret" in problem and "not UTF-8" in problem
+
+
+def test_apt_source_and_login_server_are_checked_settings() -> None:
+    data = copy.deepcopy(BASE_STACK)
+    assert load_stack("gateway.lan", data).tailscale.apt_source is None  # default: Tailscale's repository
+    data["tailscale"] = {
+        "apt_source": " deb [trusted=yes] http://172.17.0.1:8080/ ./ ",
+        "login_server": "http://172.17.0.1:8081",
+    }
+    ts = load_stack("gateway.lan", data).tailscale
+    assert ts.apt_source == "deb [trusted=yes] http://172.17.0.1:8080/ ./"
+    assert ts.login_server == "http://172.17.0.1:8081"
+    data["tailscale"] = {"apt_source": "http://apt.lan/ ./\ndeb x", "login_server": "headscale.lan"}
+    with pytest.raises(InventoryError) as err:
+        load_stack("gateway.lan", data)
+    assert "tailscale.apt_source: apt_source" in str(err.value) and "one apt source line" in str(err.value)
+    assert "tailscale.login_server: login_server 'headscale.lan'" in str(err.value)
