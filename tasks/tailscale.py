@@ -20,11 +20,14 @@ def tailscale(ctx: DeployContext) -> None:
             dest=TAILSCALE_KEYRING,
             mode="0644",
         )
-    apt.repo(
+    source = apt.repo(
         name="Tailscale's apt repository" if ts.apt_source is None else "tailscale's apt source (tailscale.apt_source)",
         src=ts.apt_source or tailscale_source(release),
         filename="tailscale",
     )
+    # A source just added has no package list yet, and the install's cache_time skips the update
+    # when the Docker install updated apt minutes ago: apt would not find tailscale.
+    apt.update(name="apt lists with tailscale's source", _if=source.did_change)
     apt.packages(name="Install tailscale", packages=["tailscale"], update=True, cache_time=3600)
     server.service(name="tailscaled enabled and running", service="tailscaled", running=True, enabled=True)
     # A damaged key is reported as damaged, in the store's words, when the node needs it to join.

@@ -131,6 +131,8 @@ class DayOneHost:
     volume: str = ""
     address: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    # More `docker create` options, e.g. ["--device", "/dev/net/tun"] for a host that runs tailscaled.
+    options: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> Path:
@@ -167,7 +169,8 @@ class DayOneHost:
         client_pub = _keygen(self.key, "mcpgate day-one test")
         docker(
             "create", "--name", self.name, "--label", TEST_LABEL, "--hostname", "gateway", *SYSTEM_CONTAINER_OPTIONS,
-            "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", f"{self.volume}:/var/lib/docker", HOST_IMAGE,
+            "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", f"{self.volume}:/var/lib/docker", *self.options,
+            HOST_IMAGE,
         )  # fmt: skip
         host_key = (self.workdir / "ssh_host_ed25519_key").read_bytes()
         files = _tar(
