@@ -24,6 +24,7 @@ import json
 import os
 import re
 import runpy
+import shlex
 import socket
 import subprocess
 import tarfile
@@ -368,6 +369,7 @@ def test_1_first_deploy_installs_tailscale_from_the_apt_source_and_joins(day: Ta
     units = host.ssh("systemctl is-enabled tailscaled; systemctl is-active tailscaled").stdout.split()
     assert units == ["enabled", "active"]
     assert host.ssh("sudo test -e /run/mcpgate-tailscale-authkey && echo left || true").stdout.strip() == ""
+    assert day.key not in host.ssh("sudo journalctl --no-pager -o cat", timeout=300).stdout
     status = day.status()
     assert status["BackendState"] == "Running"
     assert status["Self"]["DNSName"] == f"{HOSTNAME}."
@@ -428,7 +430,7 @@ def test_5_funnel_off_and_a_persons_entry_survives(day: Tailnet) -> None:
     funnelled["TCP"]["443"] = {"HTTPS": True}
     funnelled["Web"] = {f"{HOSTNAME}:443": {"Handlers": {"/": {"Proxy": funnel_target(INGRESS_PORT)}}}}
     funnelled["AllowFunnel"] = {f"{HOSTNAME}:443": True}
-    host.ssh(f"printf %s {json.dumps(json.dumps(funnelled))} | sudo tailscale serve set-raw")
+    host.ssh(f"printf %s {shlex.quote(json.dumps(funnelled))} | sudo tailscale serve set-raw")
     assert funnel_matches(day.serve_status(), HOSTNAME, INGRESS_PORT)
 
     off = day.deploy()  # the inventory says funnel: false (step 2)
