@@ -46,11 +46,15 @@ command -v "$GO" >/dev/null 2>&1 || [ -x "$GO" ] || die "no Go toolchain (set GO
 
 # The version each binary must report (tailscale prints "1.102.5\n  tailscale commit: ...";
 # headscale "headscale version v0.26.1" or "v0.26.1").
+# The first line of a command's output (read whole: with pipefail, `| head -n 1` can fail the
+# pipeline by closing it under the writer).
+first_line() { local out; out=$("$@" 2>&1) || return 1; printf '%s\n' "${out%%$'\n'*}"; }
+
 all_cached() {
 	[ -x "$TAILSCALED" ] && [ -x "$TAILSCALE" ] && [ -x "$HEADSCALE" ] || return 1
-	"$TAILSCALED" --version 2>/dev/null | head -n 1 | grep -qxF "$TAILSCALE_VERSION" || return 1
-	"$TAILSCALE" version 2>/dev/null | head -n 1 | grep -qxF "$TAILSCALE_VERSION" || return 1
-	"$HEADSCALE" version 2>/dev/null | grep -qF "$HEADSCALE_VERSION" || return 1
+	[ "$(first_line "$TAILSCALED" --version)" = "$TAILSCALE_VERSION" ] || return 1
+	[ "$(first_line "$TAILSCALE" version)" = "$TAILSCALE_VERSION" ] || return 1
+	case "$(first_line "$HEADSCALE" version)" in *"$HEADSCALE_VERSION"*) ;; *) return 1 ;; esac
 }
 
 if [ -z "${FORCE:-}" ] && all_cached; then
@@ -94,10 +98,11 @@ for cmd in tailscaled tailscale; do
 	log "building tailscale.com/cmd/${cmd}@v${TAILSCALE_VERSION}"
 	GOBIN="$gobin" "$GO" install -trimpath -ldflags "$ts_ldflags" "tailscale.com/cmd/${cmd}@v${TAILSCALE_VERSION}"
 done
-"$gobin/tailscaled" --version | head -n 1 | grep -qxF "$TAILSCALE_VERSION" \
-	|| die "built tailscaled reports '$("$gobin/tailscaled" --version | head -n 1)', expected $TAILSCALE_VERSION"
-"$gobin/tailscale" version | head -n 1 | grep -qxF "$TAILSCALE_VERSION" \
-	|| die "built tailscale reports '$("$gobin/tailscale" version | head -n 1)', expected $TAILSCALE_VERSION"
+for v in "tailscaled --version" "tailscale version"; do
+	# shellcheck disable=SC2086 # "<binary> <argument>"
+	got=$(first_line "$gobin"/$v) || die "$gobin/$v failed: $got"
+	[ "$got" = "$TAILSCALE_VERSION" ] || die "built ${v%% *} reports '$got', expected $TAILSCALE_VERSION"
+done
 mv -f "$gobin/tailscaled" "$TAILSCALED"
 mv -f "$gobin/tailscale" "$TAILSCALE"
 # The module's source stays in the cache: the stand-in package takes its systemd unit and
@@ -120,8 +125,8 @@ log "building ${hsmod}/cmd/headscale"
 	-ldflags "-X ${hsmod}/hscontrol/types.Version=v${HEADSCALE_VERSION} -X ${hsmod}/hscontrol/types.GitCommitHash=module-proxy" \
 	-o "$HEADSCALE.tmp" "${hsmod}/cmd/headscale")
 mv -f "$HEADSCALE.tmp" "$HEADSCALE"
-all_cached || die "built binaries do not report the versions asked for:
-  tailscaled $("$TAILSCALED" --version | head -n 1), tailscale $("$TAILSCALE" version | head -n 1), headscale $("$HEADSCALE" version 2>&1 | head -n 1)"
+all_cached || die "built binaries do not report the versions asked for: tailscaled $(first_line "$TAILSCALED" --version),
+  tailscale $(first_line "$TAILSCALE" version), headscale $(first_line "$HEADSCALE" version)"
 
 log "built in $(($(date +%s) - start))s: $(cd "$OUT_DIR" && ls)"
 echo "$OUT_DIR"

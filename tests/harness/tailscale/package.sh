@@ -54,6 +54,7 @@ exec 9>"${ROOT}/.package.lock"
 flock 9
 tree=$(mktemp -d "${ROOT}/pkgtree.XXXXXX")
 trap 'rm -rf "$tree"' EXIT
+chmod 0755 "$tree"  # mktemp made it 0700: the package's ./ entry
 install -d -m 0755 "$tree/DEBIAN" "$tree/usr/bin" "$tree/usr/sbin" "$tree/lib/systemd/system" "$tree/etc/default"
 install -m 0755 "${ROOT}/bin/tailscale-v${TAILSCALE_VERSION}" "$tree/usr/bin/tailscale"
 install -m 0755 "${ROOT}/bin/tailscaled-v${TAILSCALE_VERSION}" "$tree/usr/sbin/tailscaled"
