@@ -4,8 +4,8 @@ the Go module proxy (bin/test runs build.sh and package.sh; where that fails, it
 ``$MCPGATE_TAILSCALE_UNAVAILABLE_FILE`` and the tests skip with it).
 
 headscale has no Funnel and no HTTPS certificates (headscale#3435, #1921): everything on the node's
-side runs for real, Funnel's public relay nowhere offline. No DERP server either (none can be
-reached here): nodes talk directly over the docker bridge and loopback.
+side runs for real, Funnel's public relay nowhere offline. No DERP relay either (none can be
+reached here; headscale's map names one that is nowhere): nodes talk directly over the docker bridge.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Headscale:
             f"grpc_listen_addr: 127.0.0.1:{free_port()}\n"
             f"noise:\n  private_key_path: {d}/noise_private.key\n"
             "prefixes:\n  v4: 100.64.0.0/10\n  v6: fd7a:115c:a1e0::/48\n  allocation: sequential\n"
-            "derp:\n  server:\n    enabled: false\n  urls: []\n  paths: []\n  auto_update_enabled: false\n"
+            f"derp:\n  server:\n    enabled: false\n  urls: []\n  paths: [{d}/derp.yaml]\n  auto_update_enabled: false\n"
             "disable_check_updates: true\n"
             f"database:\n  type: sqlite\n  sqlite:\n    path: {d}/db.sqlite\n"
             "log:\n  level: info\n"
@@ -114,6 +114,13 @@ class Headscale:
             "  nameservers:\n    global: []\n"
             f"unix_socket: {d}/headscale.sock\n"
             'unix_socket_permission: "0700"\n'
+        )
+        # headscale refuses an empty DERP map; this region's one server is nowhere (STUN off, a
+        # loopback port nothing listens on): the nodes reach each other directly.
+        (d / "derp.yaml").write_text(
+            "regions:\n  900:\n    regionid: 900\n    regioncode: none\n    regionname: no relay (test)\n"
+            "    nodes:\n      - name: 900a\n        regionid: 900\n        hostname: derp.invalid\n"
+            "        ipv4: 127.0.0.1\n        stunport: -1\n        stunonly: false\n        derpport: 9\n"
         )
         log = (d / "headscale.log").open("ab")
         self.proc = subprocess.Popen(
