@@ -14,6 +14,7 @@ import functools
 import http.server
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -223,12 +224,14 @@ class Node:
         finally:
             key_file.unlink()
 
-    def connect(self, ip: str, port: int, timeout: int = 15) -> tuple[int, str]:
-        """``tailscale nc`` to ip:port over the tailnet with nothing sent; (return code, what came back)."""
+    def connect(self, ip: str, port: int, timeout: int = 15, hold: int = 3) -> tuple[int, str]:
+        """``tailscale nc`` to ip:port over the tailnet, sending nothing; (return code, what came back
+        in ``hold`` seconds). nc closes the connection when its stdin ends: it is held open that long."""
+        nc = f"{shlex.quote(str(TAILSCALE))} --socket={shlex.quote(str(self.socket))} nc {ip} {port}"
         try:
             proc = subprocess.run(
-                [str(TAILSCALE), f"--socket={self.socket}", "nc", ip, str(port)],
-                capture_output=True, text=True, timeout=timeout, env=self.env, input="",
+                ["sh", "-c", f"sleep {hold} | exec {nc}"], capture_output=True, text=True, timeout=timeout,
+                env=self.env, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         except subprocess.TimeoutExpired as err:
             out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")

@@ -322,10 +322,11 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tailnet]:
     reason = dayone_unavailable()
     if reason:
         pytest.skip(f"no day-one host here: {reason}")
-    work = tmp_path_factory.mktemp("tailnet-dayone")
+    # Short: ssh's ControlMaster socket (<workdir>/cm-<40 hex>.<16 random>) must fit in 108 bytes.
+    work = tmp_path_factory.mktemp("tnd")
     # A TUN device as on a user's host: tailscaled runs as Tailscale's package starts it (no
     # --tun=userspace-networking, which would hand the tailnet the host's loopback services).
-    host = DayOneHost(new_host_name(), work / "host", options=["--device", "/dev/net/tun"])
+    host = DayOneHost(new_host_name(), work / "h", options=["--device", "/dev/net/tun"])
     hs: Headscale | None = None
     try:
         ((name, data),) = runpy.run_path(str(PROJECT_ROOT / "inventory" / "home.py"))["home"]
