@@ -195,12 +195,21 @@ def test_nodes_join_headscale_under_their_names_and_reach_each_other(local_tailn
         port = server.getsockname()[1]
 
         def answer() -> None:
-            conn, _ = server.accept()
-            with conn:
-                conn.sendall(b"hello over the tailnet\n")
+            # Every connection: a dial that timed out before the path was up may still arrive.
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(b"hello over the tailnet\n")
 
         threading.Thread(target=answer, daemon=True).start()
-        _rc, out = wait_for("probe-a reaches probe-b", lambda: (r := a.connect(_ip4(b), port, 30))[0] == 0 and r, 240)
+        _rc, out = wait_for(
+            "probe-a reaches probe-b",
+            lambda: (r := a.connect(_ip4(b), port, 30, hold=10))[0] == 0 and "hello" in r[1] and r,
+            240,
+        )
     assert "hello over the tailnet" in out
 
 
