@@ -7,10 +7,10 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FactBase, operation
-from pyinfra.api.exceptions import PyinfraError
 
 from ..errors import MCPGateError
 from ..funnel import backend_running, funnel_commands, funnel_noop, funnel_unavailable, node_name
+from .messages import refuse
 from .upload import finish_private_upload, prepare_private_uploads, private_upload, shell_command, staging_dir
 
 AUTH_KEY_FILE = "/run/mcpgate-tailscale-authkey"  # tmpfs, root only (0600 from creation), removed right after use
@@ -69,16 +69,19 @@ def tailscale_up(
     if backend_running(status):
         name = node_name(status)
         if name != hostname:
-            raise PyinfraError(
+            yield refuse(
                 f"this node is {name} on the tailnet, but the inventory's hostname is {hostname}; "
                 "the issuer and cookies would not match. Fix hostname in the inventory."
             )
+            return
         host.noop("tailscale is running")
         return
     if key_problem is not None:
-        raise PyinfraError(f"tailscale is not logged in and the store's auth key cannot be used: {key_problem}")
+        yield refuse(f"tailscale is not logged in and the store's auth key cannot be used: {key_problem}")
+        return
     if auth_key is None:
-        raise PyinfraError("tailscale is not logged in and the store has no auth key (mcpgate secrets set ...)")
+        yield refuse("tailscale is not logged in and the store has no auth key (mcpgate secrets set ...)")
+        return
     upload_dir = staging_dir(base_dir)
     yield prepare_private_uploads(upload_dir, [AUTH_KEY_FILE])
     yield private_upload(auth_key.encode(), AUTH_KEY_FILE, upload_dir)
@@ -106,7 +109,8 @@ def tailscale_funnel(hostname: str, ingress_port: int, funnel: bool = True):
     try:
         commands = funnel_commands(serve, hostname, ingress_port, funnel)
     except MCPGateError as err:
-        raise PyinfraError(str(err)) from None
+        yield refuse(str(err))
+        return
     if not commands:
         host.noop(funnel_noop(serve, hostname, funnel))
         return
@@ -115,6 +119,7 @@ def tailscale_funnel(hostname: str, ingress_port: int, funnel: bool = True):
         # interactively, prints a URL and exits 0 having set nothing.
         problem = funnel_unavailable(host.get_fact(TailscaleStatus, what="status"))
         if problem:
-            raise PyinfraError(problem)
+            yield refuse(problem)
+            return
     for command in commands:
         yield shell_command(*command)

@@ -286,6 +286,7 @@ class Tailnet:
         self.secrets_dir = workdir / "secrets"
         self.inventory = workdir / "inventory_home.py"
         self.key = ""
+        self.deploys = 0
 
     @property
     def env(self) -> dict[str, str]:
@@ -317,7 +318,10 @@ class Tailnet:
     def deploy(self) -> Deploy:
         # Only what the tailnet needs: the engine (the stack's networks), the ingress (what must stay
         # unreachable from the tailnet) and Tailscale.
-        return run_deploy(self.inventory, self.env, ["--data", "mcpgate_components=docker,ingress,tailscale"])
+        done = run_deploy(self.inventory, self.env, ["--data", "mcpgate_components=docker,ingress,tailscale"])
+        self.deploys += 1
+        (self.workdir / f"deploy-{self.deploys}.log").write_text(done.output)  # for a failure's reader
+        return done
 
     def status(self) -> dict[str, Any]:
         return json.loads(self.host.ssh("sudo tailscale status --json").stdout)
