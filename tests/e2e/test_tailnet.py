@@ -382,7 +382,7 @@ def test_1_first_deploy_installs_tailscale_from_the_apt_source_and_joins(day: Ta
         assert re.search(rf"operation: Tailscale and Funnel \| {re.escape(op)} *\n +\[gateway\.lan\] Success", out), op
     assert re.search(r"\| Funnel 443 -> ingress *\n +\[gateway\.lan\] the tailnet's control server does not", out)
     policy = host.ssh("apt-cache policy tailscale").stdout
-    assert f"Installed: {TAILSCALE_VERSION}" in policy and day.repo_url in policy, policy
+    assert f"Installed: {TAILSCALE_VERSION}" in policy and f"{day.repo_url.rstrip('/')} ./ Packages" in policy, policy
     units = host.ssh("systemctl is-enabled tailscaled; systemctl is-active tailscaled").stdout.split()
     assert units == ["enabled", "active"]
     assert host.ssh("sudo test -e /run/mcpgate-tailscale-authkey && echo left || true").stdout.strip() == ""
