@@ -710,6 +710,17 @@ class StackSecrets:
             )
         return value.strip()
 
+    def optional_token(self, name: str, host: str, inventory: str = "INVENTORY") -> tuple[str | None, str | None]:
+        """A token needed only sometimes (the Tailscale key: only to join): ``(value, None)``,
+        ``(None, None)`` when the store has none, or ``(None, problem)`` with the store's own words
+        when the stored value is damaged, for the caller to report if it needs the value."""
+        try:
+            if self.token(name) is None:
+                return None, None
+            return self.require_token(name, host, inventory), None
+        except SecretsError as err:
+            return None, str(err)
+
     def values_that_must_not_leak(self) -> list[str]:
         """Every secret value of the stack (all but digests and public data), to look for leaks."""
         stack = self.stack

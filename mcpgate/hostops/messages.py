@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -62,3 +63,18 @@ def noop_when_unchanged(
         return wrapper
 
     return decorate
+
+
+def refuse(message: str) -> str:
+    """The command an operation yields to refuse at run time: it prints ``message`` on stderr and
+    fails, so pyinfra shows it and counts the operation as an error. (An exception raised in an
+    operation's body at run time aborts the whole run and prints gevent's traceback.)
+
+    **Example** (in an operation):
+
+    .. code:: python
+
+        yield refuse("this node is x on the tailnet, but the inventory's hostname is y")
+        return
+    """
+    return f"printf '%s\\n' {shlex.quote(message)} >&2; exit 1"

@@ -129,6 +129,33 @@ def _remote_url(value: str) -> str:
 RemoteUrl = Annotated[str, AfterValidator(_remote_url)]
 
 
+def _login_server(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(
+            f"login_server {value!r} must be the control server's http(s) URL, e.g. https://headscale.example.com"
+        )
+    return value
+
+
+# A Tailscale control server other than Tailscale's (tailscale up --login-server), e.g. headscale.
+LoginServer = Annotated[str, AfterValidator(_login_server)]
+
+
+def _apt_source(value: str) -> str:
+    line = value.strip()
+    if "\n" in line or "\r" in line or not line.startswith("deb ") or len(line.split()) < 3:
+        raise ValueError(
+            f"apt_source {value!r} must be one apt source line (deb [options] <uri> <suite> [components]), "
+            "e.g. deb [trusted=yes] http://apt.lan/tailscale/ ./"
+        )
+    return line
+
+
+# One apt source line ("deb [options] uri suite [components]"), for a mirror or a local repository.
+AptSource = Annotated[str, AfterValidator(_apt_source)]
+
+
 # --- the stack's private networks ----------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainValidator, model_validator
 
+from .addresses import AptSource, LoginServer
 from .durations import Duration
 from .fields import SecretName, ServiceUidGid, split_uid
 from .image_refs import AUTHELIA_VERSION, AutheliaImage, PinnedImage
@@ -56,7 +57,15 @@ class Tailscale(Strict):
 
     enabled: bool = True
     auth_key_secret: SecretName = "tailscale-auth-key"
+    # False after True turns mcpgate's Funnel off (removes its mount / of https://<hostname>:443).
     funnel: bool = True
+    # The control server the node joins (tailscale up --login-server): None is Tailscale's; e.g. a
+    # headscale's URL. A control server without Funnel (headscale) needs funnel = False.
+    login_server: LoginServer | None = None
+    # Where the tailscale package comes from: None is Tailscale's own apt repository (signed with
+    # their key, downloaded by the deploy); otherwise one apt source line, e.g. a mirror or a local
+    # repository, which carries its own trust (signed-by=... or trusted=yes).
+    apt_source: AptSource | None = None
 
 
 class ServiceUids(Strict):

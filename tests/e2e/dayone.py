@@ -131,8 +131,9 @@ class DayOneHost:
     volume: str = ""
     address: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
-    # Extra "-v" mounts of the host container (a test's "USB disk": a volume that outlives the host).
-    mounts: list[str] = field(default_factory=list)
+    # More `docker create` options: ["--device", "/dev/net/tun"] for a host that runs tailscaled, or
+    # ["-v", "<volume>:/mnt/backup"] for a test's "USB disk" (a volume that outlives the host).
+    options: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> Path:
@@ -169,8 +170,8 @@ class DayOneHost:
         client_pub = _keygen(self.key, "mcpgate day-one test")
         docker(
             "create", "--name", self.name, "--label", TEST_LABEL, "--hostname", "gateway", *SYSTEM_CONTAINER_OPTIONS,
-            "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", f"{self.volume}:/var/lib/docker",
-            *(a for m in self.mounts for a in ("-v", m)), HOST_IMAGE,
+            "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", f"{self.volume}:/var/lib/docker", *self.options,
+            HOST_IMAGE,
         )  # fmt: skip
         host_key = (self.workdir / "ssh_host_ed25519_key").read_bytes()
         files = _tar(

@@ -61,7 +61,7 @@ class Rebuild(DayOne):
 
     def new_host(self) -> DayOneHost:
         host = DayOneHost(new_host_name(), self.workdir / f"host{len(self.hosts) + 1}")
-        host.mounts = [f"{self.usb}:{USB_MOUNT}"]
+        host.options = ["-v", f"{self.usb}:{USB_MOUNT}"]
         self.hosts.append(host)
         if not self.inventory.exists():
             write_home_inventory(self.inventory, host)
