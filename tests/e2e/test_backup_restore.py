@@ -41,10 +41,10 @@ from tests.e2e.dayone import (
     run_deploy,
     write_home_inventory,
 )
-from tests.e2e.harness import docker, gateway_unavailable, parse_results
+from tests.e2e.harness import docker, parse_results, unavailable
 from tests.e2e.mcp_client import McpClient
 from tests.e2e.oauth import Flow, Session, jwt_parts, login, token_request
-from tests.e2e.test_dayone import DayOne, _authelia_missing
+from tests.e2e.test_dayone import DayOne
 
 SCOPE = "openid offline_access notes:read notes:write"
 NOTE_PATH = "rebuild/kept.md"
@@ -86,9 +86,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rebuild]:
         pytest.skip(f"no day-one host here: {reason}")
     state = Rebuild(tmp_path_factory.mktemp("rebuild"))
     state.kept = {}
-    for service, why in (("authelia", _authelia_missing()), ("agentgateway", gateway_unavailable())):
-        if why:
-            state.skipped[service] = why
+    state.skipped.update(unavailable())
     state.usb = f"{new_host_name()}-usb-disk"
     docker("volume", "create", "--label", TEST_LABEL, state.usb)
     try:
