@@ -1,5 +1,6 @@
-"""A person signs in through Authelia's real portal in a browser: sign-in, one-time code, consent,
-arrival at the client's callback with a code that buys a token, and Authelia's refusals.
+"""A person signs in through Authelia's real portal in a browser: sign-in, one-time code, consent
+(what it lists for scopes named with and without a colon), arrival at the client's callback with a
+code that buys a token, and Authelia's refusals.
 
 Headless Debian Chromium over WebDriver, through the real ingress behind a TLS front on loopback
 standing in for Funnel (tests/e2e/browser.py). Each step's screenshot is saved under
@@ -26,6 +27,7 @@ import pytest
 from mcpgate.consent import listed_as
 from tests.e2e.browser import Browser, browser_at, browser_unavailable
 from tests.e2e.harness import INGRESS_PORT, LOCAL_IMAGES, STACK_NAME, Deployer, RunResult, docker, name_of
+from tests.e2e.mcp_client import McpClient
 from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, Session, fresh_totp, jwt_parts
 
 HOSTNAME = "mcp-gateway.home.test"
@@ -87,10 +89,10 @@ def _authorize_url(flow: Flow) -> str:
     return f"{ISSUER}/api/oidc/authorization?{urlencode(params)}"
 
 
-def _flow(client_id: str, redirect_uri: str) -> Flow:
+def _flow(client_id: str, redirect_uri: str, scope: str = SCOPE) -> Flow:
     # The token request goes to the ingress directly, as the client's server would send it.
     session = Session(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME, extra_headers={"X-Forwarded-For": _address()})
-    return Flow(session, client_id, SCOPE, RESOURCE, redirect_uri=redirect_uri)
+    return Flow(session, client_id, scope, RESOURCE, redirect_uri=redirect_uri)
 
 
 def _sign_in_page(b: Browser, url: str) -> None:
@@ -135,9 +137,18 @@ def _consent_texts(b: Browser, scopes: list[str]) -> dict[str, Any]:
     }
 
 
-def _through_consent(b: Browser, stack: Deployer, client_id: str, callback: str, name: str) -> tuple[Flow, str]:
-    """Password, one-time code, consent (checked against the inventory): the code at the callback."""
-    flow = _flow(client_id, callback)
+def _through_consent(
+    b: Browser,
+    stack: Deployer,
+    client_id: str,
+    callback: str,
+    name: str,
+    inventory_scopes: dict[str, str] | None = None,
+) -> tuple[Flow, str]:
+    """Password, one-time code, consent (checked against the inventory's scopes, inventory/local.py's
+    unless given): the code at the callback."""
+    inventory_scopes = _inventory_scopes() if inventory_scopes is None else inventory_scopes
+    flow = _flow(client_id, callback, " ".join(["openid", "offline_access", *inventory_scopes]))
     _sign_in_page(b, _authorize_url(flow))
     b.shot("sign-in")
     _type_password(b, "alice", stack.store_file("users/alice.password"))
@@ -146,17 +157,24 @@ def _through_consent(b: Browser, stack: Deployer, client_id: str, callback: str,
     b.by_id("otp-input")
     b.shot("one-time-code")
     _type_code(b, fresh_totp(stack.store_file("users/alice.totp")))
-    scopes = SCOPE.split()
+    scopes = flow.scope.split()
     texts = _consent_texts(b, scopes)
     b.shot("consent")
     (b.shots / f"consent-{client_id}.json").write_text(json.dumps(texts, indent=2, ensure_ascii=False) + "\n")
     page = texts["page"]
     assert name in page
-    for scope, description in _inventory_scopes().items():
-        # The sentence above the list gives each scope's description, by the label the list shows.
-        assert description in page, (scope, page)
-        assert f"“{listed_as(scope)}” ({scope})" in page, (scope, page)
-        assert texts["scopes"][scope] == listed_as(scope)
+    for scope, description in inventory_scopes.items():
+        if ":" in scope:
+            # The list shows what follows the colon (mcpgate/consent.py says why); the sentence
+            # above it gives the scope's description, by that label.
+            assert texts["scopes"][scope] == listed_as(scope)
+            assert f"“{listed_as(scope)}” ({scope}): {description}." in page, (scope, page)
+        else:
+            # The list shows the scope by its description.
+            assert texts["scopes"][scope] == description
+            assert f"({scope})" not in page, page
+    if all(":" not in scope for scope in inventory_scopes):
+        assert "The above application is requesting the following permissions:" in page, page
     b.by_id("openid-consent-accept").click()
     b.wait(60).until(lambda d: d.current_url.startswith(callback))
     b.shot("callback")
@@ -204,6 +222,60 @@ def test_a_restricted_public_client_signs_in_in_a_browser(stack: Deployer, brows
     _, claims = jwt_parts(r.json()["access_token"])
     assert claims["client_id"] == "mcp-inspector"
     _no_console_errors(browser)
+
+
+# inventory/local.py with its scopes named as the README recommends for a new inventory: without a
+# colon, so the consent page's list can show each one's description.
+_PLAIN_NAMES = """
+_new = {"notes:read": "notes.read", "notes:write": "notes.write"}
+_stack["scopes"] = {_new[k]: v for k, v in _stack["scopes"].items()}
+_stack["groups"] = {g: [_new[s] for s in granted] for g, granted in _stack["groups"].items()}
+for _b in _stack["backends"]:
+    _b["tools"] = {_new[k]: v for k, v in _b["tools"].items()}
+for _c in _stack["clients"]:
+    if "scopes" in _c:
+        _c["scopes"] = [_new[s] for s in _c["scopes"]]
+"""
+
+
+def _gateway_tools(token: str) -> set[str] | int:
+    """The tools the gateway lists for a token (plain names), or the HTTP status it refused with."""
+    client = McpClient(f"http://127.0.0.1:{INGRESS_PORT}", HOSTNAME, token)
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}
+    r = client.post("initialize", hello)
+    if r.status_code != 200:
+        return r.status_code
+    if r.headers.get("mcp-session-id"):
+        client.headers["mcp-session-id"] = r.headers["mcp-session-id"]
+    client.post("notifications/initialized", notify=True)
+    r = client.post("tools/list")
+    if r.status_code != 200:
+        return r.status_code
+    return {t["name"].removeprefix("notes_") for t in client.message(r)["result"]["tools"]}
+
+
+def test_scopes_named_without_a_colon_are_listed_by_their_description(stack: Deployer, browser: Browser) -> None:
+    """The consent page lists notes.read and notes.write by their descriptions (upstream's sentence
+    above them), the token carries them and the gateway opens their tools; then back to local.py."""
+    import runpy
+
+    variant = stack.inventory(_PLAIN_NAMES)
+    scopes = runpy.run_path(str(variant))["local"][0][1]["mcpgate"]["scopes"]
+    assert set(scopes) == {"notes.read", "notes.write"}
+    try:
+        result = stack.deploy(variant)
+        assert result.returncode == 0, result.output[-6000:]
+        flow, code = _through_consent(browser, stack, "claude-ai", CLAUDE_CALLBACK, "Claude.ai", scopes)
+        r = flow.token(code, stack.store_file("clients/claude-ai.secret"), how="post")
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        assert set(jwt_parts(token)[1]["scp"]) >= {"notes.read", "notes.write"}
+        _no_console_errors(browser)
+        stack.need("agentgateway", "the gateway's rules for these names")
+        assert _gateway_tools(token) == {"search", "read", "write", "delete"}
+    finally:
+        back = stack.deploy()
+        assert back.returncode == 0, back.output[-6000:]
 
 
 def _wrong_code(seed: str) -> str:
