@@ -1,6 +1,6 @@
 """A person signs in through Authelia's real portal in a browser: sign-in, one-time code, consent
 (what it lists for scopes named with and without a colon), arrival at the client's callback with a
-code that buys a token, and Authelia's refusals.
+code that buys a token, Authelia's refusals, and a person changing their own password in the portal.
 
 Headless Debian Chromium over WebDriver, through the real ingress behind a TLS front on loopback
 standing in for Funnel (tests/e2e/browser.py). Each step's screenshot is saved under
@@ -28,7 +28,7 @@ from mcpgate.consent import listed_as
 from tests.e2e.browser import Browser, browser_at, browser_unavailable
 from tests.e2e.harness import INGRESS_PORT, LOCAL_IMAGES, STACK_NAME, Deployer, RunResult, docker, name_of
 from tests.e2e.mcp_client import McpClient
-from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, Session, fresh_totp, jwt_parts
+from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, Session, fresh_totp, jwt_parts, login
 
 HOSTNAME = "mcp-gateway.home.test"
 ISSUER = f"https://{HOSTNAME}/auth"
@@ -333,3 +333,94 @@ def test_the_ban_after_repeated_failures_shows(stack: Deployer, browser: Browser
     )
     assert "banned until" in logs, logs[-3000:]
     _no_console_errors(b, allowed=r"status (?:of|code) 401")
+
+
+def _portal_sign_in(b: Browser, username: str, password: str, seed: str) -> None:
+    """Sign in on the portal itself (no client asking): password, one-time code, "Authenticated"."""
+    from selenium.webdriver.common.by import By
+
+    b.driver.get(f"{ISSUER}/")
+    b.by_id("username-textfield")
+    _type_password(b, username, password)
+    b.by_id("sign-in-button").click()
+    b.by_id("otp-input")
+    _type_code(b, fresh_totp(seed))
+    b.wait().until(lambda d: not d.find_elements(By.ID, "otp-input"))
+    b.text_appears("Authenticated")
+
+
+def _sign_out(b: Browser) -> None:
+    b.driver.get(f"{ISSUER}/logout")
+    b.by_id("username-textfield")
+
+
+def _password_dialog(b: Browser, old: str, new: str) -> None:
+    """The portal's Change Password dialog, filled in and submitted."""
+    from selenium.webdriver.common.keys import Keys
+
+    for field, value in (("old-password", old), ("new-password", new), ("repeat-new-password", new)):
+        box = b.by_id(field)
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.DELETE)
+        box.send_keys(value)
+    b.by_id("password-change-dialog-submit").click()
+
+
+def test_a_person_changes_their_password_in_the_portal(stack: Deployer, browser: Browser) -> None:
+    """Bob signs in (password and one-time code: the session counts as elevated, as the config says),
+    changes his password in the portal's settings after Authelia refused a wrong current password and
+    a too short new one, signs out and in with the new one; the old one is refused, and a deploy
+    (nothing changed in the inventory) keeps his."""
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    initial = stack.store_file("users/bob.password")
+    seed = stack.store_file("users/bob.totp")
+    new = "a passphrase bob chose " + pysecrets.token_hex(4)
+    _portal_sign_in(b, "bob", initial, seed)
+    b.shot("signed-in")
+    b.driver.get(f"{ISSUER}/settings/security")
+    b.by_id("change-password-button").click()
+    b.by_id("old-password")
+    b.shot("change-password-dialog")
+
+    _password_dialog(b, "not-" + initial, new)
+    b.text_appears("Incorrect password")
+    b.shot("wrong-current-password")
+    _password_dialog(b, initial, "short")
+    b.text_appears("Your supplied password does not meet the password policy requirements")
+    b.shot("too-short")
+    _password_dialog(b, initial, new)
+    b.text_appears("Password changed successfully")
+    b.wait().until(lambda d: not d.find_elements(By.ID, "old-password"))
+    b.shot("password-changed")
+
+    _sign_out(b)
+    _type_password(b, "bob", initial)
+    b.by_id("sign-in-button").click()
+    b.text_appears("Incorrect username or password")
+    b.shot("old-password-refused")
+    _type_password(b, "bob", new)
+    b.by_id("sign-in-button").click()
+    b.by_id("otp-input")
+    b.shot("new-password-accepted")
+
+    # A later deploy with the inventory unchanged changes nothing, and bob's password stays his.
+    result = stack.deploy()
+    assert result.returncode == 0, result.output[-4000:]
+    assert result.changes == 0, result.changed_ops
+    _sign_out(b)
+    _portal_sign_in(b, "bob", new, seed)
+    b.shot("signed-in-after-deploy")
+    _sign_out(b)
+    _type_password(b, "bob", initial)
+    b.by_id("sign-in-button").click()
+    b.text_appears("Incorrect username or password")
+    # Refused requests are logged by the browser (a failed load, the portal's caught AxiosError).
+    _no_console_errors(b, allowed=r"status (?:of|code) 40[01]\b")
+
+    # Back to the store's password, for whatever runs after this on the session's stack.
+    flow = _flow("claude-ai", CLAUDE_CALLBACK)
+    login(flow, "bob", new, seed)
+    body = {"username": "bob", "old_password": new, "new_password": initial}
+    assert flow.session.request("POST", "/auth/api/change-password", json=body).status_code == 200
