@@ -1,15 +1,18 @@
 """What Authelia's consent page says about the inventory's scopes: a locale file it serves instead of its own.
 
 Authelia's portal (4.39) lists each requested scope as ``t("scopes.<name>")`` in its ``consent``
-namespace (i18next). For a name with a colon, i18next reads the part before the colon as a namespace
-("scopes.notes" for ``notes:read``), finds nothing there and shows what follows the colon: the person
-sees "read", not what ``notes:read`` allows. No locale file can change that line. So the file mcpgate
-renders (served from ``server.asset_path``, which replaces Authelia's English ``consent.json`` whole)
-does two things:
+namespace (i18next; web/src/views/ConsentPortal/OpenIDConnect/DecisionFormScopes.tsx).
 
-- the sentence above the list says, for every scope of this server, what the list will call it and
-  what it allows (the inventory's description);
-- a scope named without a colon is translated on the list itself (``scopes.<name>``).
+- A scope named without a colon (``notes.read``) is looked up in that namespace, so the list shows
+  the text this file gives it: the inventory's description.
+- For a name with a colon (``notes:read``) i18next takes the part before the colon as a namespace
+  (``scopes.notes``) and the rest as the key (``Translator.extractFromKey``: the portal sets no
+  ``nsSeparator``, so ``:`` is one). The portal loads only its ``consent``, ``portal`` and
+  ``settings`` namespaces (``ns`` in web/src/i18n/index.ts; nothing calls ``loadNamespaces``), and
+  Authelia serves locale files only for namespaces of letters (``{namespace:[a-z]+}`` in
+  internal/server/handlers.go), so no file can ever hold that translation: i18next shows the key,
+  "read". For these names the sentence above the list says what the list calls each one and what
+  it allows (the inventory's description).
 
 Every key of upstream's file that is not the same text as its key is given here too (the portal shows
 a missing key as the key itself, and falls back to its own texts for the standard scopes and claims).
@@ -40,12 +43,13 @@ def listed_as(scope: str) -> str:
 
 
 def heading(stack: Stack) -> str:
-    """The sentence above the list: each of the server's scopes, as listed, with its description."""
-    parts = []
-    for name, description in stack.scopes.items():
-        label = listed_as(name)
-        shown = f"“{label}” ({name})" if label != name else f"“{name}”"
-        parts.append(f"{shown}: {description.strip().rstrip('.')}.")
+    """The sentence above the list: each of the server's scopes the list cannot name (a colon in its
+    name), as listed, with its description; upstream's own sentence when the list names them all."""
+    parts = [
+        f"“{listed_as(name)}” ({name}): {description.strip().rstrip('.')}."
+        for name, description in stack.scopes.items()
+        if listed_as(name) != name
+    ]
     if not parts:
         return HEADING_KEY
     return (

@@ -72,9 +72,11 @@ class StackContainers(EngineFact):
     """``docker inspect`` of every container mcpgate made (any stack's; names carry the stack's), by name."""
 
     def command(self) -> str:
+        # A container removed between ps and inspect (another stack's, on a shared engine) makes
+        # inspect fail after printing the others: its output is still the one JSON list.
         return (
             f"ids=$(docker ps -aq --filter label={LABEL_SERVICE} 2>/dev/null); "
-            '[ -n "$ids" ] && docker inspect $ids 2>/dev/null || echo "[]"'
+            'if [ -n "$ids" ]; then docker inspect $ids 2>/dev/null || true; fi'
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:

@@ -103,8 +103,11 @@ ClientId = Annotated[str, AfterValidator(_CLIENT_ID)]
 STANDARD_SCOPES = frozenset(
     {"openid", "offline_access", "profile", "email", "address", "phone", "groups", "authelia.bearer.authz"}
 )
+# Without a colon ("notes.read") the consent page lists a scope by its description; with one
+# ("notes:read") only by what follows the colon, explained above the list (mcpgate/consent.py).
 _SCOPE_NAME = Pattern(
-    r"^[a-z][a-z0-9_.-]*(?::[a-z0-9_.-]+)*$", "scope {value!r} must look like 'notes:read' ({pattern})"
+    r"^[a-z][a-z0-9_.-]*(?::[a-z0-9_.-]+)*$",
+    "scope {value!r} must look like 'notes.read' (or 'notes:read') ({pattern})",
 )
 
 

@@ -194,7 +194,7 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     ("volume-relative-target", _set("backends.0.volumes", [{"source": "/srv/n", "target": "vault"}]), ["target"]),
     ("empty-tools", _set("backends.0.tools", {}), ["tools is empty"]),
     ("standard-scope-redeclared", _set("scopes", {**BASE_STACK["scopes"], "openid": "x"}), ["standard OpenID scope"]),
-    ("scope-bad-name", _set("scopes", {**BASE_STACK["scopes"], "Notes Read": "x"}), ["must look like 'notes:read'"]),
+    ("scope-bad-name", _set("scopes", {**BASE_STACK["scopes"], "Notes Read": "x"}), ["must look like 'notes.read'"]),
     ("scope-unused", _set("scopes", {**BASE_STACK["scopes"], "extra:thing": "x"}), ["'extra:thing' is declared but"]),
     ("client-unknown-scope", _set("clients.0.scopes", ["notes:reed"]), ["clients[0] (claude-ai).scopes", "notes:reed"]),
     (

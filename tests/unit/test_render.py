@@ -433,7 +433,25 @@ def test_consent_page_lists_a_scope_without_a_colon_by_its_description(
     stack = load_stack("gateway.lan", stack_data)
     texts = _consent(render_stack(stack, StackSecrets(secrets.store, stack)))
     assert texts["scopes"] == {"calendar": "Read your calendar"}
-    assert "“calendar”: Read your calendar." in texts["The above application is requesting the following permissions"]
+    # The sentence above the list speaks of the names the list cannot show (those with a colon) only.
+    heading = texts["The above application is requesting the following permissions"]
+    assert "“read” (notes:read): Search and read notes." in heading
+    assert "calendar" not in heading
+
+
+def test_consent_page_keeps_upstreams_sentence_when_the_list_names_every_scope(
+    stack_data: dict[str, Any], secrets: StackSecrets
+) -> None:
+    from mcpgate.consent import HEADING_KEY
+
+    stack_data["scopes"] = {"notes.read": "Search and read notes", "notes.write": "Change notes"}
+    stack_data["backends"] = stack_data["backends"][:1]
+    stack_data["backends"][0]["tools"] = {"notes.read": ["search", "read"], "notes.write": ["write", "delete"]}
+    stack = load_stack("gateway.lan", stack_data)
+    texts = _consent(render_stack(stack, StackSecrets(secrets.store, stack)))
+    # i18next finds "scopes.notes.read" in the flat map (its deepFind joins the key's parts back).
+    assert texts["scopes"] == {"notes.read": "Search and read notes", "notes.write": "Change notes"}
+    assert texts[HEADING_KEY] == HEADING_KEY
 
 
 @pytest.mark.parametrize(("scope", "shown"), [("notes:read", "read"), ("a:b:c", "b.c"), ("calendar", "calendar")])
