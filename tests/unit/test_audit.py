@@ -1,0 +1,195 @@
+"""The audit trail's parsing and output, from log lines the real agentgateway 1.4.1 and Authelia
+4.39.20 wrote in tests/e2e/test_audit.py (tests/fixtures/audit/, session ids cut out)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mcpgate import cli
+from mcpgate.audit import (
+    AuditEvent,
+    authelia_events,
+    check_filters,
+    format_table,
+    gateway_events,
+    logfmt,
+    parse_since,
+    parse_time,
+    refusal_reason,
+    select,
+)
+from mcpgate.errors import MCPGateError
+from mcpgate.model import Stack, load_stack
+from tests.conftest import PROJECT_ROOT
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audit"
+GATEWAY = (FIXTURES / "agentgateway.log").read_text().splitlines()
+AUTHELIA = (FIXTURES / "authelia.log").read_text().splitlines()
+ALICE, BOB = "4cba06a5-5028-43c0-8bfc-a07613246f61", "77697a79-c146-493c-94a2-3ea48404fdd0"
+PEOPLE = {ALICE: "alice", BOB: "bob"}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    ((name, data),) = runpy.run_path(str(PROJECT_ROOT / "inventory" / "local.py"))["local"]
+    return load_stack(name, data["mcpgate"])
+
+
+def rows(events: list[AuditEvent]) -> list[tuple[str, str, str, str]]:
+    return [(e.person, e.client, e.tool, e.outcome) for e in events]
+
+
+def test_tool_calls_with_person_client_and_outcome(stack: Stack) -> None:
+    events = gateway_events(GATEWAY, stack, PEOPLE)
+    # initialize, notifications and listings are left out: only the tool calls.
+    assert rows(events) == [
+        ("alice", "claude-ai", "notes/search", "allowed"),
+        ("alice", "claude-ai", "notes/write", "allowed"),
+        ("bob", "claude-ai", "notes/read", "allowed"),
+        ("bob", "claude-ai", "notes/write", "refused"),
+        ("alice", "mcp-inspector", "notes/write", "refused"),
+    ]
+    assert [e.status for e in events] == [200, 200, 200, 400, 400]
+    assert events[3].detail == "needs notes:write, which bob is not granted"
+    assert events[4].detail == "needs notes:write, which client mcp-inspector may not use"
+    assert all(e.duration_ms is not None for e in events)
+    assert events[0].time < events[-1].time
+
+
+def test_a_subject_no_person_has_is_shown_as_such(stack: Stack) -> None:
+    events = gateway_events(GATEWAY, stack, {ALICE: "alice"})
+    assert events[2].person == "?" and f"subject {BOB}" in events[2].detail
+
+
+def test_the_logged_verdict_tells_a_refusal_from_a_failure(stack: Stack) -> None:
+    line = json.loads(next(g for g in GATEWAY if '"gen_ai.tool.name":"write"' in g and '"http.status":400' in g))
+    # The backend lacked the tool although the rules allow it: a failure, not a refusal.
+    allowed = json.dumps({**line, "mcpgate.allowed": True})
+    (event,) = gateway_events([allowed], stack, PEOPLE)
+    assert (event.outcome, event.detail) == ("failed", "mcp: Unknown tool: write")
+    # A JSON-RPC error from the backend inside a 200.
+    backend_error = json.dumps({**line, "http.status": 200, "error": None, "mcp.error.message": "disk full"})
+    assert gateway_events([backend_error], stack, PEOPLE)[0].outcome == "failed"
+    # No-scope refusal (403) of another method, and lines that are no JSON at all.
+    refused = json.dumps({**line, "http.status": 403, "mcp.method.name": "tools/list", "gen_ai.tool.name": None})
+    (event,) = gateway_events([refused, "not json", "{broken", "[1]"], stack, PEOPLE)
+    assert (event.tool, event.outcome) == ("tools/list", "refused")
+
+
+def test_refusal_reasons_from_the_inventory(stack: Stack) -> None:
+    assert refusal_reason(stack, "notes", "read", "claude-ai", "bob", []) == (
+        "needs notes:read; the token carries none of this server's scopes"
+    )
+    no_tool = refusal_reason(stack, "notes", "rm-rf", "claude-ai", "alice", [])
+    assert no_tool == "the inventory lists no tool rm-rf on notes"
+    no_backend = refusal_reason(stack, "mail", "send", "claude-ai", "alice", [])
+    assert no_backend == "the inventory has no enabled backend mail"
+    assert refusal_reason(stack, "notes", "read", "cursor", "alice", []) == "client cursor is not in the inventory"
+
+
+def test_failed_sign_ins_and_bans_from_authelias_log(stack: Stack) -> None:
+    (failed,) = authelia_events(AUTHELIA, stack)
+    assert (failed.person, failed.client, failed.tool, failed.outcome) == ("bob", "-", "-", "sign-in failed")
+    assert failed.detail == "1FA failed from 203.0.113.40"
+    assert failed.time == datetime(2026, 12, 7, 5, 5, 9, tzinfo=UTC)
+    ban = (
+        'time="2026-12-07T05:06:01Z" level=error msg="Unsuccessful 1FA authentication attempt by user \'mallory\' '
+        'and they are banned until 5:21:01AM on December 7 2026 (+00:00)" method=POST path=/api/firstfactor '
+        "remote_ip=198.51.100.7"
+    )
+    (event,) = authelia_events([ban], stack)
+    assert (event.person, event.outcome) == ("?", "banned")
+    assert event.detail == (
+        "1FA refused from 198.51.100.7: banned until 5:21:01AM on December 7 2026 (+00:00) "
+        "(username 'mallory', no person of the inventory)"
+    )
+
+
+def test_logfmt_reads_quoted_values() -> None:
+    assert logfmt('time="t" msg="say \\"hi\\"" remote_ip=1.2.3.4 subflow=') == {
+        "time": "t",
+        "msg": 'say "hi"',
+        "remote_ip": "1.2.3.4",
+        "subflow": "",
+    }
+
+
+def test_times_as_the_logs_write_them() -> None:
+    # agentgateway drops the fraction's trailing zeros: .77450 is 774500 µs, not 77450.
+    assert parse_time("2026-12-07T05:05:06.77450Z").microsecond == 774500
+    assert parse_time("2026-12-07T05:05:09Z") == datetime(2026, 12, 7, 5, 5, 9, tzinfo=UTC)
+
+
+def test_since_takes_ages_and_dates() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert parse_since("30m", now) == datetime(2026, 12, 7, 11, 30, tzinfo=UTC)
+    assert parse_since("2d", now) == datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert parse_since("2026-12-01", now) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse_since("2026-12-01T08:00+02:00", now) == datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    with pytest.raises(MCPGateError, match="--since 'yesterday' is neither an age nor a date"):
+        parse_since("yesterday", now)
+
+
+def test_filters_and_unknown_names(stack: Stack) -> None:
+    events = gateway_events(GATEWAY, stack, PEOPLE) + authelia_events(AUTHELIA, stack)
+    assert [e.outcome for e in select(events, person="bob")] == ["allowed", "refused", "sign-in failed"]
+    assert rows(select(events, client="mcp-inspector")) == [("alice", "mcp-inspector", "notes/write", "refused")]
+    assert [e.outcome for e in select(events, refused=True)] == ["refused", "refused", "sign-in failed"]
+    assert select(events, since=datetime(2026, 12, 7, 5, 5, 8, tzinfo=UTC))[0].outcome == "sign-in failed"
+    with pytest.raises(MCPGateError, match="--person 'carol' is no person of the inventory; people: alice, bob"):
+        check_filters(stack, "carol", None)
+    with pytest.raises(MCPGateError, match="--client 'cursor' is no client of the inventory"):
+        check_filters(stack, None, "cursor")
+
+
+def test_the_command_prints_a_table_and_json(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The command itself, with the host's logs given (reading them over SSH is the e2e test's)."""
+    monkeypatch.setenv("MCPGATE_SECRETS_DIR", str(tmp_path))
+    monkeypatch.delenv("MCPGATE_SSH_PORT", raising=False)
+    host = tmp_path / "@local" / "users"
+    host.mkdir(parents=True)
+    (host / "alice.sub").write_text(ALICE)
+    (host / "bob.sub").write_text(BOB)
+    monkeypatch.setattr(cli, "read_service_logs", lambda hs, since: {"agentgateway": GATEWAY, "authelia": AUTHELIA})
+    inventory = str(PROJECT_ROOT / "inventory" / "local.py")
+    assert cli.main(["audit", inventory]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["time", "(UTC)", "person", "client", "tool", "outcome", "detail"]
+    assert table[2].split() == ["2026-12-07", "05:05:05", "alice", "claude-ai", "notes/search", "allowed"]
+    assert table[5].split()[2:6] == ["bob", "claude-ai", "notes/write", "refused"]
+    assert table[5].endswith("  needs notes:write, which bob is not granted")
+    assert table[7].split()[2:6] == ["bob", "-", "-", "sign-in"]
+    assert len(table) == 2 + 6
+    assert cli.main(["audit", inventory, "--json", "--refused", "--person", "alice"]) == 0
+    (only,) = json.loads(capsys.readouterr().out)
+    assert only == {
+        "time": "2026-12-07T05:05:07.948941Z",
+        "person": "alice",
+        "client": "mcp-inspector",
+        "tool": "notes/write",
+        "outcome": "refused",
+        "detail": "needs notes:write, which client mcp-inspector may not use",
+        "status": 400,
+        "duration_ms": 1,
+    }
+    assert format_table([]) == "no events"
+
+
+def test_people_come_from_the_stores_subjects_even_after_they_left(stack: Stack, tmp_path: Path) -> None:
+    from mcpgate.hostops.inventory_file import HostStack
+    from mcpgate.secrets import SecretStore
+
+    users = tmp_path / "@local" / "users"
+    users.mkdir(parents=True)
+    (users / "alice.sub").write_text(ALICE)
+    (users / "carol.sub").write_text(BOB)  # carol was taken out of the inventory; her subject stays
+    store = SecretStore.for_host(tmp_path, "@local", read_only=True)
+    people = cli.audit_people(HostStack("@local", stack, "inventory/local.py"), store)
+    assert people == {ALICE: "alice", BOB: "carol (no longer in the inventory)"}
