@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .audit import (
@@ -226,8 +227,6 @@ def cmd_secrets_rollover(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Who used which tool through which client, and who failed to sign in, from the host's logs."""
-    from datetime import UTC, datetime
-
     hs = _one_host(args)
     since = parse_since(args.since, datetime.now(UTC)) if args.since else None
     check_filters(hs.stack, args.person, args.client)
@@ -252,9 +251,8 @@ def audit_people(hs: HostStack, store: SecretStore) -> dict[str, str]:
     return people
 
 
-def read_service_logs(hs: HostStack, since: object) -> dict[str, list[str]]:
+def read_service_logs(hs: HostStack, since: datetime | None) -> dict[str, list[str]]:
     """The log lines of the stack's gateway and Authelia, read on the host over the deploy's connection."""
-    from datetime import datetime
     from shlex import quote
 
     from .hostops.host_read import HostReader
@@ -264,7 +262,7 @@ def read_service_logs(hs: HostStack, since: object) -> dict[str, list[str]]:
         out = {}
         for service in ("agentgateway", "authelia"):
             name = container_name(hs.stack.name, service)
-            window = f"--since {quote(since.isoformat())} " if isinstance(since, datetime) else ""
+            window = f"--since {quote(since.isoformat())} " if since is not None else ""
             text = reader.run(
                 f"if ! docker container inspect {quote(name)} >/dev/null 2>&1; then "
                 f"echo 'no container {name} on the host (deploy first)' >&2; exit 1; fi; "

@@ -7,8 +7,10 @@ import json
 import runpy
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from mcpgate import cli
 from mcpgate.audit import (
@@ -23,8 +25,13 @@ from mcpgate.audit import (
     refusal_reason,
     select,
 )
-from mcpgate.errors import MCPGateError
+from mcpgate.errors import InventoryError, MCPGateError
+from mcpgate.identity import subjects
 from mcpgate.model import Stack, load_stack
+from mcpgate.policy import compile_rules, evaluate
+from mcpgate.render import render_stack
+from mcpgate.secrets import StackSecrets
+from mcpgate.validate import reference_dir, validate_rendered
 from tests.conftest import PROJECT_ROOT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audit"
@@ -35,7 +42,7 @@ PEOPLE = {ALICE: "alice", BOB: "bob"}
 
 
 @pytest.fixture(scope="module")
-def stack() -> Stack:
+def local() -> Stack:
     ((name, data),) = runpy.run_path(str(PROJECT_ROOT / "inventory" / "local.py"))["local"]
     return load_stack(name, data["mcpgate"])
 
@@ -44,8 +51,8 @@ def rows(events: list[AuditEvent]) -> list[tuple[str, str, str, str]]:
     return [(e.person, e.client, e.tool, e.outcome) for e in events]
 
 
-def test_tool_calls_with_person_client_and_outcome(stack: Stack) -> None:
-    events = gateway_events(GATEWAY, stack, PEOPLE)
+def test_tool_calls_with_person_client_and_outcome(local: Stack) -> None:
+    events = gateway_events(GATEWAY, local, PEOPLE)
     # initialize, notifications and listings are left out: only the tool calls.
     assert rows(events) == [
         ("alice", "claude-ai", "notes/search", "allowed"),
@@ -61,39 +68,39 @@ def test_tool_calls_with_person_client_and_outcome(stack: Stack) -> None:
     assert events[0].time < events[-1].time
 
 
-def test_a_subject_no_person_has_is_shown_as_such(stack: Stack) -> None:
-    events = gateway_events(GATEWAY, stack, {ALICE: "alice"})
+def test_a_subject_no_person_has_is_shown_as_such(local: Stack) -> None:
+    events = gateway_events(GATEWAY, local, {ALICE: "alice"})
     assert events[2].person == "?" and f"subject {BOB}" in events[2].detail
 
 
-def test_the_logged_verdict_tells_a_refusal_from_a_failure(stack: Stack) -> None:
+def test_the_logged_verdict_tells_a_refusal_from_a_failure(local: Stack) -> None:
     line = json.loads(next(g for g in GATEWAY if '"gen_ai.tool.name":"write"' in g and '"http.status":400' in g))
     # The backend lacked the tool although the rules allow it: a failure, not a refusal.
     allowed = json.dumps({**line, "mcpgate.allowed": True})
-    (event,) = gateway_events([allowed], stack, PEOPLE)
+    (event,) = gateway_events([allowed], local, PEOPLE)
     assert (event.outcome, event.detail) == ("failed", "mcp: Unknown tool: write")
     # A JSON-RPC error from the backend inside a 200.
     backend_error = json.dumps({**line, "http.status": 200, "error": None, "mcp.error.message": "disk full"})
-    assert gateway_events([backend_error], stack, PEOPLE)[0].outcome == "failed"
+    assert gateway_events([backend_error], local, PEOPLE)[0].outcome == "failed"
     # No-scope refusal (403) of another method, and lines that are no JSON at all.
     refused = json.dumps({**line, "http.status": 403, "mcp.method.name": "tools/list", "gen_ai.tool.name": None})
-    (event,) = gateway_events([refused, "not json", "{broken", "[1]"], stack, PEOPLE)
+    (event,) = gateway_events([refused, "not json", "{broken", "[1]"], local, PEOPLE)
     assert (event.tool, event.outcome) == ("tools/list", "refused")
 
 
-def test_refusal_reasons_from_the_inventory(stack: Stack) -> None:
-    assert refusal_reason(stack, "notes", "read", "claude-ai", "bob", []) == (
+def test_refusal_reasons_from_the_inventory(local: Stack) -> None:
+    assert refusal_reason(local, "notes", "read", "claude-ai", "bob", []) == (
         "needs notes:read; the token carries none of this server's scopes"
     )
-    no_tool = refusal_reason(stack, "notes", "rm-rf", "claude-ai", "alice", [])
+    no_tool = refusal_reason(local, "notes", "rm-rf", "claude-ai", "alice", [])
     assert no_tool == "the inventory lists no tool rm-rf on notes"
-    no_backend = refusal_reason(stack, "mail", "send", "claude-ai", "alice", [])
+    no_backend = refusal_reason(local, "mail", "send", "claude-ai", "alice", [])
     assert no_backend == "the inventory has no enabled backend mail"
-    assert refusal_reason(stack, "notes", "read", "cursor", "alice", []) == "client cursor is not in the inventory"
+    assert refusal_reason(local, "notes", "read", "cursor", "alice", []) == "client cursor is not in the inventory"
 
 
-def test_failed_sign_ins_and_bans_from_authelias_log(stack: Stack) -> None:
-    (failed,) = authelia_events(AUTHELIA, stack)
+def test_failed_sign_ins_and_bans_from_authelias_log(local: Stack) -> None:
+    (failed,) = authelia_events(AUTHELIA, local)
     assert (failed.person, failed.client, failed.tool, failed.outcome) == ("bob", "-", "-", "sign-in failed")
     assert failed.detail == "1FA failed from 203.0.113.40"
     assert failed.time == datetime(2026, 12, 7, 5, 5, 9, tzinfo=UTC)
@@ -102,7 +109,7 @@ def test_failed_sign_ins_and_bans_from_authelias_log(stack: Stack) -> None:
         'and they are banned until 5:21:01AM on December 7 2026 (+00:00)" method=POST path=/api/firstfactor '
         "remote_ip=198.51.100.7"
     )
-    (event,) = authelia_events([ban], stack)
+    (event,) = authelia_events([ban], local)
     assert (event.person, event.outcome) == ("?", "banned")
     assert event.detail == (
         "1FA refused from 198.51.100.7: banned until 5:21:01AM on December 7 2026 (+00:00) "
@@ -135,20 +142,20 @@ def test_since_takes_ages_and_dates() -> None:
         parse_since("yesterday", now)
 
 
-def test_filters_and_unknown_names(stack: Stack) -> None:
-    events = gateway_events(GATEWAY, stack, PEOPLE) + authelia_events(AUTHELIA, stack)
+def test_filters_and_unknown_names(local: Stack) -> None:
+    events = gateway_events(GATEWAY, local, PEOPLE) + authelia_events(AUTHELIA, local)
     assert [e.outcome for e in select(events, person="bob")] == ["allowed", "refused", "sign-in failed"]
     assert rows(select(events, client="mcp-inspector")) == [("alice", "mcp-inspector", "notes/write", "refused")]
     assert [e.outcome for e in select(events, refused=True)] == ["refused", "refused", "sign-in failed"]
     assert select(events, since=datetime(2026, 12, 7, 5, 5, 8, tzinfo=UTC))[0].outcome == "sign-in failed"
     with pytest.raises(MCPGateError, match="--person 'carol' is no person of the inventory; people: alice, bob"):
-        check_filters(stack, "carol", None)
+        check_filters(local, "carol", None)
     with pytest.raises(MCPGateError, match="--client 'cursor' is no client of the inventory"):
-        check_filters(stack, None, "cursor")
+        check_filters(local, None, "cursor")
 
 
 def test_the_command_prints_a_table_and_json(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    local: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The command itself, with the host's logs given (reading them over SSH is the e2e test's)."""
     monkeypatch.setenv("MCPGATE_SECRETS_DIR", str(tmp_path))
@@ -182,7 +189,7 @@ def test_the_command_prints_a_table_and_json(
     assert format_table([]) == "no events"
 
 
-def test_people_come_from_the_stores_subjects_even_after_they_left(stack: Stack, tmp_path: Path) -> None:
+def test_people_come_from_the_stores_subjects_even_after_they_left(local: Stack, tmp_path: Path) -> None:
     from mcpgate.hostops.inventory_file import HostStack
     from mcpgate.secrets import SecretStore
 
@@ -191,5 +198,69 @@ def test_people_come_from_the_stores_subjects_even_after_they_left(stack: Stack,
     (users / "alice.sub").write_text(ALICE)
     (users / "carol.sub").write_text(BOB)  # carol was taken out of the inventory; her subject stays
     store = SecretStore.for_host(tmp_path, "@local", read_only=True)
-    people = cli.audit_people(HostStack("@local", stack, "inventory/local.py"), store)
+    people = cli.audit_people(HostStack("@local", local, "inventory/local.py"), store)
     assert people == {ALICE: "alice", BOB: "carol (no longer in the inventory)"}
+
+
+def _access_log(stack: Stack, secrets: StackSecrets) -> tuple[dict[str, str], list[str]]:
+    rendered = render_stack(stack, secrets)
+    config = yaml.safe_load(rendered.file("agentgateway/config/config.yaml").content)
+    ref = reference_dir()
+    problems = validate_rendered(rendered, ref) if ref is not None else []
+    assert config["config"]["logging"] == {"format": "json"}
+    return config["frontendPolicies"]["accessLog"]["add"], problems
+
+
+def test_the_access_log_settings_come_from_the_inventory(stack_data: dict[str, Any], secrets: StackSecrets) -> None:
+    stack = load_stack("gateway.lan", stack_data)
+    add, problems = _access_log(stack, secrets)
+    assert problems == []
+    assert add["client.id"] == "jwt.client_id" and add["scopes"] == "jwt.scp"
+    assert "mcpgate.arguments" not in add  # what people wrote stays out unless asked
+    assert not any("rawToken" in v for v in add.values())
+    # The logged verdict is the tool rules' own: it agrees with them on every tool, client and person.
+    rules = compile_rules(stack, subjects(stack, secrets))
+    verdict = [{"allow": add["mcpgate.allowed"]}]
+    people = subjects(stack, secrets)
+    for b in stack.enabled_backends:
+        for tool in [*(b.tool_scopes or {}), "not-a-tool"]:
+            for client in stack.clients:
+                for user in stack.users:
+                    claims = {"scp": stack.scopes_supported, "client_id": client.id, "sub": people[user.name]}
+                    assert evaluate(verdict, b.name, tool, claims) == evaluate(rules, b.name, tool, claims)
+
+    asked = load_stack("gateway.lan", {**stack_data, "audit": {"tool_arguments": True}})
+    add, problems = _access_log(asked, StackSecrets(secrets.store, asked))
+    assert problems == [] and add["mcpgate.arguments"] == "mcp.tool.arguments"
+
+
+def test_audit_settings_are_checked(stack_data: dict[str, Any]) -> None:
+    with pytest.raises(InventoryError, match="audit"):
+        load_stack("gateway.lan", {**stack_data, "audit": True})
+    with pytest.raises(InventoryError, match="tool_arguments"):
+        load_stack("gateway.lan", {**stack_data, "audit": {"tool_arguments": "maybe"}})
+    with pytest.raises(InventoryError, match="keep_forever"):
+        load_stack("gateway.lan", {**stack_data, "audit": {"keep_forever": True}})
+
+
+def test_a_stack_not_deployed_on_the_host_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real host read, over pyinfra's @local connector: no such container here, so one line."""
+    import secrets as pysecrets
+
+    name = f"mcpgate-audit-unit-{pysecrets.token_hex(3)}"
+    inventory = tmp_path / "inv.py"
+    inventory.write_text(
+        "import runpy\n"
+        f"_stack = runpy.run_path({str(PROJECT_ROOT / 'inventory' / 'local.py')!r})['_stack']\n"
+        f"_stack['name'] = {name!r}\n"
+        "local = [('@local', {'mcpgate': _stack})]\n"
+    )
+    monkeypatch.setenv("MCPGATE_SECRETS_DIR", str(tmp_path / "secrets"))
+    assert cli.main(["audit", str(inventory)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"mcpgate: @local: reading the logs of {name}-agentgateway failed: "
+        f"no container {name}-agentgateway on the host (deploy first)"
+    ), err
