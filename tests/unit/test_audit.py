@@ -37,7 +37,7 @@ from tests.conftest import PROJECT_ROOT
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audit"
 GATEWAY = (FIXTURES / "agentgateway.log").read_text().splitlines()
 AUTHELIA = (FIXTURES / "authelia.log").read_text().splitlines()
-ALICE, BOB = "4cba06a5-5028-43c0-8bfc-a07613246f61", "77697a79-c146-493c-94a2-3ea48404fdd0"
+ALICE, BOB = "6875c112-a594-46bc-84b3-cb0d8e444e43", "f1b3d3dd-6ab5-4dc9-a683-52feede6e5e9"
 PEOPLE = {ALICE: "alice", BOB: "bob"}
 
 
@@ -66,6 +66,9 @@ def test_tool_calls_with_person_client_and_outcome(local: Stack) -> None:
     assert events[4].detail == "needs notes:write, which client mcp-inspector may not use"
     assert all(e.duration_ms is not None for e in events)
     assert events[0].time < events[-1].time
+    # Bob's token carries notes:write (Authelia grants what the client may ask for): the gateway's rules
+    # refuse him, and the logged verdict says so.
+    assert [json.loads(g)["mcpgate.allowed"] for g in GATEWAY if "tools/call" in g] == [True, True, True, False, False]
 
 
 def test_a_subject_no_person_has_is_shown_as_such(local: Stack) -> None:
@@ -80,8 +83,18 @@ def test_the_logged_verdict_tells_a_refusal_from_a_failure(local: Stack) -> None
     (event,) = gateway_events([allowed], local, PEOPLE)
     assert (event.outcome, event.detail) == ("failed", "mcp: Unknown tool: write")
     # A JSON-RPC error from the backend inside a 200.
-    backend_error = json.dumps({**line, "http.status": 200, "error": None, "mcp.error.message": "disk full"})
-    assert gateway_events([backend_error], local, PEOPLE)[0].outcome == "failed"
+    backend_error = {
+        **line,
+        "mcpgate.allowed": True,
+        "http.status": 200,
+        "error": None,
+        "mcp.error.message": "disk full",
+    }
+    (event,) = gateway_events([json.dumps(backend_error)], local, PEOPLE)
+    assert (event.outcome, event.detail) == ("failed", "disk full")
+    # A line from a gateway whose config predates the verdict: "Unknown tool" with 400 reads as refused.
+    older = {k: v for k, v in line.items() if k != "mcpgate.allowed"}
+    assert gateway_events([json.dumps(older)], local, PEOPLE)[0].outcome == "refused"
     # No-scope refusal (403) of another method, and lines that are no JSON at all.
     refused = json.dumps({**line, "http.status": 403, "mcp.method.name": "tools/list", "gen_ai.tool.name": None})
     (event,) = gateway_events([refused, "not json", "{broken", "[1]"], local, PEOPLE)
@@ -100,21 +113,21 @@ def test_refusal_reasons_from_the_inventory(local: Stack) -> None:
 
 
 def test_failed_sign_ins_and_bans_from_authelias_log(local: Stack) -> None:
-    (failed,) = authelia_events(AUTHELIA, local)
-    assert (failed.person, failed.client, failed.tool, failed.outcome) == ("bob", "-", "-", "sign-in failed")
-    assert failed.detail == "1FA failed from 203.0.113.40"
-    assert failed.time == datetime(2026, 12, 7, 5, 5, 9, tzinfo=UTC)
-    ban = (
-        'time="2026-12-07T05:06:01Z" level=error msg="Unsuccessful 1FA authentication attempt by user \'mallory\' '
-        'and they are banned until 5:21:01AM on December 7 2026 (+00:00)" method=POST path=/api/firstfactor '
-        "remote_ip=198.51.100.7"
-    )
-    (event,) = authelia_events([ban], local)
-    assert (event.person, event.outcome) == ("?", "banned")
-    assert event.detail == (
-        "1FA refused from 198.51.100.7: banned until 5:21:01AM on December 7 2026 (+00:00) "
-        "(username 'mallory', no person of the inventory)"
-    )
+    events = authelia_events(AUTHELIA, local)
+    assert [(e.person, e.client, e.tool, e.outcome) for e in events] == [
+        ("bob", "-", "-", "sign-in failed"),  # a mistyped password
+        ("?", "-", "-", "sign-in failed"),  # a name no person has
+        *[("bob", "-", "-", "sign-in failed")] * 5,  # guesses from one address...
+        ("bob", "-", "-", "banned"),  # ...until Authelia bans it
+    ]
+    assert events[0].detail == "1FA failed from 203.0.113.19"
+    assert events[0].time == datetime(2026, 12, 7, 5, 26, 43, tzinfo=UTC)
+    # Authelia logs an unknown name as user '' and names it on the next line.
+    assert events[1].detail == "1FA failed from 203.0.113.183 (username 'mallory', no such person)"
+    assert events[-1].detail == "1FA refused from 203.0.113.190: banned until 5:42:43AM on December 7 2026 (+00:00)"
+    stranger = 'time="2026-12-07T05:28:00Z" level=error msg="Unsuccessful TOTP authentication attempt by user \'eve\'"'
+    (event,) = authelia_events([stranger], local)
+    assert (event.person, event.detail) == ("?", "TOTP failed (username 'eve', no person of the inventory)")
 
 
 def test_logfmt_reads_quoted_values() -> None:
@@ -144,10 +157,12 @@ def test_since_takes_ages_and_dates() -> None:
 
 def test_filters_and_unknown_names(local: Stack) -> None:
     events = gateway_events(GATEWAY, local, PEOPLE) + authelia_events(AUTHELIA, local)
-    assert [e.outcome for e in select(events, person="bob")] == ["allowed", "refused", "sign-in failed"]
+    bob = select(events, person="bob")
+    assert [e.outcome for e in bob] == ["allowed", "refused", *["sign-in failed"] * 6, "banned"]
     assert rows(select(events, client="mcp-inspector")) == [("alice", "mcp-inspector", "notes/write", "refused")]
-    assert [e.outcome for e in select(events, refused=True)] == ["refused", "refused", "sign-in failed"]
-    assert select(events, since=datetime(2026, 12, 7, 5, 5, 8, tzinfo=UTC))[0].outcome == "sign-in failed"
+    assert [e.outcome for e in select(events, refused=True)][:3] == ["refused", "refused", "sign-in failed"]
+    assert len(select(events, refused=True)) == 2 + 8
+    assert select(events, since=datetime(2026, 12, 7, 5, 26, 42, tzinfo=UTC))[0].outcome == "sign-in failed"
     with pytest.raises(MCPGateError, match="--person 'carol' is no person of the inventory; people: alice, bob"):
         check_filters(local, "carol", None)
     with pytest.raises(MCPGateError, match="--client 'cursor' is no client of the inventory"):
@@ -169,22 +184,23 @@ def test_the_command_prints_a_table_and_json(
     assert cli.main(["audit", inventory]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["time", "(UTC)", "person", "client", "tool", "outcome", "detail"]
-    assert table[2].split() == ["2026-12-07", "05:05:05", "alice", "claude-ai", "notes/search", "allowed"]
+    assert table[2].split() == ["2026-12-07", "05:26:37", "alice", "claude-ai", "notes/search", "allowed"]
     assert table[5].split()[2:6] == ["bob", "claude-ai", "notes/write", "refused"]
     assert table[5].endswith("  needs notes:write, which bob is not granted")
     assert table[7].split()[2:6] == ["bob", "-", "-", "sign-in"]
-    assert len(table) == 2 + 6
+    assert table[-1].split()[2:5] == ["bob", "-", "-"] and "banned until" in table[-1]
+    assert len(table) == 2 + 5 + 8
     assert cli.main(["audit", inventory, "--json", "--refused", "--person", "alice"]) == 0
     (only,) = json.loads(capsys.readouterr().out)
     assert only == {
-        "time": "2026-12-07T05:05:07.948941Z",
+        "time": "2026-12-07T05:26:41.969607Z",
         "person": "alice",
         "client": "mcp-inspector",
         "tool": "notes/write",
         "outcome": "refused",
         "detail": "needs notes:write, which client mcp-inspector may not use",
         "status": 400,
-        "duration_ms": 1,
+        "duration_ms": 0,
     }
     assert format_table([]) == "no events"
 
