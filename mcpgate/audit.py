@@ -208,6 +208,17 @@ def authelia_events(lines: Iterable[str], stack: Stack) -> list[AuditEvent]:
     return out
 
 
+def log_begins(lines: Iterable[str]) -> datetime | None:
+    """The time of a log's first line (agentgateway's JSON or Authelia's logfmt), if it has one."""
+    for line in lines:
+        entry: dict[str, Any] | None = _json_line(line) or logfmt(line)
+        try:
+            return parse_time(str(entry["time"])) if entry and "time" in entry else None
+        except ValueError:
+            return None
+    return None
+
+
 # --- choosing and showing -----------------------------------------------------------------------------
 
 _AGO = re.compile(r"^(\d+)\s*([smhdw])$")

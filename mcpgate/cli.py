@@ -21,6 +21,7 @@ from .audit import (
     format_json,
     format_table,
     gateway_events,
+    log_begins,
     parse_since,
     select,
 )
@@ -235,6 +236,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     events = gateway_events(logs["agentgateway"], hs.stack, people) + authelia_events(logs["authelia"], hs.stack)
     chosen = select(events, since=since, person=args.person, client=args.client, refused=args.refused)
     print(format_json(chosen) if args.json else format_table(chosen))
+    for service, label in (("agentgateway", "the gateway's"), ("authelia", "Authelia's")):
+        begins = log_begins(logs.get(f"{service}:first", []))
+        if begins is not None and (since is None or since < begins):
+            # The trail is no longer than the logs the host kept: say where it starts.
+            print(
+                f"mcpgate: {label} log on {hs.host} begins {begins:%Y-%m-%d %H:%M:%S} UTC; nothing older is "
+                "kept (README: The audit trail)",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -266,10 +276,12 @@ def read_service_logs(hs: HostStack, since: datetime | None) -> dict[str, list[s
             text = reader.run(
                 f"if ! docker container inspect {quote(name)} >/dev/null 2>&1; then "
                 f"echo 'no container {name} on the host (deploy first)' >&2; exit 1; fi; "
-                f"docker logs {window}{quote(name)} 2>&1",
+                # The log's first line (how far back it goes), then the window asked for.
+                f"docker logs {quote(name)} 2>&1 | head -n 1; docker logs {window}{quote(name)} 2>&1",
                 f"the logs of {name}",
             )
-            out[service] = text.splitlines()
+            first, *lines = text.splitlines() or [""]
+            out[service], out[f"{service}:first"] = lines, [first]
         return out
     finally:
         reader.close()

@@ -124,6 +124,19 @@ def test_the_audit_shows_who_called_what_through_which_client(deployer: Deployer
     assert lines[0].split() == ["time", "(UTC)", "person", "client", "tool", "outcome", "detail"]
     assert len(lines) == 2 + 6
     assert lines[5].split()[2:6] == ["bob", "claude-ai", "notes/write", "refused"], lines
+    assert table.stderr == ""  # the logs go back further than --since
+
+    # With no --since: everything the host kept, and where that begins (before these events).
+    whole = deployer.mcpgate("audit", INVENTORY)
+    assert whole.returncode == 0, whole.stderr
+    notes = whole.stderr.splitlines()
+    assert [n.split(" begins ")[0] for n in notes] == [
+        "mcpgate: the gateway's log on 127.0.0.1",
+        "mcpgate: Authelia's log on 127.0.0.1",
+    ], notes
+    for note in notes:
+        begins = datetime.strptime(note.split(" begins ")[1][:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        assert begins <= events["since"], note
 
 
 def test_the_log_holds_no_token_and_no_tool_arguments(deployer: Deployer, events: dict[str, Any]) -> None:

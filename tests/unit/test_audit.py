@@ -19,6 +19,7 @@ from mcpgate.audit import (
     check_filters,
     format_table,
     gateway_events,
+    log_begins,
     logfmt,
     parse_since,
     parse_time,
@@ -177,12 +178,17 @@ def test_the_command_prints_a_table_and_json(
     monkeypatch.delenv("MCPGATE_SSH_PORT", raising=False)
     host = tmp_path / "@local" / "users"
     host.mkdir(parents=True)
-    (host / "alice.sub").write_text(ALICE)
-    (host / "bob.sub").write_text(BOB)
+    for folder in (host.parent, host):
+        folder.chmod(0o700)  # the store's own modes: it warns about anything wider
+    for name, sub in (("alice", ALICE), ("bob", BOB)):
+        (host / f"{name}.sub").write_text(sub)
+        (host / f"{name}.sub").chmod(0o600)
     monkeypatch.setattr(cli, "read_service_logs", lambda hs, since: {"agentgateway": GATEWAY, "authelia": AUTHELIA})
     inventory = str(PROJECT_ROOT / "inventory" / "local.py")
     assert cli.main(["audit", inventory]) == 0
-    table = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr()
+    table = out.out.splitlines()
+    assert out.err == ""  # no first lines given: nothing said about where the logs begin
     assert table[0].split() == ["time", "(UTC)", "person", "client", "tool", "outcome", "detail"]
     assert table[2].split() == ["2026-12-07", "05:26:37", "alice", "claude-ai", "notes/search", "allowed"]
     assert table[5].split()[2:6] == ["bob", "claude-ai", "notes/write", "refused"]
@@ -203,6 +209,33 @@ def test_the_command_prints_a_table_and_json(
         "duration_ms": 0,
     }
     assert format_table([]) == "no events"
+
+    # Where the host's logs begin, on stderr (stdout stays the table or the JSON), unless --since is later.
+    logs = {
+        "agentgateway": GATEWAY,
+        "authelia": AUTHELIA,
+        "agentgateway:first": GATEWAY[:1],
+        "authelia:first": AUTHELIA[:1],
+    }
+    monkeypatch.setattr(cli, "read_service_logs", lambda hs, since: logs)
+    assert cli.main(["audit", inventory, "--json", "--since", "2026-12-07T05:00"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "mcpgate: the gateway's log on @local begins 2026-12-07 05:26:17 UTC; nothing older is kept "
+        "(README: The audit trail)",
+        "mcpgate: Authelia's log on @local begins 2026-12-07 05:25:24 UTC; nothing older is kept "
+        "(README: The audit trail)",
+    ]
+    assert cli.main(["audit", inventory, "--since", "2026-12-07T05:26:30"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_where_a_log_begins() -> None:
+    assert log_begins(GATEWAY) == parse_time(json.loads(GATEWAY[0])["time"])
+    assert log_begins(AUTHELIA) == parse_time(logfmt(AUTHELIA[0])["time"])
+    assert log_begins([]) is None
+    assert log_begins(["no time here"]) is None
+    assert log_begins(['time="not a time"']) is None
 
 
 def test_people_come_from_the_stores_subjects_even_after_they_left(local: Stack, tmp_path: Path) -> None:
