@@ -12,12 +12,24 @@ import getpass
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from .audit import (
+    authelia_events,
+    check_filters,
+    format_json,
+    format_table,
+    gateway_events,
+    log_begins,
+    parse_since,
+    select,
+)
 from .backup_plan import backup_items, not_backed_up
 from .errors import MCPGateError
 from .hostops.inventory_file import HostStack, default_secrets_dir, load_inventory
 from .identity import otpauth_uri, subjects
+from .layout import container_name
 from .model import Stack
 from .policy import format_matrix
 from .render import Rendered, render_stack
@@ -214,6 +226,67 @@ def cmd_secrets_rollover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Who used which tool through which client, and who failed to sign in, from the host's logs."""
+    hs = _one_host(args)
+    since = parse_since(args.since, datetime.now(UTC)) if args.since else None
+    check_filters(hs.stack, args.person, args.client)
+    people = audit_people(hs, _store(hs, args.secrets, read_only=True))
+    logs = read_service_logs(hs, since)
+    events = gateway_events(logs["agentgateway"], hs.stack, people) + authelia_events(logs["authelia"], hs.stack)
+    chosen = select(events, since=since, person=args.person, client=args.client, refused=args.refused)
+    print(format_json(chosen) if args.json else format_table(chosen))
+    for service, label in (("agentgateway", "the gateway's"), ("authelia", "Authelia's")):
+        begins = log_begins(logs.get(f"{service}:first", []))
+        if begins is not None and (since is None or since < begins):
+            # The trail is no longer than the logs the host kept: say where it starts.
+            print(
+                f"mcpgate: {label} log on {hs.host} begins {begins:%Y-%m-%d %H:%M:%S} UTC; nothing older is "
+                "kept (README: The audit trail)",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def audit_people(hs: HostStack, store: SecretStore) -> dict[str, str]:
+    """sub -> person, from the subjects the store holds (the deploy pins them in Authelia); one the
+    inventory no longer lists keeps their name, so their past calls still read as theirs."""
+    current = {u.name for u in hs.stack.users}
+    people = {}
+    for item in store.names():
+        if item.startswith("users/") and item.endswith(".sub"):
+            name, sub = item.removeprefix("users/").removesuffix(".sub"), store.get(item)
+            if sub:
+                people[sub.strip()] = name if name in current else f"{name} (no longer in the inventory)"
+    return people
+
+
+def read_service_logs(hs: HostStack, since: datetime | None) -> dict[str, list[str]]:
+    """The log lines of the stack's gateway and Authelia, read on the host over the deploy's connection."""
+    from shlex import quote
+
+    from .hostops.host_read import HostReader
+
+    reader = HostReader(hs.inventory, hs.host)
+    try:
+        out = {}
+        for service in ("agentgateway", "authelia"):
+            name = container_name(hs.stack.name, service)
+            window = f"--since {quote(since.isoformat())} " if since is not None else ""
+            text = reader.run(
+                f"if ! docker container inspect {quote(name)} >/dev/null 2>&1; then "
+                f"echo 'no container {name} on the host (deploy first)' >&2; exit 1; fi; "
+                # The log's first line (how far back it goes), then the window asked for.
+                f"docker logs {quote(name)} 2>&1 | head -n 1; docker logs {window}{quote(name)} 2>&1",
+                f"the logs of {name}",
+            )
+            first, *lines = text.splitlines() or [""]
+            out[service], out[f"{service}:first"] = lines, [first]
+        return out
+    finally:
+        reader.close()
+
+
 def _show_command(hs: HostStack) -> str:
     return f"mcpgate secrets show {hs.inventory} --host {hs.host}"
 
@@ -271,6 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("step", choices=["start", "finish"])
     p.set_defaults(func=cmd_secrets_rollover)
+
+    p = sub.add_parser(
+        "audit",
+        help="who called which tool through which client, what was refused, and failed sign-ins "
+        "(read from the host's logs over the deploy's connection)",
+    )
+    common(p)
+    p.add_argument("--since", help="only events since then: an age (30m, 2h, 7d) or a UTC date/time (2026-12-07T05:00)")
+    p.add_argument("--person", help="only this person (the inventory's user name)")
+    p.add_argument("--client", help="only this OAuth client (its id in the inventory)")
+    p.add_argument("--refused", action="store_true", help="only refused tool calls, failed sign-ins and bans")
+    p.add_argument("--json", action="store_true", help="a JSON list, for scripts")
+    p.set_defaults(func=cmd_audit)
     return parser
 
 

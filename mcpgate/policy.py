@@ -80,6 +80,12 @@ def compile_rules(stack: Stack, subjects: dict[str, str]) -> list[dict[str, str]
     return [rule for b in stack.enabled_backends for rule in backend_rules(stack, b, subjects)]
 
 
+def allowed_expression(rules: list[dict[str, str]]) -> str:
+    """One CEL expression true when one of the tool rules allows the call (they are all allows), for
+    the access log: agentgateway answers a refused call as it does a tool the backend lacks."""
+    return " || ".join(f"({r['allow']})" for r in rules)
+
+
 def lacks_server_scope(stack: Stack) -> str:
     """CEL that holds when the verified token carries none of this server's scopes."""
     return f"!(has(jwt.scp) && jwt.scp.exists(s, s in {_list(stack.tool_scopes_in_use)}))"

@@ -57,7 +57,7 @@ from .layout import (
     token_path,
 )
 from .model import AUTHELIA_VERSION, Backend, Stack, duration_seconds
-from .policy import compile_rules, no_usable_scope
+from .policy import allowed_expression, compile_rules, no_usable_scope
 from .secrets import ARGON2, StackSecrets, key_id_for
 from .users_db import desired_users
 
@@ -343,9 +343,11 @@ def render_agentgateway(given: _Input, out: _Output) -> None:
         json.dumps(secrets.oidc_public_jwks(), indent=2, sort_keys=True) + "\n",
         secret=False,
     )
+    rules = compile_rules(stack, subjects(stack, secrets))
     config = given.template(
         "agentgateway/config.yaml.j2",
-        rules=compile_rules(stack, subjects(stack, secrets)),
+        rules=rules,
+        audit_allowed=allowed_expression(rules),
         no_scope_rule=no_usable_scope(stack),
         backends=stack.enabled_backends,
         token_path=token_path,

@@ -39,7 +39,7 @@ from .image_refs import AUTHELIA_VERSION, PinnedImage, image_tag
 from .mcp_backend import Backend, BackendSecret, Limits, Volume
 from .mount_paths import ContainerPath, host_path_danger
 from .people import CLAUDE_REDIRECT_URIS, Client, User
-from .settings import Backup, Docker, Images, RateLimits, Retention, ServiceUids, Session, Tailscale
+from .settings import Audit, Backup, Docker, Images, RateLimits, Retention, ServiceUids, Session, Tailscale
 from .stack_model import AUTHELIA_DISCOVERY_SCOPES, CORS_ENDPOINTS, Stack, load_stack
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "RESERVED_SERVICE_NAMES",
     "STANDARD_SCOPES",
     "_DURATION",
+    "Audit",
     "Backend",
     "BackendSecret",
     "Backup",

@@ -32,6 +32,7 @@ def settings_example(field: str, value: Any) -> str:
         "limits": '{"memory": "256m", "cpus": 0.5, "pids": 128}',
         "backup": '{"repository": "/mnt/backup/mcpgate"}',
         "keep": '{"daily": 7, "weekly": 4, "monthly": 6}',
+        "audit": '{"tool_arguments": False}',
     }[field]
 
 
@@ -105,6 +106,15 @@ class Session(Strict):
     # little, while anyone at that browser could approve a new client without password and TOTP for
     # as long as it lasts. A day covers an afternoon of connecting clients.
     remember_me: Duration = "1 day"
+
+
+class Audit(Strict):
+    """What the gateway's access log records besides who called which tool, through which client,
+    and with what outcome (README: "The audit trail")."""
+
+    # The arguments of each tool call (a note's whole text, a search query): off, because they are
+    # what people wrote, and the log is kept longer and read more widely than the notes' own folder.
+    tool_arguments: bool = False
 
 
 class RateLimits(Strict):

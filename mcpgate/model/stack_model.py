@@ -18,7 +18,7 @@ from .fields import ScopeDescriptions, StackName
 from .mcp_backend import Backend
 from .mount_paths import BaseDir
 from .people import Client, User
-from .settings import Backup, Docker, Images, RateLimits, ServiceUids, Session, Tailscale, settings_example
+from .settings import Audit, Backup, Docker, Images, RateLimits, ServiceUids, Session, Tailscale, settings_example
 from .strict import Strict, raise_all
 
 # What Authelia 4.39's discovery advertises as scopes_supported (a fixed list, internal/oidc/discovery.go):
@@ -66,6 +66,7 @@ class Stack(Strict):
     uids: ServiceUids = Field(default_factory=ServiceUids)
     session: Session = Field(default_factory=Session)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    audit: Audit = Field(default_factory=Audit)
     # Backups of the host's state with restic (None: the deploy sets none up).
     backup: Backup | None = None
     users: list[User]
@@ -86,7 +87,7 @@ class Stack(Strict):
             raise ValueError(f"is empty: {_EMPTY_HINTS[info.field_name or '']}")
         return v
 
-    @field_validator("tailscale", "docker", "images", "uids", "session", "backup", mode="before")
+    @field_validator("tailscale", "docker", "images", "uids", "session", "backup", "audit", mode="before")
     @classmethod
     def _settings_are_dicts(cls, v: Any, info: ValidationInfo) -> Any:
         if isinstance(v, dict | BaseModel) or (v is None and info.field_name == "backup"):
