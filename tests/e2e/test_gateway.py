@@ -155,18 +155,17 @@ def test_without_a_token_the_challenge_points_at_the_metadata_and_the_scopes(
     assert f'scope="{" ".join(stack.scopes_supported)}"' in challenge, challenge
 
 
-def test_the_gateway_serves_the_resource_metadata(gateway_up: Deployer, stack: Stack) -> None:
-    """RFC 9728 metadata from the real gateway through the ingress, without a token, at the path
-    the challenge names and at the bare well-known one: the public resource, Authelia as its
-    authorization server, the inventory's scopes, bearer in the header."""
-    for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
-        r = _session().request("GET", path)
-        assert r.status_code == 200, f"{path}: {r.status_code} {r.text[:300]}"
-        doc = r.json()
-        assert doc["resource"] == RESOURCE, path
-        assert doc["authorization_servers"] == [ISSUER], path
-        assert doc["scopes_supported"] == stack.scopes_supported, path
-        assert doc["bearer_methods_supported"] == ["header"], path
+@pytest.mark.parametrize("path", ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"])
+def test_the_gateway_serves_the_resource_metadata(gateway_up: Deployer, stack: Stack, path: str) -> None:
+    """RFC 9728 metadata from the real gateway through the ingress, without a token: the public
+    resource, Authelia as its authorization server, the inventory's scopes, bearer in the header."""
+    r = _session().request("GET", path)
+    assert r.status_code == 200, f"{path}: {r.status_code} {r.text[:300]}"
+    doc = r.json()
+    assert doc["resource"] == RESOURCE
+    assert doc["authorization_servers"] == [ISSUER]
+    assert doc["scopes_supported"] == stack.scopes_supported
+    assert doc["bearer_methods_supported"] == ["header"]
 
 
 def test_a_token_with_none_of_the_servers_scopes_gets_a_step_up_challenge(gateway_up: Deployer, stack: Stack) -> None:
