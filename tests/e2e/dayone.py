@@ -27,7 +27,7 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +134,8 @@ class DayOneHost:
     # More `docker create` options: ["--device", "/dev/net/tun"] for a host that runs tailscaled, or
     # ["-v", "<volume>:/mnt/backup"] for a test's "USB disk" (a volume that outlives the host).
     options: list[str] = field(default_factory=list)
+    # Files that hold the host's address, each with what rewrites it for a new one (see ``reboot``).
+    address_files: dict[Path, Callable[[], object]] = field(default_factory=dict)
 
     @property
     def key(self) -> Path:
@@ -183,9 +185,19 @@ class DayOneHost:
         )
         subprocess.run(["docker", "cp", "-", f"{self.name}:/"], input=files, check=True, capture_output=True)
         docker("start", self.name)
-        self.address = docker(
+        self.address = self._current_address()
+        self._write_ssh_files()
+        self.wait_booted()
+        self.seconds["boot"] = time.monotonic() - start
+
+    def _current_address(self) -> str:
+        return docker(
             "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", self.name
         ).stdout.strip()
+
+    def _write_ssh_files(self) -> None:
+        """known_hosts and ssh_config for the host's current address."""
+        host_pub = (self.workdir / "ssh_host_ed25519_key.pub").read_text().strip()
         self.known_hosts.write_text(f"{self.address} {host_pub}\n")
         self.ssh_config.write_text(
             f"Host {self.alias}\n"
@@ -195,8 +207,6 @@ class DayOneHost:
             "  BatchMode yes\n  ConnectTimeout 5\n"
             f"  ControlMaster auto\n  ControlPath {self.workdir}/cm-%C\n  ControlPersist 60\n"
         )
-        self.wait_booted()
-        self.seconds["boot"] = time.monotonic() - start
 
     def wait_booted(self, timeout: float = 120) -> str:
         """Wait until SSH answers and systemd has finished booting; systemd's verdict."""
@@ -214,10 +224,20 @@ class DayOneHost:
         raise AssertionError(f"{self.name} did not boot in {timeout:.0f} s (systemd: {state or 'no answer'})")
 
     def reboot(self) -> float:
-        """``docker restart``: systemd shuts down (docker stops its containers), then boots."""
+        """``docker restart``: systemd shuts down (docker stops its containers), then boots.
+
+        The engine hands out the address again at start: while the host was down another container
+        may have taken its old one. The SSH files and every file registered in ``address_files`` (an
+        inventory's ssh_hostname) are rewritten when it changed."""
         self.close_ssh()
         start = time.monotonic()
         docker("restart", "-t", "60", self.name)
+        address = self._current_address()
+        if address != self.address:
+            self.address = address
+            self._write_ssh_files()
+            for rewrite in self.address_files.values():
+                rewrite()
         self.wait_booted()
         return time.monotonic() - start
 
@@ -371,7 +391,9 @@ home = [(_name, _data)]
 
 
 def write_home_inventory(path: Path, host: DayOneHost) -> Path:
-    """inventory/home.py as deployed onto ``host`` (see HOME_INVENTORY_CHANGES)."""
+    """inventory/home.py as deployed onto ``host`` (see HOME_INVENTORY_CHANGES); written again with
+    the host's new address when a reboot changes it."""
+    host.address_files[path] = lambda: write_home_inventory(path, host)
     path.write_text(
         '"""inventory/home.py for a day-one test host (tests/e2e/dayone.py)."""\n'
         + HOME_INVENTORY_CHANGES.format(

@@ -17,9 +17,21 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.harness import INGRESS_PORT, STACK_NAME, Deployer, RunResult, docker, name_of, started_at
+from tests.e2e.harness import (
+    INGRESS_PORT,
+    STACK_NAME,
+    Deployer,
+    RunResult,
+    docker,
+    name_of,
+    skip_module_without,
+    started_at,
+)
 from tests.e2e.mcp_client import McpClient
 from tests.e2e.oauth import Flow, FlowError, Session, jwt_parts, login, token_request
+
+# Every step signs a person in at Authelia or reads its data volume.
+skip_module_without("authelia")
 
 HOSTNAME = "mcp-gateway.home.test"
 RESOURCE = f"https://{HOSTNAME}/mcp"

@@ -46,7 +46,9 @@ def _portal_missing() -> str | None:
         "image", "inspect", "--format", '{{ index .Config.Labels "io.mcpgate.authelia.portal" }}', image, check=False
     )
     if r.returncode != 0:
-        return f"no local Authelia image {image}"
+        from tests.e2e.harness import authelia_unavailable  # why it could not be built, as bin/test recorded
+
+        return authelia_unavailable() or f"no local Authelia image {image}"
     if not r.stdout.strip() or r.stdout.strip() == "<no value>":
         return f"the Authelia image {image} has no web portal (built before tests/harness/authelia/build.sh built it)"
     return None

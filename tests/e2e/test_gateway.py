@@ -122,23 +122,24 @@ def test_a_well_formed_token_from_the_real_key_is_accepted(gateway_up: Deployer)
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["no token", "expired", "another audience", "another issuer", "another key"],
-)
-def test_bad_tokens_get_401(gateway_up: Deployer, case: str) -> None:
+def test_bad_tokens_get_401(gateway_up: Deployer) -> None:
+    """Each kind of bad token (none, expired, another audience, issuer or key) is refused alike;
+    every kind is tried and the ones not refused are named together."""
     deployer = gateway_up
     now = int(time.time())
-    token = {
+    tokens = {
         "no token": None,
-        "expired": lambda: _forged(deployer, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
-        "another audience": lambda: _forged(deployer, aud=["https://other.example/mcp"]),
-        "another issuer": lambda: _forged(deployer, iss="https://evil.example/auth"),
-        "another key": lambda: _forged(deployer, _key=RSAKey.generate_key(2048)),
-    }[case]
-    r = MCP(token() if token else None).post("initialize", INITIALIZE)
-    assert r.status_code == 401, f"{case}: {r.status_code} {r.text[:200]}"
-    assert r.headers["www-authenticate"].startswith("Bearer")
+        "expired": _forged(deployer, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
+        "another audience": _forged(deployer, aud=["https://other.example/mcp"]),
+        "another issuer": _forged(deployer, iss="https://evil.example/auth"),
+        "another key": _forged(deployer, _key=RSAKey.generate_key(2048)),
+    }
+    wrong = []
+    for case, token in tokens.items():
+        r = MCP(token).post("initialize", INITIALIZE)
+        if r.status_code != 401 or not r.headers.get("www-authenticate", "").startswith("Bearer"):
+            wrong.append(f"{case}: {r.status_code} {r.headers.get('www-authenticate')!r} {r.text[:200]}")
+    assert not wrong, wrong
 
 
 def test_without_a_token_the_challenge_points_at_the_metadata_and_the_scopes(

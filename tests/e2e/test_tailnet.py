@@ -294,6 +294,8 @@ class Tailnet:
         return {**env, "MCPGATE_SECRETS_DIR": str(self.secrets_dir)}
 
     def write_inventory(self, funnel: bool) -> None:
+        # Written again with the host's new address should a reboot change it (DayOneHost.reboot).
+        self.host.address_files[self.inventory] = lambda: self.write_inventory(funnel)
         body = HOME_INVENTORY_CHANGES.format(
             home=str(PROJECT_ROOT / "inventory" / "home.py"),
             address=self.host.address,

@@ -27,6 +27,12 @@ GITHUB = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _complete_store(filled_store: SecretStore) -> None:
+    """Each test's ``store`` starts as a copy of the session's complete one: these tests are about
+    a backend's secrets, not about generating keys and digests (a 3072-bit key, argon2id, pbkdf2 cost seconds)."""
+
+
 @pytest.fixture
 def rendered_github(stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str):
     stack_data["backends"].append(GITHUB)

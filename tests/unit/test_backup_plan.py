@@ -20,6 +20,12 @@ from mcpgate.render import Rendered, render_stack, restore_check_script
 from mcpgate.secrets import SecretStore, StackSecrets
 
 
+@pytest.fixture(autouse=True)
+def _complete_store(filled_store: SecretStore) -> None:
+    """Each test's ``store`` starts as a copy of the session's complete one: these tests are about
+    backups, not about generating keys and digests (a 3072-bit key, argon2id, pbkdf2 cost seconds)."""
+
+
 def _render(stack_data: dict[str, Any], store: SecretStore, signing_key_pem: str, **backup: Any) -> Rendered:
     stack_data["backup"] = {"repository": "/mnt/backup/mcpgate", **backup}
     stack = load_stack("gateway.lan", stack_data)

@@ -234,8 +234,8 @@ def test_secrets_rotate(home_store: Path) -> None:
     assert_user_error(run("secrets", "rotate", HOME, "oidc-key", secrets=store), "cannot be rotated", "rollover")
 
 
-def test_secrets_rotate_a_client_secret(store: Path) -> None:
-    run("secrets", "show", HOME, secrets=store)
+def test_secrets_rotate_a_client_secret(home_store: Path) -> None:
+    store = home_store  # complete: the render below recomputes only the new secret's digest
     path = store / "gateway.lan" / "clients" / "claude-ai.secret"
     before = path.read_text()
     r = run("secrets", "rotate", HOME, "client/claude-ai", secrets=store)
@@ -259,8 +259,8 @@ def test_secrets_rotate_a_client_secret(store: Path) -> None:
     )
 
 
-def test_secrets_rotate_a_totp_seed(store: Path) -> None:
-    run("secrets", "show", HOME, secrets=store)
+def test_secrets_rotate_a_totp_seed(home_store: Path) -> None:
+    store = home_store
     path = store / "gateway.lan" / "users" / "alice.totp"
     before = path.read_text()
     r = run("secrets", "rotate", HOME, "totp/alice", secrets=store)
@@ -577,7 +577,7 @@ def test_render_out_that_is_not_writable(tmp_path: Path, store: Path, healthy: P
     assert_one_line_error(r, tmp_path, f"--out {out}: cannot write {out}: Permission denied")
 
 
-def test_render_never_writes_through_a_planted_symlink(tmp_path: Path, store: Path) -> None:
+def test_render_never_writes_through_a_planted_symlink(tmp_path: Path, store: Path, healthy: Path) -> None:
     """Another user makes the path first, as a link to a folder of theirs: render writes nothing
     there, and says why."""
     theirs = tmp_path / "theirs"
@@ -606,7 +606,7 @@ def test_render_never_writes_through_a_planted_symlink(tmp_path: Path, store: Pa
     ids=["not-made-by-render", "others-can-write", "another-users"],
 )
 def test_render_refuses_an_out_folder_it_did_not_make(
-    tmp_path: Path, store: Path, mode: int, uid: int | None, message: str
+    tmp_path: Path, store: Path, healthy: Path, mode: int, uid: int | None, message: str
 ) -> None:
     out = tmp_path / "rendered"
     out.mkdir()
@@ -620,7 +620,7 @@ def test_render_refuses_an_out_folder_it_did_not_make(
     assert list(out.iterdir()) == []
 
 
-def test_render_makes_its_folder_private_and_renders_into_it_again(tmp_path: Path, store: Path) -> None:
+def test_render_makes_its_folder_private_and_renders_into_it_again(tmp_path: Path, store: Path, healthy: Path) -> None:
     out = tmp_path / "new" / "rendered"
     assert run("render", LOCAL, "--out", str(out), secrets=store).returncode == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o700

@@ -6,12 +6,20 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import pytest
+
 from mcpgate.egress import egress_firewall
 from mcpgate.layout import EGRESS_FIREWALL_SCRIPT, egress_bridge, firewall_chain
 from mcpgate.model import load_stack
 from mcpgate.model.addresses import EGRESS_BLOCKED
 from mcpgate.render import render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
+
+
+@pytest.fixture(autouse=True)
+def _complete_store(filled_store: SecretStore) -> None:
+    """Each test's ``store`` starts as a copy of the session's complete one: these tests are about
+    the egress firewall, not about generating keys and digests (a 3072-bit key, argon2id, pbkdf2 cost seconds)."""
 
 
 def _egress(stack_data: dict[str, Any], allow: list[str]) -> Any:
