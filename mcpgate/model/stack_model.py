@@ -161,8 +161,11 @@ class Stack(Strict):
 
     @property
     def scopes_supported(self) -> list[str]:
-        """Scopes an MCP client should ask for: those of enabled backends, then offline_access."""
-        return [*self.tool_scopes_in_use, "offline_access"]
+        """Scopes an MCP client should ask for (the 401 challenge's ``scope``, the resource metadata's
+        ``scopes_supported``): those of enabled backends. Not ``offline_access``: MCP 2026-07-28 says a
+        resource server SHOULD NOT name it there; a client that wants refresh tokens adds it because
+        Authelia's own metadata lists it (the MCP SDK and Claude do), or asks for it itself."""
+        return list(self.tool_scopes_in_use)
 
     @property
     def registered_scopes(self) -> list[str]:

@@ -151,7 +151,8 @@ def test_without_a_token_the_challenge_points_at_the_metadata_and_the_scopes(
     challenge = r.headers["www-authenticate"]
     assert challenge.startswith("Bearer "), challenge
     assert f'resource_metadata="{stack.resource_metadata_url}"' in challenge, challenge
-    assert f'scope="{" ".join(stack.scopes_supported)}"' in challenge, challenge
+    # The tools' scopes, and not offline_access (MCP 2026-07-28: a server SHOULD NOT name it here).
+    assert 'scope="notes:read notes:write"' in challenge, challenge
 
 
 @pytest.mark.parametrize("path", ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"])
@@ -163,7 +164,7 @@ def test_the_gateway_serves_the_resource_metadata(gateway_up: Deployer, stack: S
     doc = r.json()
     assert doc["resource"] == RESOURCE
     assert doc["authorization_servers"] == [ISSUER]
-    assert doc["scopes_supported"] == stack.scopes_supported
+    assert doc["scopes_supported"] == stack.scopes_supported == ["notes:read", "notes:write"]  # no offline_access
     assert doc["bearer_methods_supported"] == ["header"]
 
 

@@ -733,7 +733,10 @@ def test_derived_urls(stack_data: dict[str, Any]) -> None:
     stack = load_stack("gateway.lan", stack_data)
     assert stack.issuer == "https://mcp-gateway.example-tailnet.ts.net/auth"
     assert stack.resource == "https://mcp-gateway.example-tailnet.ts.net/mcp"
-    assert stack.scopes_supported == ["notes:read", "notes:write", "home:control", "offline_access"]
+    # MCP 2026-07-28: offline_access is not advertised by the resource server (clients add it from
+    # Authelia's metadata), though every client may still ask for it.
+    assert stack.scopes_supported == ["notes:read", "notes:write", "home:control"]
+    assert "offline_access" in stack.registered_scopes
 
 
 def test_disabled_backend_scopes_are_not_advertised(stack_data: dict[str, Any]) -> None:

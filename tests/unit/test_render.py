@@ -149,7 +149,7 @@ def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
     assert authn["jwks"] == {"file": "/config/jwks.json"}
     assert authn["resourceMetadata"]["resource"] == stack.resource
     advertised = authn["resourceMetadata"]["scopesSupported"]
-    assert advertised == ["notes:read", "notes:write", "home:control", "offline_access"]
+    assert advertised == ["notes:read", "notes:write", "home:control"]  # no offline_access (MCP 2026-07-28)
     assert "jwtAuth" not in route["policies"]
     targets = {t["name"]: t for t in route["backends"][0]["mcp"]["targets"]}
     assert targets["notes"]["mcp"]["host"] == "http://notes:8080/mcp"
@@ -231,6 +231,16 @@ def test_ingress_drops_every_client_forwarding_header(ingress: tuple[Stack, str]
 
 def _site(caddy: str) -> str:
     return caddy.split("\n:8080 {\n", 1)[1].split("\n}\n", 1)[0]
+
+
+def test_ingress_challenges_name_the_servers_scopes_without_offline_access(ingress: tuple[Stack, str]) -> None:
+    """MCP 2026-07-28 (authorization): a server SHOULD NOT put offline_access in the 401 challenge's
+    scope; the step-up challenge names the same scopes."""
+    stack, caddyfile = ingress
+    scopes = re.findall(r'scope=\\?"([^"\\]*)\\?"', caddyfile)
+    assert len(scopes) == 2, scopes  # the 401 and the step-up challenge
+    assert all(s.split() == ["notes:read", "notes:write", "home:control"] for s in scopes), scopes
+    assert "offline_access" not in caddyfile
 
 
 def test_ingress_checks_a_request_before_routing_it(ingress: tuple[Stack, str]) -> None:
