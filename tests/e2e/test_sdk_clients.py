@@ -32,7 +32,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from mcp.shared.exceptions import MCPError
 
-from mcpgate.model import load_stack
+from mcpgate.model import duration_seconds, load_stack
 from mcpgate.policy import granted_tools
 from tests.e2e.harness import HOSTNAME, INGRESS_PORT, Deployer, RunResult, docker, name_of, skip_module_without
 from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, FlowError, Session, flow_for, login
@@ -274,6 +274,18 @@ def expected_tools(deployer: Deployer, client_id: str, user: str) -> list[str]:
     return sorted(t.split("/", 1)[1] for t in granted_tools(stack, client, person))
 
 
+def expected_lifespan(deployer: Deployer, client_id: str) -> float:
+    """How long the client's access tokens live, from the model alone (its own, or the stack's)."""
+    described = json.loads(deployer.mcpgate("describe", str(deployer.inventory())).stdout)[0]
+    stack = load_stack(described["host"], described["mcpgate"])
+    return duration_seconds(stack.client_lifespans(next(c for c in stack.clients if c.id == client_id))[0])
+
+
+def _lifetime(token: OAuthToken) -> int:
+    claims = _claims(token)
+    return claims["exp"] - claims["iat"]
+
+
 def _claims(token: OAuthToken) -> dict[str, Any]:
     import base64
 
@@ -301,13 +313,20 @@ def test_claude_ai_connects_through_the_whole_path(stack_up: Deployer, caplog: p
     (url,) = conn.person.authorize_urls
     qs = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert qs["code_challenge_method"] == "S256" and qs["resource"] == RESOURCE
-    assert qs["scope"].split() == ["notes:read", "notes:write", "offline_access"]  # the challenge's
+    # The challenge's scopes, and offline_access, which the challenge no longer names (MCP 2026-07-28):
+    # the SDK adds it because Authelia's metadata lists it.
+    (challenge,) = conn.transport.challenges
+    assert 'scope="notes:read notes:write"' in challenge, challenge
+    assert qs["scope"].split() == ["notes:read", "notes:write", "offline_access"]
     (form,) = conn.transport.token_forms
     assert form["client_secret"] == stack_up.store_file("clients/claude-ai.secret")  # client_secret_post
     assert conn.storage.tokens is not None
     claims = _claims(conn.storage.tokens)
     assert claims["client_id"] == "claude-ai" and claims["sub"] == stack_up.store_file("users/alice.sub")
     assert RESOURCE in claims["aud"]
+    # Claude's client: its access tokens live 8 hours (Claude refreshes late), Authelia's custom lifespan.
+    assert _lifetime(conn.storage.tokens) == expected_lifespan(stack_up, "claude-ai") == 8 * 3600
+    assert conn.storage.tokens.refresh_token  # offline_access: the SDK added it (see the scope above)
     # The session is ended cleanly (the SDK warns unless the DELETE answers 200, 204 or 405).
     assert ("DELETE", "/mcp", 204) in seen
     assert not [r for r in caplog.records if "termination failed" in r.getMessage()], caplog.text
@@ -385,6 +404,8 @@ def test_a_restricted_client_connects_and_sees_only_its_tools(stack_up: Deployer
     assert refused["write"] == "Unknown tool: write"  # the gateway's answer to a tool it does not allow
     # It asked for, and was granted, every scope: the limit is the gateway's.
     assert {"notes:read", "notes:write"} <= set(_claims(conn.storage.tokens)["scp"])
+    # A client without lifespans of its own: the stack's (1 hour).
+    assert _lifetime(conn.storage.tokens) == expected_lifespan(stack_up, "mcp-inspector") == 3600
 
 
 def test_two_people_get_two_tool_lists(stack_up: Deployer) -> None:
@@ -570,6 +591,7 @@ def test_the_sdk_client_speaks_2026_07_28_through_the_whole_path(stack_up: Deplo
         first, refreshed = conn.storage.all_tokens
         assert first.refresh_token and first.access_token != refreshed.access_token, mode
         assert conn.transport.token_forms[-1]["grant_type"] == "refresh_token"
+        assert _lifetime(first) == _lifetime(refreshed) == expected_lifespan(stack_up, "claude-ai")  # refreshed too
         assert seen["refreshed"] == seen["tools"]
         for service in ("agentgateway", "backend-notes"):
             tools, search = seen[f"after {service}"]
