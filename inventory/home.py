@@ -74,6 +74,8 @@ home = [
                         "name": "Claude.ai",
                         "redirect_uris": list(_CLAUDE_CALLBACKS),
                         "auth_method": "client_secret_post",
+                        # Claude refreshes late: its access tokens live 8 hours unless set here
+                        # (README: "Token lifetimes"), e.g. "access_token_lifespan": "12h".
                     },
                 ],
             },

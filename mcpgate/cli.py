@@ -30,7 +30,7 @@ from .errors import MCPGateError
 from .hostops.inventory_file import HostStack, default_secrets_dir, load_inventory
 from .identity import otpauth_uri, subjects
 from .layout import container_name
-from .model import Stack
+from .model import Stack, pin_warnings
 from .policy import format_matrix
 from .render import Rendered, render_stack
 from .render_out import open_out, write_tree
@@ -90,6 +90,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"     - {p}", file=sys.stderr)
         else:
             print("   rendered configs: ok")
+        for warning in pin_warnings(hs.stack.images):
+            print(f"   warning: {warning}")
         for line in backup_summary(hs.stack):
             print(f"   {line}")
         print()
@@ -210,7 +212,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
 def cmd_secrets_rollover(args: argparse.Namespace) -> int:
     hs = _one_host(args)
     secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
-    lifespan = hs.stack.access_token_lifespan
+    lifespan = hs.stack.longest_access_token_lifespan
     if args.step == "start":
         old, new = secrets.rollover_start()
         print(f"{hs.host}: new signing key {new}; key {old} is retiring")

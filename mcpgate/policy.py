@@ -91,19 +91,30 @@ def lacks_server_scope(stack: Stack) -> str:
     return f"!(has(jwt.scp) && jwt.scp.exists(s, s in {_list(stack.tool_scopes_in_use)}))"
 
 
+# The first request of each protocol era: the handshake's initialize, and 2026-07-28's server/discover.
+FIRST_REQUESTS = ("initialize", "server/discover")
+
+
 def no_usable_scope(stack: Stack) -> str:
-    """CEL for the route's HTTP authorization: an MCP request, other than ``initialize``, whose token
-    carries none of this server's scopes. Such a request is refused (403) and the ingress answers it
-    with a step-up challenge naming the scopes.
+    """CEL for the route's HTTP authorization: an MCP request, other than a first request
+    (``initialize``, or 2026-07-28's ``server/discover``), whose token carries none of this server's
+    scopes. Such a request is refused (403) and the ingress answers it with a step-up challenge
+    naming the scopes.
 
     On an MCP route agentgateway evaluates this after mcpAuthentication, so ``jwt`` holds the
-    verified claims (without a token mcpAuthentication has already answered 401). ``initialize``
+    verified claims (without a token mcpAuthentication has already answered 401). The first request
     goes through: it is the request a client retries right after signing in, and a client (the MCP
-    SDK among them) acts on a step-up challenge only for a later request. A ``scp`` that is not a
-    list, or a body that is not one JSON-RPC request, makes the rule an error, which counts as false:
-    the request goes on, and the tool rules open nothing.
+    SDK among them) acts on a step-up challenge only for a later request. Measured with the SDK
+    2.3.0: refused there, a client that signed in with no scope falls back from 2026-07-28 to the
+    handshake (its server/discover failed); let through, it stays on 2026-07-28 and steps up at
+    tools/list. Neither answer lists a tool. A ``scp`` that is not a list, or a body that is not one
+    JSON-RPC request, makes the rule an error, which counts as false: the request goes on, and the
+    tool rules open nothing.
     """
-    return f"request.path == '/mcp' && json(request.body).method != 'initialize' && {lacks_server_scope(stack)}"
+    return (
+        f"request.path == '/mcp' && !(json(request.body).method in {_list(list(FIRST_REQUESTS))}) && "
+        f"{lacks_server_scope(stack)}"
+    )
 
 
 def token_claims(scp: Any, client_id: str | None = None, sub: str | None = None) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from .layout import (
     backup_work_dir,
     token_path,
 )
-from .model import AUTHELIA_VERSION, Backend, Stack, duration_seconds
+from .model import Backend, Stack, duration_seconds, image_tag
 from .policy import allowed_expression, compile_rules, no_usable_scope
 from .secrets import ARGON2, StackSecrets, key_id_for
 from .users_db import desired_users
@@ -272,6 +272,7 @@ def render_authelia(given: _Input, out: _Output) -> None:
     def add(role: str, name: str, content: str, *, secret: bool, service: str = "authelia") -> None:
         out.file(AUTHELIA.host_file(role, name), content, mode=0o600, owner=owner, service=service, secret=secret)
 
+    stack_lifespans = (stack.access_token_lifespan, stack.refresh_token_lifespan)
     clients = [
         {
             "id": c.id,
@@ -283,8 +284,11 @@ def render_authelia(given: _Input, out: _Output) -> None:
             "consent": c.consent,
             "consent_duration": c.consent_duration,
             "scopes": stack.registered_scopes,
+            # A lifespan of its own (Authelia's lifespans.custom) where it differs from the stack's.
+            "lifespans": None if lifespans == stack_lifespans else {"access": lifespans[0], "refresh": lifespans[1]},
         }
         for c in stack.clients
+        for lifespans in [stack.client_lifespans(c)]
     ]
     # The signing key first (Authelia signs with the first RS256 key); during a rollover the retiring
     # one after it, published in its JWKS so that tokens it signed still verify.
@@ -295,7 +299,7 @@ def render_authelia(given: _Input, out: _Output) -> None:
     ]
     configuration = given.template(
         "authelia/configuration.yml.j2",
-        authelia_version=AUTHELIA_VERSION,
+        authelia_version=image_tag(stack.images.authelia),
         jwks=jwks,
         clients=clients,
         totp=TOTP,

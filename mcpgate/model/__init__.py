@@ -19,7 +19,8 @@ The package, by concern:
 - :mod:`.mcp_backend`: :class:`Backend` and its :class:`Volume`, :class:`BackendSecret`, :class:`Limits`;
 - :mod:`.settings`: the stack's settings blocks (images, Docker, Tailscale, uids, session, rate limits);
 - field types, each with its validator and message: :mod:`.fields` (names, ids, uid:gid, a
-  backend's env and tools), :mod:`.durations`, :mod:`.mount_paths`, :mod:`.image_refs`,
+  backend's env and tools), :mod:`.durations`, :mod:`.mount_paths`, :mod:`.image_refs`, :mod:`.pins` (the proven and the
+  known-bad image versions),
   :mod:`.addresses` (hostname, URLs, network pool);
 - :mod:`.strict`: the base model every one of them derives from.
 """
@@ -38,15 +39,19 @@ from .fields import (
 from .image_refs import AUTHELIA_VERSION, PinnedImage, image_tag
 from .mcp_backend import Backend, BackendSecret, Limits, Volume
 from .mount_paths import ContainerPath, host_path_danger
-from .people import CLAUDE_REDIRECT_URIS, Client, User
+from .people import CLAUDE_ACCESS_TOKEN_LIFESPAN, CLAUDE_REDIRECT_URIS, Client, User
+from .pins import KNOWN_BAD_AUTHELIA, PROVEN_IMAGES, pin_warnings
 from .settings import Audit, Backup, Docker, Images, RateLimits, Retention, ServiceUids, Session, Tailscale
 from .stack_model import AUTHELIA_DISCOVERY_SCOPES, CORS_ENDPOINTS, Stack, load_stack
 
 __all__ = [
     "AUTHELIA_DISCOVERY_SCOPES",
     "AUTHELIA_VERSION",
+    "CLAUDE_ACCESS_TOKEN_LIFESPAN",
     "CLAUDE_REDIRECT_URIS",
     "CORS_ENDPOINTS",
+    "KNOWN_BAD_AUTHELIA",
+    "PROVEN_IMAGES",
     "RESERVED_SERVICE_NAMES",
     "STANDARD_SCOPES",
     "_DURATION",
@@ -77,5 +82,6 @@ __all__ = [
     "host_path_danger",
     "image_tag",
     "load_stack",
+    "pin_warnings",
     "split_uid",
 ]

@@ -12,8 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-# Authelia 4.39.20 is the release known to work with MCP clients (4.39.21-22 break them); the
-# rendered configuration follows its schema, so the image must be exactly this version.
+# The Authelia release this project proves end to end (4.39.21-22 break MCP clients; see pins.py).
 AUTHELIA_VERSION = "4.39.20"
 
 _DIGEST_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -88,18 +87,3 @@ def _check_pinned_image(image: str) -> str:
 
 
 PinnedImage = Annotated[str, AfterValidator(_check_pinned_image)]
-
-
-def _authelia_release(image: str) -> str:
-    # With or without a digest, the tag says which release it is: the configuration is written
-    # for exactly one.
-    if (image_tag(image) or "").lstrip("v") != AUTHELIA_VERSION:
-        raise ValueError(
-            f"authelia image {image!r}: the configuration is written for Authelia {AUTHELIA_VERSION} "
-            f"(4.39.21-22 break MCP clients); use the {AUTHELIA_VERSION} tag (a @sha256 digest may follow it)"
-        )
-    return image
-
-
-# A pinned image of exactly the Authelia release the configuration is written for.
-AutheliaImage = Annotated[PinnedImage, AfterValidator(_authelia_release)]

@@ -15,6 +15,11 @@ CLAUDE_REDIRECT_URIS = (
     "https://claude.ai/api/mcp/auth_callback",
     "https://claude.com/api/mcp/auth_callback",
 )
+# The access-token lifespan a client that redirects to Claude gets unless it sets its own (or the
+# stack's is longer). Claude's hosted runtime is reported to refresh late (claude-ai-mcp #228, #247,
+# #702: "connection expired", tools gone after a 401): a token that outlives a working day's
+# conversation rarely meets that. What it costs is in the README ("Token lifetimes").
+CLAUDE_ACCESS_TOKEN_LIFESPAN = "8h"
 
 
 class User(Strict):
@@ -45,6 +50,11 @@ class Client(Strict):
     # public one, which any program can impersonate (RFC 8252 section 8.6). See _default_consent.
     consent: Literal["explicit", "implicit", "pre-configured"] = "pre-configured"
     consent_duration: Duration = "1 week"
+    # How long this client's tokens live (Authelia's duration syntax, or whole seconds). None: the
+    # stack's access_token_lifespan / refresh_token_lifespan; for a client that redirects to Claude,
+    # an access token lives at least CLAUDE_ACCESS_TOKEN_LIFESPAN (Stack.client_lifespans).
+    access_token_lifespan: Duration | None = None
+    refresh_token_lifespan: Duration | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -56,7 +66,7 @@ class Client(Strict):
     @model_validator(mode="after")
     def _client_rules(self) -> Client:
         problems: list[str] = []
-        if any(u in CLAUDE_REDIRECT_URIS for u in self.redirect_uris) and self.auth_method != "client_secret_post":
+        if self.is_claude and self.auth_method != "client_secret_post":
             problems.append(
                 f"client {self.id!r} redirects to Claude.ai, which sends its secret with client_secret_post; "
                 f"set auth_method: client_secret_post (not {self.auth_method})"
@@ -79,3 +89,8 @@ class Client(Strict):
     @property
     def public(self) -> bool:
         return self.auth_method == "none"
+
+    @property
+    def is_claude(self) -> bool:
+        """Whether Claude (claude.ai / claude.com) is this client: it redirects to Claude's callback."""
+        return any(u in CLAUDE_REDIRECT_URIS for u in self.redirect_uris)

@@ -10,8 +10,9 @@ from pydantic import BaseModel, BeforeValidator, Field, PlainValidator, model_va
 from .addresses import AptSource, LoginServer
 from .durations import Duration
 from .fields import SecretName, ServiceUidGid, split_uid
-from .image_refs import AUTHELIA_VERSION, AutheliaImage, PinnedImage
+from .image_refs import PinnedImage
 from .mount_paths import host_path_danger, normalise
+from .pins import PROVEN_IMAGES, AutheliaImage
 from .strict import Strict, raise_all
 
 
@@ -37,12 +38,13 @@ def settings_example(field: str, value: Any) -> str:
 
 
 class Images(Strict):
-    """Pinned images for the stack's own services."""
+    """Pinned images for the stack's own services: by default the versions proven here (pins.py);
+    another pin is allowed, and `mcpgate check` warns that it is unproven."""
 
-    redis: PinnedImage = "redis:7.4.2-alpine"
-    authelia: AutheliaImage = f"authelia/authelia:{AUTHELIA_VERSION}"
-    agentgateway: PinnedImage = "cr.agentgateway.dev/agentgateway:v1.4.1"
-    ingress: PinnedImage = "caddy:2.8.4-alpine"
+    redis: PinnedImage = PROVEN_IMAGES["redis"]
+    authelia: AutheliaImage = PROVEN_IMAGES["authelia"]
+    agentgateway: PinnedImage = PROVEN_IMAGES["agentgateway"]
+    ingress: PinnedImage = PROVEN_IMAGES["ingress"]
 
 
 class Docker(Strict):

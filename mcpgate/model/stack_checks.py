@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..layout import AGENTGATEWAY_INTERNAL_PORTS, SERVICES, volume_name
+from .durations import duration_seconds
 from .fields import GROUP_NAME, split_uid
 from .mount_paths import at_or_under
 
@@ -234,4 +235,21 @@ def backup_problems(stack: Stack) -> list[str]:
                     f"{v.source!r}, which is backed up into it: each backup would hold the repository itself; "
                     'put the repository on a disk of its own, e.g. "/mnt/backup/mcpgate"'
                 )
+    return problems
+
+
+def lifespan_problems(stack: Stack) -> list[str]:
+    """A client whose refresh token would die before the access token it renews."""
+    problems = []
+    for i, c in enumerate(stack.clients):
+        access, refresh = stack.client_lifespans(c)
+        if duration_seconds(access) <= duration_seconds(refresh):
+            continue
+        own = c.access_token_lifespan is not None or c.refresh_token_lifespan is not None
+        where = f"clients[{i}] ({c.id})" if own else "access_token_lifespan"
+        problems.append(
+            f"{where}: the access tokens of client {c.id!r} would live {access!r}, longer than its refresh tokens "
+            f"({refresh!r}), which would die before the access token they renew; give refresh_token_lifespan "
+            "the longer duration"
+        )
     return problems

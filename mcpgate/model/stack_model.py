@@ -13,11 +13,11 @@ from ..errors import InventoryError
 from ..layout import AGENTGATEWAY, AUTH_PREFIX, MCP_PATH, network_slots
 from . import stack_checks
 from .addresses import Hostname, NetworkPool, is_loopback_host
-from .durations import Duration
+from .durations import Duration, duration_seconds
 from .fields import ScopeDescriptions, StackName
 from .mcp_backend import Backend
 from .mount_paths import BaseDir
-from .people import Client, User
+from .people import CLAUDE_ACCESS_TOKEN_LIFESPAN, Client, User
 from .settings import Audit, Backup, Docker, Images, RateLimits, ServiceUids, Session, Tailscale, settings_example
 from .strict import Strict, raise_all
 
@@ -113,6 +113,7 @@ class Stack(Strict):
             *stack_checks.backend_host_problems(self),
             *stack_checks.secret_name_problems(self),
             *stack_checks.backup_problems(self),
+            *stack_checks.lifespan_problems(self),
         ]
         raise_all(problems)
         return self
@@ -161,8 +162,11 @@ class Stack(Strict):
 
     @property
     def scopes_supported(self) -> list[str]:
-        """Scopes an MCP client should ask for: those of enabled backends, then offline_access."""
-        return [*self.tool_scopes_in_use, "offline_access"]
+        """Scopes an MCP client should ask for (the 401 challenge's ``scope``, the resource metadata's
+        ``scopes_supported``): those of enabled backends. Not ``offline_access``: MCP 2026-07-28 says a
+        resource server SHOULD NOT name it there; a client that wants refresh tokens adds it because
+        Authelia's own metadata lists it (the MCP SDK and Claude do), or asks for it itself."""
+        return list(self.tool_scopes_in_use)
 
     @property
     def registered_scopes(self) -> list[str]:
@@ -170,6 +174,25 @@ class Stack(Strict):
         advertises) and every declared scope. Narrower per-client lists would fail a client's whole
         sign-in with invalid_scope; the limits are enforced at the gateway instead."""
         return ["openid", *(s for s in AUTHELIA_DISCOVERY_SCOPES if s != "openid"), *self.scopes]
+
+    def client_lifespans(self, client: Client) -> tuple[int | str, int | str]:
+        """How long the client's access and refresh tokens live: its own, else the stack's; a client
+        that redirects to Claude gets at least CLAUDE_ACCESS_TOKEN_LIFESPAN (Claude refreshes late)."""
+        access = client.access_token_lifespan
+        if access is None:
+            access = self.access_token_lifespan
+            if client.is_claude and duration_seconds(access) < duration_seconds(CLAUDE_ACCESS_TOKEN_LIFESPAN):
+                access = CLAUDE_ACCESS_TOKEN_LIFESPAN
+        refresh = client.refresh_token_lifespan
+        if refresh is None:
+            refresh = self.refresh_token_lifespan
+        return access, refresh
+
+    @property
+    def longest_access_token_lifespan(self) -> int | str:
+        """The longest an access token of any client lives: how long a retired signing key must
+        stay published, and a token signed with it keeps working."""
+        return max((self.client_lifespans(c)[0] for c in self.clients), key=duration_seconds)
 
     def client_tool_scopes(self, client: Client) -> list[str]:
         """Scopes whose tools the client may use."""

@@ -152,7 +152,8 @@ def test_without_a_token_the_challenge_points_at_the_metadata_and_the_scopes(
     challenge = r.headers["www-authenticate"]
     assert challenge.startswith("Bearer "), challenge
     assert f'resource_metadata="{stack.resource_metadata_url}"' in challenge, challenge
-    assert f'scope="{" ".join(stack.scopes_supported)}"' in challenge, challenge
+    # The tools' scopes, and not offline_access (MCP 2026-07-28: a server SHOULD NOT name it here).
+    assert 'scope="notes:read notes:write"' in challenge, challenge
 
 
 @pytest.mark.parametrize("path", ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"])
@@ -164,13 +165,14 @@ def test_the_gateway_serves_the_resource_metadata(gateway_up: Deployer, stack: S
     doc = r.json()
     assert doc["resource"] == RESOURCE
     assert doc["authorization_servers"] == [ISSUER]
-    assert doc["scopes_supported"] == stack.scopes_supported
+    assert doc["scopes_supported"] == stack.scopes_supported == ["notes:read", "notes:write"]  # no offline_access
     assert doc["bearer_methods_supported"] == ["header"]
 
 
 def test_a_token_with_none_of_the_servers_scopes_gets_a_step_up_challenge(gateway_up: Deployer, stack: Stack) -> None:
-    """The no-scope rule: a valid token carrying only Authelia's standard scopes may initialize, but
-    anything else is refused with 403, which the ingress turns into a step-up challenge."""
+    """The no-scope rule: a valid token carrying only Authelia's standard scopes may initialize (or, in
+    2026-07-28, discover), but anything else is refused with 403, which the ingress turns into a
+    step-up challenge."""
     client = MCP(_forged(gateway_up, scp=["openid", "offline_access"]))
     client.initialize()
     r = client.post("tools/list")
@@ -179,6 +181,20 @@ def test_a_token_with_none_of_the_servers_scopes_gets_a_step_up_challenge(gatewa
     assert challenge.startswith('Bearer error="insufficient_scope", '), challenge
     assert f'scope="{" ".join(stack.scopes_supported)}"' in challenge, challenge
     assert f'resource_metadata="{stack.resource_metadata_url}"' in challenge, challenge
+    # 2026-07-28's first request, server/discover, goes through like initialize (the MCP SDK retries
+    # it right after a sign-in; its answer lists no tool); the next request is refused the same way.
+    modern = MCP(_forged(gateway_up, scp=["openid", "offline_access"]))
+    modern.headers.update({"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"})
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    discovered = modern.call("server/discover", {"_meta": meta})
+    assert "2026-07-28" in discovered["result"]["supportedVersions"], discovered
+    modern.headers["Mcp-Method"] = "tools/list"
+    r = modern.post("tools/list", {"_meta": meta})
+    assert r.status_code == 403 and "insufficient_scope" in r.headers["www-authenticate"], r.text[:300]
     # The control: one of the server's scopes, and the same request is answered.
     allowed = MCP(_forged(gateway_up, scp=["openid", "notes:read"]))
     allowed.initialize()

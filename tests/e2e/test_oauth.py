@@ -202,6 +202,11 @@ def test_full_flow_as_claude_does_it(deployer: Deployer, first_run: RunResult) -
     assert body["token_type"].lower() == "bearer"
     claims = _check_access_token(body["access_token"], SCOPE.split())
     assert claims["sub"] == secret(deployer, "users/alice.sub")
+    # Claude's client asks for offline_access itself (the server's challenge no longer names it): it
+    # gets a refresh token, and an access token of its own lifespan (8 hours: Claude refreshes late).
+    assert body.get("refresh_token"), body.keys()
+    assert claims["exp"] - claims["iat"] == 8 * 3600, claims
+    assert abs(body["expires_in"] - 8 * 3600) <= 5, body["expires_in"]  # counted from when it answered
 
     # The refresh token works and yields another valid JWT for the same resource.
     refresh = token_request(
@@ -212,7 +217,8 @@ def test_full_flow_as_claude_does_it(deployer: Deployer, first_run: RunResult) -
         how="post",
     )
     assert refresh.status_code == 200, refresh.text
-    _check_access_token(refresh.json()["access_token"], SCOPE.split())
+    refreshed = _check_access_token(refresh.json()["access_token"], SCOPE.split())
+    assert refreshed["exp"] - refreshed["iat"] == 8 * 3600  # the client's lifespan on a refresh too
 
 
 def test_without_resource_the_audience_is_still_the_mcp_endpoint(deployer: Deployer, first_run: RunResult) -> None:

@@ -12,27 +12,30 @@ person (``mcpgate.policy.granted_tools``), or fail with a message saying what to
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio
+import httpx
 import httpx2
 import pytest
-from mcp import ClientSession
+from mcp import Client, ClientSession
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from mcp.shared.exceptions import MCPError
 
-from mcpgate.model import load_stack
+from mcpgate.model import duration_seconds, load_stack
 from mcpgate.policy import granted_tools
-from tests.e2e.harness import HOSTNAME, INGRESS_PORT, Deployer, RunResult, skip_module_without
-from tests.e2e.oauth import CLAUDE_CALLBACK, FlowError, Session, flow_for, login
+from tests.e2e.harness import HOSTNAME, INGRESS_PORT, Deployer, RunResult, docker, name_of, skip_module_without
+from tests.e2e.oauth import CLAUDE_CALLBACK, Flow, FlowError, Session, flow_for, login
 
 # Every test signs in at Authelia and calls tools through agentgateway: without either, the module
 # skips as one, with the reason.
@@ -59,6 +62,10 @@ class Loopback(httpx2.AsyncBaseTransport):
         self.strategy = strategy
         self.seen: list[tuple[str, str, int]] = []  # method, path, status
         self.token_forms: list[dict[str, str]] = []
+        self.challenges: list[str] = []  # every 401's WWW-Authenticate, as the server sent it
+        # Each POST to /mcp: its JSON-RPC method, the headers that carry the protocol's state, the status.
+        self.rpc: list[tuple[str, dict[str, str], int]] = []
+        self.list_results: list[dict[str, Any]] = []  # each tools/list result, as the server sent it
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         url = request.url
@@ -66,6 +73,9 @@ class Loopback(httpx2.AsyncBaseTransport):
         if url.path == "/auth/api/oidc/token":
             body = (await request.aread()).decode()
             self.token_forms.append({k: v[0] for k, v in parse_qs(body).items()})
+        rpc_method = ""
+        if request.method == "POST" and url.path == "/mcp":
+            rpc_method = json.loads(await request.aread()).get("method", "")
         # A copy: the SDK sends the same request object again after it signed in.
         routed = httpx2.Request(
             request.method,
@@ -77,6 +87,15 @@ class Loopback(httpx2.AsyncBaseTransport):
         routed.headers["Host"] = HOSTNAME
         response = await self.inner.handle_async_request(routed)
         self.seen.append((request.method, url.path, response.status_code))
+        if response.status_code == 401:
+            self.challenges.append(response.headers.get("www-authenticate", ""))
+        if rpc_method:
+            state = {k: request.headers[k] for k in ("mcp-session-id", "mcp-protocol-version") if k in request.headers}
+            self.rpc.append((rpc_method, state, response.status_code))
+        if rpc_method == "tools/list" and response.status_code == 200:
+            await response.aread()
+            self.list_results.append(_rpc_result(response))
+            response = await self._rebuilt(response)
         return await self._hide(url.path, response)
 
     async def _hide(self, path: str, response: httpx2.Response) -> httpx2.Response:
@@ -105,6 +124,15 @@ class Loopback(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _rpc_result(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON-RPC result of a response, sent as JSON or as one server-sent event."""
+    text = response.content.decode()
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        return json.loads(text).get("result", {})
+    events = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
+    return next((e["result"] for e in events if "result" in e), {})
 
 
 class Memory:
@@ -246,6 +274,18 @@ def expected_tools(deployer: Deployer, client_id: str, user: str) -> list[str]:
     return sorted(t.split("/", 1)[1] for t in granted_tools(stack, client, person))
 
 
+def expected_lifespan(deployer: Deployer, client_id: str) -> float:
+    """How long the client's access tokens live, from the model alone (its own, or the stack's)."""
+    described = json.loads(deployer.mcpgate("describe", str(deployer.inventory())).stdout)[0]
+    stack = load_stack(described["host"], described["mcpgate"])
+    return duration_seconds(stack.client_lifespans(next(c for c in stack.clients if c.id == client_id))[0])
+
+
+def _lifetime(token: OAuthToken) -> int:
+    claims = _claims(token)
+    return claims["exp"] - claims["iat"]
+
+
 def _claims(token: OAuthToken) -> dict[str, Any]:
     import base64
 
@@ -273,13 +313,20 @@ def test_claude_ai_connects_through_the_whole_path(stack_up: Deployer, caplog: p
     (url,) = conn.person.authorize_urls
     qs = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert qs["code_challenge_method"] == "S256" and qs["resource"] == RESOURCE
-    assert qs["scope"].split() == ["notes:read", "notes:write", "offline_access"]  # the challenge's
+    # The challenge's scopes, and offline_access, which the challenge no longer names (MCP 2026-07-28):
+    # the SDK adds it because Authelia's metadata lists it.
+    (challenge,) = conn.transport.challenges
+    assert 'scope="notes:read notes:write"' in challenge, challenge
+    assert qs["scope"].split() == ["notes:read", "notes:write", "offline_access"]
     (form,) = conn.transport.token_forms
     assert form["client_secret"] == stack_up.store_file("clients/claude-ai.secret")  # client_secret_post
     assert conn.storage.tokens is not None
     claims = _claims(conn.storage.tokens)
     assert claims["client_id"] == "claude-ai" and claims["sub"] == stack_up.store_file("users/alice.sub")
     assert RESOURCE in claims["aud"]
+    # Claude's client: its access tokens live 8 hours (Claude refreshes late), Authelia's custom lifespan.
+    assert _lifetime(conn.storage.tokens) == expected_lifespan(stack_up, "claude-ai") == 8 * 3600
+    assert conn.storage.tokens.refresh_token  # offline_access: the SDK added it (see the scope above)
     # The session is ended cleanly (the SDK warns unless the DELETE answers 200, 204 or 405).
     assert ("DELETE", "/mcp", 204) in seen
     assert not [r for r in caplog.records if "termination failed" in r.getMessage()], caplog.text
@@ -357,6 +404,8 @@ def test_a_restricted_client_connects_and_sees_only_its_tools(stack_up: Deployer
     assert refused["write"] == "Unknown tool: write"  # the gateway's answer to a tool it does not allow
     # It asked for, and was granted, every scope: the limit is the gateway's.
     assert {"notes:read", "notes:write"} <= set(_claims(conn.storage.tokens)["scp"])
+    # A client without lifespans of its own: the stack's (1 hour).
+    assert _lifetime(conn.storage.tokens) == expected_lifespan(stack_up, "mcp-inspector") == 3600
 
 
 def test_two_people_get_two_tool_lists(stack_up: Deployer) -> None:
@@ -397,3 +446,223 @@ def test_a_client_whose_limits_shrink_loses_the_dropped_tools(stack_up: Deployer
     finally:
         restored = stack_up.deploy()
         assert restored.returncode == 0, restored.output[-4000:]
+
+
+# --- MCP 2026-07-28: stateless (server/discover, no initialize, no session id) -------------------
+# Claude's hosted runtime still runs the handshake (the tests above); the SDK's own default client
+# (`mcp.Client`, mode "auto") probes server/discover and takes 2026-07-28 where the server speaks it.
+# Each test walks one long flow (both modes, both clients, two people...) rather than many items.
+
+MODERN = "2026-07-28"
+MODES = ("auto", MODERN)  # the SDK's default, and the version pinned (no probe at all)
+T = TypeVar("T")
+
+
+def _provider(deployer: Deployer, client_id: str, person: Person) -> tuple[Memory, OAuthClientProvider]:
+    info = _client_info(deployer, client_id)
+    storage = Memory(info)
+    metadata = OAuthClientMetadata(
+        redirect_uris=info.redirect_uris,
+        token_endpoint_auth_method=info.token_endpoint_auth_method,
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        client_name=client_id,
+    )
+    return storage, OAuthClientProvider(RESOURCE, metadata, storage, person.open, person.come_back)
+
+
+@dataclass
+class Modern:
+    """The SDK's `mcp.Client` in ``mode`` as ``client_id`` for ``person``: what it keeps (tokens)
+    lives as long as this object, across connections."""
+
+    deployer: Deployer
+    client_id: str
+    person: Person
+    mode: str
+    strategy: Strategy = Strategy.CHALLENGE
+
+    def __post_init__(self) -> None:
+        self.storage, self.provider = _provider(self.deployer, self.client_id, self.person)
+        self.transport = Loopback(self.strategy)
+
+    def run(self, body: Callable[[Client], Awaitable[T]]) -> T:
+        async def go() -> T:
+            async with (
+                httpx2.AsyncClient(transport=self.transport, auth=self.provider, timeout=60) as http,
+                Client(streamable_http_client(RESOURCE, http_client=http), mode=self.mode) as client,
+            ):
+                return await body(client)
+
+        return anyio.run(go)
+
+    def methods(self) -> list[str]:
+        """The JSON-RPC methods it sent that were answered (not refused with 401/403)."""
+        return [m for m, _, status in self.transport.rpc if status not in (401, 403)]
+
+
+async def _tools(client: Client) -> list[str]:
+    return sorted(t.name for t in (await client.list_tools(cache_mode="bypass")).tools)
+
+
+async def _search(client: Client) -> str:
+    found = await client.call_tool("search", {"query": "gateway"})
+    return " ".join(getattr(c, "text", "") for c in found.content)
+
+
+async def _refused(client: Client, tool: str) -> str:
+    with pytest.raises(MCPError) as err:
+        await client.call_tool(tool, {"path": "x.md", "content": "not allowed"})
+    return str(err.value)
+
+
+def _restart(service: str) -> None:
+    """Restart one of the test stack's containers and wait until it answers again."""
+    name = name_of(service)
+    docker("restart", "-t", "5", name)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if service == "agentgateway":  # through the ingress, as a client would reach it
+            probe = httpx.get(
+                f"http://127.0.0.1:{INGRESS_PORT}/.well-known/oauth-protected-resource/mcp",
+                headers={"Host": HOSTNAME},
+                timeout=5,
+            )
+            if probe.status_code == 200:
+                return
+        else:  # a backend has no port on the host: ask from inside it
+            port = "import socket; socket.create_connection(('127.0.0.1', 8080), 1)"
+            if docker("exec", name, "python3", "-c", port, check=False).returncode == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} did not answer within 60 s of its restart")
+
+
+def _check_modern(conn: Modern) -> None:
+    """It spoke 2026-07-28: no initialize, no session id, the version on every request; it probed
+    server/discover first in mode auto, and nothing in a pinned mode."""
+    methods = conn.methods()
+    assert "initialize" not in methods, methods
+    assert methods[0] == ("server/discover" if conn.mode == "auto" else "tools/list"), methods
+    if conn.mode != "auto":
+        assert "server/discover" not in methods, methods
+    for method, state, _ in conn.transport.rpc:
+        assert "mcp-session-id" not in state, (method, state)
+        assert state.get("mcp-protocol-version") == MODERN, (method, state)
+    # A per-person tool list: never cached for another person, and not reused.
+    assert conn.transport.list_results, "no tools/list answered"
+    for result in conn.transport.list_results:
+        assert result.get("cacheScope") == "private" and result.get("ttlMs") == 0, {
+            k: v for k, v in result.items() if k != "tools"
+        }
+
+
+async def _whole_session(client: Client, provider: OAuthClientProvider) -> dict[str, Any]:
+    """List and search; list again with the access token expired (a refresh); then restart
+    agentgateway, and then the notes backend, each time listing and searching again."""
+    seen: dict[str, Any] = {"version": client.protocol_version}
+    seen["tools"] = await _tools(client)
+    seen["search"] = await _search(client)
+    provider.context.token_expiry_time = 1  # expired (0 would mean "never")
+    seen["refreshed"] = await _tools(client)
+    for service in ("agentgateway", "backend-notes"):
+        await anyio.to_thread.run_sync(_restart, service)
+        seen[f"after {service}"] = (await _tools(client), await _search(client))
+    return seen
+
+
+def test_the_sdk_client_speaks_2026_07_28_through_the_whole_path(stack_up: Deployer) -> None:
+    """Both modes (auto, the version pinned), the unrestricted and the restricted client, two
+    people, a refresh, and a restart of agentgateway and of the notes backend in the middle."""
+    alice, bob = _person(stack_up, "alice"), _person(stack_up, "bob")  # one browser each, kept
+    for mode in MODES:
+        # Alice with Claude's client: every tool her groups grant; a refresh mid-session; restarts.
+        conn = Modern(stack_up, "claude-ai", alice, mode)
+        seen = conn.run(functools.partial(_whole_session, provider=conn.provider))
+        assert seen["version"] == MODERN, mode
+        assert seen["tools"] == expected_tools(stack_up, "claude-ai", "alice") == ["delete", "read", "search", "write"]
+        assert "gateway.md" in seen["search"]
+        _check_modern(conn)
+        # offline_access: not in the server's challenge, but the SDK adds it from Authelia's
+        # metadata, is granted a refresh token, and refreshes with it.
+        assert conn.transport.challenges and all("offline_access" not in c for c in conn.transport.challenges)
+        (url,) = alice.authorize_urls[-1:]
+        assert "offline_access" in parse_qs(urlsplit(url).query)["scope"][0].split()
+        first, refreshed = conn.storage.all_tokens
+        assert first.refresh_token and first.access_token != refreshed.access_token, mode
+        assert conn.transport.token_forms[-1]["grant_type"] == "refresh_token"
+        assert _lifetime(first) == _lifetime(refreshed) == expected_lifespan(stack_up, "claude-ai")  # refreshed too
+        assert seen["refreshed"] == seen["tools"]
+        for service in ("agentgateway", "backend-notes"):
+            tools, search = seen[f"after {service}"]
+            assert tools == seen["tools"] and "gateway.md" in search, (mode, service)
+
+        # Bob with Claude's client: only what his group grants.
+        bob_claude = Modern(stack_up, "claude-ai", bob, mode)
+        assert bob_claude.run(_tools) == expected_tools(stack_up, "claude-ai", "bob") == ["read", "search"]
+        _check_modern(bob_claude)
+
+        # Alice with the restricted client: its limit, though she may write, and write refused.
+        async def restricted(client: Client) -> tuple[list[str], str, str]:
+            return await _tools(client), await _search(client), await _refused(client, "write")
+
+        inspector = Modern(stack_up, "mcp-inspector", alice, mode)
+        tools, search, refused = inspector.run(restricted)
+        assert tools == expected_tools(stack_up, "mcp-inspector", "alice") == ["read", "search"]
+        assert "gateway.md" in search and refused == "Unknown tool: write"
+        _check_modern(inspector)
+
+
+def _scopeless_token(deployer: Deployer, person: Person) -> OAuthToken:
+    """A token of Claude's client that carries none of the server's scopes (only openid and
+    offline_access), got by hand: what a client holds that signed in before the server had scopes."""
+    flow = Flow(person.session, "claude-ai", "openid offline_access", resource=RESOURCE)
+    code = login(flow, person.name, person.password, person.seed)
+    r = flow.token(code, deployer.store_file("clients/claude-ai.secret"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert not {"notes:read", "notes:write"} & set(body["scope"].split()), body["scope"]
+    return OAuthToken(
+        access_token=body["access_token"],
+        token_type="Bearer",
+        expires_in=body["expires_in"],
+        refresh_token=body.get("refresh_token"),
+        scope=body["scope"],
+    )
+
+
+async def _step_up_outcome(client: Client) -> tuple[str, list[str]]:
+    return client.protocol_version, await _tools(client)
+
+
+def test_a_scopeless_token_steps_up_in_2026_07_28(stack_up: Deployer) -> None:
+    """A token with none of the server's scopes is refused with the step-up challenge at tools/list;
+    the SDK signs the person in again for the server's scopes and connects in 2026-07-28. Two ways to
+    hold one: a token kept from before (both modes), and a sign-in that asked for no scope at all
+    (mode auto: its first request, server/discover, is the one retried right after that sign-in, and
+    goes through like initialize; refused there, the SDK fell back to the handshake, measured)."""
+    alice = _person(stack_up, "alice")
+    granted = expected_tools(stack_up, "claude-ai", "alice")
+    for mode in MODES:
+        held = Modern(stack_up, "claude-ai", alice, mode)
+        held.storage.tokens = _scopeless_token(stack_up, alice)
+        sign_ins = len(alice.authorize_urls)
+        assert held.run(_step_up_outcome) == (MODERN, granted), mode
+        # The first request (server/discover in mode auto) goes through; tools/list is refused, and
+        # the SDK steps up there.
+        answered = [(m, s) for m, _, s in held.transport.rpc]
+        refused_at = answered.index(("tools/list", 403))
+        assert answered[:refused_at] == ([("server/discover", 200)] if mode == "auto" else []), answered
+        assert len(alice.authorize_urls) == sign_ins + 1, "no step-up sign-in"
+        again = parse_qs(urlsplit(alice.authorize_urls[-1]).query)["scope"][0].split()
+        assert {"notes:read", "notes:write"} <= set(again), again
+        _check_modern(held)
+
+    fresh = Modern(stack_up, "claude-ai", alice, "auto", Strategy.NONE)
+    sign_ins = len(alice.authorize_urls)
+    assert fresh.run(_step_up_outcome) == (MODERN, granted), fresh.transport.rpc
+    first = parse_qs(urlsplit(alice.authorize_urls[sign_ins]).query).get("scope", [""])[0].split()
+    assert not {"notes:read", "notes:write"} & set(first), first
+    assert ("tools/list", 403) in [(m, s) for m, _, s in fresh.transport.rpc]
+    assert len(alice.authorize_urls) == sign_ins + 2
+    _check_modern(fresh)

@@ -128,6 +128,33 @@ def test_check_local_inventory(store: Path, healthy: Path) -> None:
     ) in r.stdout.splitlines()
 
 
+def test_check_warns_about_an_unproven_pin(store: Path, tmp_path: Path) -> None:
+    """An image pinned to another version than the proven one deploys, but check says so."""
+    inventory = tmp_path / "pinned.py"
+    inventory.write_text(
+        f"import runpy\nlocal = runpy.run_path({LOCAL!r})['local']\n"
+        "local[0][1]['mcpgate']['images']['agentgateway'] = 'cr.agentgateway.dev/agentgateway:v1.6.0'\n"
+    )
+    r = run("check", str(inventory), secrets=store)
+    assert r.returncode == 0, r.stderr
+    (warning,) = [line for line in r.stdout.splitlines() if line.startswith("   warning: ")]
+    assert "images.agentgateway: cr.agentgateway.dev/agentgateway:v1.6.0 is not the version" in warning
+    assert "agentgateway#2993" in warning and "nbf" in warning
+    assert "warning" not in run("check", LOCAL, secrets=store).stdout  # the proven pins: no warning
+
+
+def test_a_known_bad_authelia_pin_is_refused_with_the_reason(store: Path, tmp_path: Path) -> None:
+    inventory = tmp_path / "bad.py"
+    inventory.write_text(
+        f"import runpy\nlocal = runpy.run_path({LOCAL!r})['local']\n"
+        "local[0][1]['mcpgate']['images']['authelia'] = 'authelia/authelia:4.39.21'\n"
+    )
+    assert_user_error(
+        run("check", str(inventory), secrets=store), "images.authelia", "4.39.21 breaks this stack", "authelia#12970"
+    )
+    assert not store.exists()  # nothing made
+
+
 def test_missing_backend_token_is_a_clear_error(store: Path) -> None:
     r = run("check", HOME, secrets=store)
     assert_user_error(r, "home-assistant-token", "mcpgate secrets set")

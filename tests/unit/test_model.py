@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mcpgate.errors import InventoryError
-from mcpgate.model import _DURATION, duration_seconds, load_stack
+from mcpgate.model import _DURATION, PROVEN_IMAGES, duration_seconds, load_stack, pin_warnings
 from mcpgate.render import render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 from mcpgate.validate import authelia_config, reference_dir, validate_rendered
@@ -164,9 +164,24 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
         ["backends[0].image", "has no tag"],
     ),
     (
-        "authelia-wrong-version",
+        "authelia-known-bad-4.39.22",
         _set("images", {"authelia": "authelia/authelia:4.39.22"}),
-        ["images.authelia", "4.39.20", "break MCP clients"],
+        ["images.authelia", "Authelia 4.39.22 breaks this stack", "RFC 8707", "authelia#12970", "authelia#12973"],
+    ),
+    (
+        "authelia-known-bad-4.39.21",
+        _set("images", {"authelia": "authelia/authelia:v4.39.21"}),
+        ["images.authelia", "4.39.21 breaks", "exact strings (authelia#12984, fixed by authelia#12992)"],
+    ),
+    (
+        "authelia-not-4.39",
+        _set("images", {"authelia": "authelia/authelia:4.38.17"}),
+        ["images.authelia", "written for Authelia 4.39", "authelia/authelia:4.39.20"],
+    ),
+    (
+        "authelia-floating-minor",
+        _set("images", {"authelia": "authelia/authelia:4.39"}),
+        ["images.authelia", "pin a 4.39 patch release"],
     ),
     (
         "backend-image-and-url",
@@ -395,6 +410,26 @@ BAD_INPUTS: list[tuple[str, Mutation, list[str]]] = [
     ("duration-negative", _set("refresh_token_lifespan", -5), ["refresh_token_lifespan", "lasts no time at all"]),
     ("duration-float", _set("access_token_lifespan", 1.5), ["access_token_lifespan: 1.5 is not a duration"]),
     ("duration-bool", _set("access_token_lifespan", True), ["access_token_lifespan: True is not a duration"]),
+    (
+        "client-access-token-forever",
+        _set("clients.0.access_token_lifespan", "forever"),
+        ["clients[0].access_token_lifespan: 'forever' is not a duration", '"1h"', "whole seconds"],
+    ),
+    (
+        "client-refresh-token-zero",
+        _set("clients.0.refresh_token_lifespan", 0),
+        ["clients[0].refresh_token_lifespan: 0 seconds lasts no time at all"],
+    ),
+    (
+        "client-access-outlives-refresh",
+        _set("clients.0.access_token_lifespan", "40d"),
+        ["clients[0] (claude-ai): the access tokens of client 'claude-ai' would live '40d'", "refresh tokens ('30d')"],
+    ),
+    (
+        "stack-access-outlives-refresh",
+        _both(_set("access_token_lifespan", "2 weeks"), _set("refresh_token_lifespan", "1 week")),
+        ["access_token_lifespan: the access tokens of client 'claude-ai' would live '2 weeks'", "('1 week')"],
+    ),
     (
         "consent-duration-words",
         _set("clients.0.consent_duration", "a week"),
@@ -733,7 +768,10 @@ def test_derived_urls(stack_data: dict[str, Any]) -> None:
     stack = load_stack("gateway.lan", stack_data)
     assert stack.issuer == "https://mcp-gateway.example-tailnet.ts.net/auth"
     assert stack.resource == "https://mcp-gateway.example-tailnet.ts.net/mcp"
-    assert stack.scopes_supported == ["notes:read", "notes:write", "home:control", "offline_access"]
+    # MCP 2026-07-28: offline_access is not advertised by the resource server (clients add it from
+    # Authelia's metadata), though every client may still ask for it.
+    assert stack.scopes_supported == ["notes:read", "notes:write", "home:control"]
+    assert "offline_access" in stack.registered_scopes
 
 
 def test_disabled_backend_scopes_are_not_advertised(stack_data: dict[str, Any]) -> None:
@@ -800,6 +838,35 @@ def test_a_tag_may_carry_its_digest(stack_data: dict[str, Any], field: str, imag
     assert getattr(load_stack("h", stack_data).images, field) == image
 
 
+def test_images_default_to_the_proven_versions_and_warn_about_none(stack_data: dict[str, Any]) -> None:
+    images = load_stack("h", stack_data).images
+    assert images.model_dump() == PROVEN_IMAGES
+    assert pin_warnings(images) == []
+    stack_data["images"] = {"agentgateway": f"cr.agentgateway.dev/agentgateway:v1.4.1{DIGEST}"}
+    assert pin_warnings(load_stack("h", stack_data).images) == []  # the proven tag, its bytes pinned too
+
+
+@pytest.mark.parametrize(
+    ("field", "image", "says", "not_says"),
+    [
+        ("redis", "redis:7.4.3-alpine", ["images.redis", "(7.4.2-alpine): unproven"], ["re-check"]),
+        ("authelia", "authelia/authelia:4.39.28", ["(4.39.20): unproven", "#12973, #12992"], []),
+        ("authelia", "authelia/authelia:4.39.19", ["(4.39.20): unproven"], ["re-check"]),
+        ("agentgateway", "ghcr.io/agentgateway/agentgateway:v1.5.2", ["agentgateway#2993"], ["nbf"]),
+        ("agentgateway", f"cr.agentgateway.dev/agentgateway:v1.6.0{DIGEST}", ["#2993", "nbf with 60 s"], []),
+        ("ingress", "caddy:2.10.0-alpine", ["images.ingress", "unproven", "day-one test"], []),
+    ],
+)
+def test_another_pin_is_allowed_and_warned_about(
+    stack_data: dict[str, Any], field: str, image: str, says: list[str], not_says: list[str]
+) -> None:
+    stack_data["images"] = {field: image}
+    (warning,) = pin_warnings(load_stack("h", stack_data).images)
+    assert image in warning and "re-run the e2e suite" in warning, warning
+    assert all(s in warning for s in says), warning
+    assert not any(s in warning for s in not_says), warning
+
+
 def test_a_build_base_may_carry_its_digest(stack_data: dict[str, Any]) -> None:
     stack_data["backends"][0]["base_image"] = f"python:3.12.14-slim-bookworm{DIGEST}"
     assert load_stack("h", stack_data).backends[0].base_image.endswith(DIGEST)
@@ -810,8 +877,8 @@ def test_a_build_base_may_carry_its_digest(stack_data: dict[str, Any]) -> None:
     [
         ("redis", "redis:7.4.2@sha256:abc", "64 hex characters, this one has 3"),
         ("redis", f"redis:latest{DIGEST}", "not 'latest'"),
-        ("authelia", f"authelia/authelia:4.39.22{DIGEST}", "4.39.20 tag"),
-        ("authelia", f"authelia/authelia{DIGEST}", "4.39.20 tag"),
+        ("authelia", f"authelia/authelia:4.39.22{DIGEST}", "breaks this stack"),
+        ("authelia", f"authelia/authelia{DIGEST}", "pin a 4.39 patch release by its tag"),
     ],
 )
 def test_bad_digest_pins_are_refused(stack_data: dict[str, Any], field: str, image: str, message: str) -> None:
@@ -887,10 +954,34 @@ def test_paths_are_normalised(stack_data: dict[str, Any]) -> None:
 )
 def test_durations_in_authelias_syntax_are_accepted(stack_data: dict[str, Any], value: Any, seconds: float) -> None:
     stack_data["access_token_lifespan"] = value
+    stack_data["refresh_token_lifespan"] = "2y"  # a refresh token outlives the access token it renews
     lifespan = load_stack("h", stack_data).access_token_lifespan
     assert duration_seconds(lifespan) == seconds
     # A bare number becomes whole seconds, which Authelia's schema takes as an integer.
     assert lifespan == (int(value) if str(value).isdigit() else value)
+
+
+def test_token_lifespans_per_client(stack_data: dict[str, Any]) -> None:
+    """A client's own lifespans win; otherwise the stack's, except that Claude's client (it refreshes
+    late) gets an access token of at least 8 hours."""
+    stack_data["clients"].append(dict(INSPECTOR))
+    stack = load_stack("h", stack_data)
+    claude, inspector = stack.clients
+    assert stack.client_lifespans(claude) == ("8h", "30d")
+    assert stack.client_lifespans(inspector) == ("1h", "30d")
+    assert stack.longest_access_token_lifespan == "8h"
+
+    stack_data["access_token_lifespan"] = "12h"  # the stack's, longer than Claude's default: kept
+    stack_data["clients"][1]["access_token_lifespan"] = "2 days"
+    stack_data["clients"][1]["refresh_token_lifespan"] = 3 * 86400
+    stack = load_stack("h", stack_data)
+    claude, inspector = stack.clients
+    assert stack.client_lifespans(claude) == ("12h", "30d")
+    assert stack.client_lifespans(inspector) == ("2 days", 3 * 86400)
+    assert stack.longest_access_token_lifespan == "2 days"
+
+    stack_data["clients"][0]["access_token_lifespan"] = "30 minutes"  # Claude's, set: as given
+    assert load_stack("h", stack_data).client_lifespans(load_stack("h", stack_data).clients[0])[0] == "30 minutes"
 
 
 def test_the_duration_pattern_is_authelias() -> None:

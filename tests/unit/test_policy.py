@@ -244,4 +244,27 @@ def test_a_token_with_none_of_the_servers_scopes_is_recognised(stack: Stack, scp
     assert cel.evaluate(lacks_server_scope(stack), {"jwt": jwt}) is lacking
     # the whole rule (json() is agentgateway's own; the end-to-end tests run it there)
     assert no_usable_scope(stack).endswith(lacks_server_scope(stack))
-    assert "json(request.body).method != 'initialize'" in no_usable_scope(stack)
+
+
+@pytest.mark.parametrize(
+    ("method", "scp", "refused"),
+    [
+        ("initialize", ["openid"], False),  # the handshake's first request
+        ("server/discover", ["openid"], False),  # 2026-07-28's first request
+        ("tools/list", ["openid"], True),
+        ("tools/call", [], True),
+        ("tools/list", ["notes:read"], False),
+        ("server/discover", ["notes:read"], False),
+    ],
+)
+def test_the_no_scope_rule_lets_each_eras_first_request_through(
+    stack: Stack, method: str, scp: list[str], refused: bool
+) -> None:
+    """The whole rule on a real CEL engine; json() is agentgateway's own, so the parsed body stands in
+    for it (the end-to-end tests run the rule itself in agentgateway)."""
+    from mcpgate.policy import no_usable_scope
+
+    rule = no_usable_scope(stack)
+    assert rule.count("json(request.body)") == 1
+    context = {"request": {"path": "/mcp"}, "body": {"method": method}, "jwt": {"scp": scp}}
+    assert cel.evaluate(rule.replace("json(request.body)", "body"), context) is refused

@@ -100,6 +100,42 @@ def test_authelia_configuration(rendered: Rendered, stack: Stack, secrets: Stack
     assert "offline_access" in client["scopes"] and "openid" in client["scopes"]
     assert set(stack.scopes) <= set(client["scopes"])
     assert client["authorization_policy"] == "two_factor"
+    # Claude's client refreshes late: its access tokens live 8 hours (the stack's 1 hour otherwise).
+    assert oidc["lifespans"]["access_token"] == "1h" and oidc["lifespans"]["refresh_token"] == "30d"
+    assert client["lifespan"] == "claude-ai"
+    assert oidc["lifespans"]["custom"] == {"claude-ai": {"access_token": "8h", "refresh_token": "30d"}}
+
+
+def test_each_client_gets_its_own_token_lifespans(stack_data: dict[str, Any], tmp_path: Path) -> None:
+    """A client's own lifespans become an Authelia custom lifespan named after it; a client with
+    the stack's own gets none (Authelia's global lifespans apply)."""
+    stack_data["clients"][0]["access_token_lifespan"] = "1 day"
+    stack_data["clients"][0]["refresh_token_lifespan"] = 7776000
+    stack_data["clients"].append(
+        {"id": "cli", "name": "CLI", "redirect_uris": ["http://127.0.0.1:7777/cb"], "auth_method": "none"}
+    )
+    stack_data["clients"].append(
+        {
+            "id": "short",
+            "name": "Short",
+            "redirect_uris": ["http://127.0.0.1:7778/cb"],
+            "auth_method": "none",
+            "access_token_lifespan": "5 minutes",
+        }
+    )
+    stack = load_stack("gateway.lan", stack_data)
+    store = SecretStore.for_host(tmp_path / "secrets", "gateway.lan")
+    store.set("tokens/home-assistant-token", "x")
+    oidc = authelia_config(render_stack(stack, StackSecrets(store, stack)))["identity_providers"]["oidc"]
+    assert oidc["lifespans"]["custom"] == {
+        "claude-ai": {"access_token": "1 day", "refresh_token": 7776000},
+        "short": {"access_token": "5 minutes", "refresh_token": "30d"},
+    }
+    by_id = {c["client_id"]: c for c in oidc["clients"]}
+    assert by_id["claude-ai"]["lifespan"] == "claude-ai" and by_id["short"]["lifespan"] == "short"
+    assert "lifespan" not in by_id["cli"]
+    if REF is not None:
+        validate_rendered(render_stack(stack, StackSecrets(store, stack)), REF)
 
 
 def test_authelia_secrets_are_files_never_inline(rendered: Rendered) -> None:
@@ -149,7 +185,7 @@ def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
     assert authn["jwks"] == {"file": "/config/jwks.json"}
     assert authn["resourceMetadata"]["resource"] == stack.resource
     advertised = authn["resourceMetadata"]["scopesSupported"]
-    assert advertised == ["notes:read", "notes:write", "home:control", "offline_access"]
+    assert advertised == ["notes:read", "notes:write", "home:control"]  # no offline_access (MCP 2026-07-28)
     assert "jwtAuth" not in route["policies"]
     targets = {t["name"]: t for t in route["backends"][0]["mcp"]["targets"]}
     assert targets["notes"]["mcp"]["host"] == "http://notes:8080/mcp"
@@ -231,6 +267,16 @@ def test_ingress_drops_every_client_forwarding_header(ingress: tuple[Stack, str]
 
 def _site(caddy: str) -> str:
     return caddy.split("\n:8080 {\n", 1)[1].split("\n}\n", 1)[0]
+
+
+def test_ingress_challenges_name_the_servers_scopes_without_offline_access(ingress: tuple[Stack, str]) -> None:
+    """MCP 2026-07-28 (authorization): a server SHOULD NOT put offline_access in the 401 challenge's
+    scope; the step-up challenge names the same scopes."""
+    _, caddyfile = ingress
+    scopes = re.findall(r'scope=\\?"([^"\\]*)\\?"', caddyfile)
+    assert len(scopes) == 2, scopes  # the 401 and the step-up challenge
+    assert all(s.split() == ["notes:read", "notes:write", "home:control"] for s in scopes), scopes
+    assert "offline_access" not in caddyfile
 
 
 def test_ingress_checks_a_request_before_routing_it(ingress: tuple[Stack, str]) -> None:
