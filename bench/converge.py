@@ -725,6 +725,8 @@ def rss_mib(b: Bench) -> dict[str, float]:
     RSS as ``docker top`` reads it from the host (page cache not counted, unlike docker stats)."""
     out = {}
     for name in docker("ps", "--format", "{{.Names}}", "--filter", f"label={LABEL_STACK}={b.name}").stdout.split():
+        if not name.startswith(f"{b.name}-"):
+            continue  # a load client (unnamed), not a service
         lines = docker("top", name, "-o", "pid,rss").stdout.strip().splitlines()[1:]
         out[name.removeprefix(b.name + "-")] = sum(int(line.split()[1]) for line in lines) / 1024
     return out
