@@ -1,7 +1,10 @@
 """Read a pyinfra inventory the way pyinfra does, and validate each host's ``mcpgate`` data.
 
 Using pyinfra's own loader means group_data and host data merge exactly as they will during the
-deploy, so ``mcpgate check`` and ``pyinfra ... deploy.py`` can never see different stacks.
+deploy, so ``mcpgate check`` and ``pyinfra ... deploy.py`` can never see different stacks. A plain
+inventory file (the common case: groups of hosts and their data, no group_data folder) is read
+without importing pyinfra, in pyinfra's order; tests/unit/test_inventory_load.py holds that reader to
+pyinfra's answer, and anything else goes to pyinfra's loader.
 """
 
 from __future__ import annotations
