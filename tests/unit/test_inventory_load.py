@@ -202,12 +202,15 @@ def test_the_example_inventories_read_as_pyinfra_reads_them(name: str, monkeypat
 
 def test_check_and_render_do_not_import_pyinfra_or_the_cel_repl(tmp_path: Path) -> None:
     """Half of their time was importing these (issue 26); the deploy still uses pyinfra."""
+    inv, store, out = str(PROJECT_ROOT / "inventory" / "local.py"), str(tmp_path), str(tmp_path / "out")
     code = (
         "import sys, io, contextlib\n"
         "from mcpgate.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    main(['check', {str(PROJECT_ROOT / 'inventory' / 'local.py')!r}, '--secrets', {str(tmp_path)!r}])\n"
-        "print(sorted(m for m in ('pyinfra', 'paramiko', 'prompt_toolkit', 'rich') if m in sys.modules))\n"
+        f"    codes = [main(['check', {inv!r}, '--secrets', {store!r}]),\n"
+        f"             main(['render', {inv!r}, '--secrets', {store!r}, '--out', {out!r}])]\n"
+        "print(codes, sorted(m for m in ('pyinfra', 'paramiko', 'prompt_toolkit', 'rich') if m in sys.modules))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
-    assert r.stdout.strip() == "[]"
+    assert r.stdout.strip() == "[0, 0] []"
+    assert (tmp_path / "out" / "@local" / "agentgateway").is_dir()
