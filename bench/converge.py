@@ -55,7 +55,7 @@ RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 HOSTNAME = "mcp-gateway.home.test"
 INVENTORY_HOST = "127.0.0.1"  # the inventory's host name with MCPGATE_SSH_PORT set (the store's folder)
 DEFAULT_GATEWAY_IMAGE = "mcpgate-local/agentgateway:v1.4.1"
-SECTIONS = ("floor", "cold", "noop", "change", "requests", "scale", "cli")
+SECTIONS = ("floor", "cold", "noop", "change", "memory", "requests", "scale", "cli")
 DEPLOY_TIMEOUT = 1800
 
 # The one-scope change: "read" moves from notes:read to notes:write, and back on the next run.
@@ -77,12 +77,12 @@ class Proc:
     cpu: float
 
 
-def run_timed(cmd: list[str], env: dict[str, str], timeout: float) -> Proc:
+def run_timed(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path = PROJECT_ROOT) -> Proc:
     """Run ``cmd`` in the project root; its wall time, and its CPU time from wait4 (its own and
     that of every descendant it waited for, e.g. ssh), not this process's."""
     with tempfile.TemporaryFile() as out:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
@@ -131,6 +131,7 @@ class Row:
     goal: str = ""
     verdict: str = ""  # PASS, MISS, or "" without a goal
     note: str = ""
+    load: str = ""  # the 1-minute load average when its section started -> ended
 
     @property
     def median(self) -> float | None:
@@ -270,8 +271,9 @@ class Bench:
             raise BenchError(f"deploy of {inventory.name} failed (exit {run.proc.returncode}):\n{run.tail()}")
         return run
 
-    def mcpgate(self, *args: str) -> Proc:
-        return run_timed([sys.executable, "-m", "mcpgate", *args], self.env, 300)
+    def mcpgate(self, *args: str, checkout: Path = PROJECT_ROOT, env: dict[str, str] | None = None) -> Proc:
+        """``python -m mcpgate`` of ``checkout`` (its folder first on sys.path), with this venv."""
+        return run_timed([sys.executable, "-m", "mcpgate", *args], self.env | (env or {}), 300, cwd=checkout)
 
     def store_file(self, name: str) -> str:
         return (self.secrets_dir / INVENTORY_HOST / name).read_text()
@@ -463,24 +465,35 @@ def section_scale(b: Bench) -> list[Row]:
     return rows
 
 
-def section_cli(b: Bench) -> list[Row]:
-    """6. ``mcpgate check`` and ``mcpgate render`` on this machine, 1 and 20 backends."""
+def section_cli(b: Bench, baseline: Path | None = None) -> list[Row]:
+    """6. ``mcpgate check`` and ``mcpgate render`` on this machine, 1 and 20 backends: as a re-run
+    finds them (the record of passed checks, mcpgate/memo.py, in place), with that record off (as
+    the first run after the key or a config changed), and with a baseline checkout's CLI; run by
+    run in turn, so that all three share the machine's load."""
     rows = []
+    variants: dict[str, tuple[Path, dict[str, str]]] = {"": (PROJECT_ROOT, {})}
+    variants[" (memo off)"] = (PROJECT_ROOT, {"MCPGATE_NO_MEMO": "1"})
+    if baseline:
+        variants[" (baseline)"] = (baseline, {})
     for size in (1, 20):
         inventory = b.scaled(size)
         b.stub_root.mkdir(exist_ok=True)
         for command in ("check", "render"):
-            procs = []
+            procs: dict[str, list[Proc]] = {k: [] for k in variants}
             for i in range(b.runs):
-                out = b.workdir / f"render-{size}-{i}"
-                args = [command, str(inventory)] + (["--out", str(out)] if command == "render" else [])
-                proc = b.mcpgate(*args)
-                if proc.returncode != 0:
-                    raise BenchError(f"mcpgate {command} failed: {proc.output[-2000:]}")
-                shutil.rmtree(out, ignore_errors=True)
-                procs.append(proc)
-            label = f"mcpgate {command}, {size} backend{'s' if size > 1 else ''}"
-            rows.append(timed_row("6", f"{command}_{size}", label, procs))
+                for which, (checkout, env) in variants.items():
+                    out = b.workdir / f"render-{size}-{i}"
+                    args = [command, str(inventory)] + (["--out", str(out)] if command == "render" else [])
+                    proc = b.mcpgate(*args, checkout=checkout, env=env)
+                    if proc.returncode != 0:
+                        raise BenchError(f"mcpgate {command}{which} failed: {proc.output[-2000:]}")
+                    shutil.rmtree(out, ignore_errors=True)
+                    procs[which].append(proc)
+            for which in variants:
+                label = f"mcpgate {command}, {size} backend{'s' if size > 1 else ''}{which}"
+                key = f"{command}_{size}" + (f"_{which.strip(' ()').replace(' ', '_')}" if which else "")
+                note = str(baseline) if which == " (baseline)" else ""
+                rows.append(timed_row("6", key, label, procs[which], note=note))
     return rows
 
 
@@ -546,47 +559,275 @@ def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
+# The paths a load run can take. "chain" is the whole way (ingress, agentgateway, backend); each
+# other one leaves out the hops in front of it, so that the difference of two is one hop's cost.
+PATHS = {
+    "direct": "the backend alone",
+    "gateway_only": "agentgateway + backend",
+    "chain": "ingress + agentgateway + backend",
+    "canned": "the canned upstream alone",
+    "ingress_only": "ingress + canned upstream",
+}
+CANNED = Path(__file__).with_name("canned_mcp.py")
+
+
+def start_hop_stand(b: Bench) -> None:
+    """A second ingress (the stack's own image, command and rendered Caddyfile) in front of a canned
+    MCP upstream that answers as ``agentgateway:3000``, on a network of the bench's own: Caddy's
+    cost alone, with the same configuration, measured beside the real chain."""
+    net = b.container("hop")
+    docker("network", "create", "--internal", "--label", f"{LABEL_STACK}={b.name}", net)
+    cmd = ["run", "-d", "--name", b.container("hop-canned"), "--label", f"{LABEL_STACK}={b.name}"]
+    cmd += ["--network", net, "--network-alias", "agentgateway", "--read-only", "--cap-drop", "ALL"]
+    cmd += ["--user", "65534:65534", PYTHON_BASE, "python3", "-c", CANNED.read_text(), "3000"]
+    docker(*cmd)
+    real = json.loads(docker("inspect", b.container("ingress")).stdout)[0]
+    cfg, host = real["Config"], real["HostConfig"]
+    cmd = ["run", "-d", "--name", b.container("hop-ingress"), "--label", f"{LABEL_STACK}={b.name}"]
+    cmd += ["--network", net, "--network-alias", "hop-ingress"]
+    for bind in host.get("Binds") or []:
+        cmd += ["-v", bind]
+    for m in real.get("Mounts") or []:
+        if m["Type"] == "bind" and not host.get("Binds"):
+            cmd += ["--mount", f"type=bind,src={m['Source']},dst={m['Destination']},readonly"]
+    if cfg.get("User"):
+        cmd += ["--user", cfg["User"]]
+    if cfg.get("Entrypoint"):
+        cmd += ["--entrypoint", cfg["Entrypoint"][0]]
+    cmd += [cfg["Image"], *(cfg.get("Entrypoint") or [])[1:], *(cfg.get("Cmd") or [])]
+    docker(*cmd)
+    probe = ["exec", b.container("hop-ingress"), "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/healthz"]
+    deadline = time.monotonic() + 60
+    while docker(*probe, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise BenchError("the per-hop ingress did not answer its health endpoint within 60 s")
+        time.sleep(0.2)
+
+
 def section_requests(b: Bench, args: argparse.Namespace) -> list[Row]:
     """7. tools/call latency through ingress + agentgateway against straight to the backend, both
-    from a container on a stack network (the backend's network has no route from the host)."""
+    from a container on a stack network (the backend's network has no route from the host); and
+    per hop: agentgateway alone (on its own network, past the ingress) and the ingress alone (a
+    copy of it in front of a canned upstream), all in the same runs."""
     if not b.gateway_image:
         return [Row("7", "requests", "request overhead", "ms", note=f"skipped: {b.gateway_missing}")]
     b.converge(b.variant("wide_bucket", WIDE_BUCKET))
     token = access_token(b)
+    start_hop_stand(b)
     targets = {
-        "gateway": Target(f"{b.name}-edge", b.container("ingress"), INGRESS.port, HOSTNAME, token),
         "direct": Target(f"{b.name}-to-notes", "notes", 8080, "notes:8080", None),
+        "gateway_only": Target(f"{b.name}-gateway", "agentgateway", 3000, HOSTNAME, token),
+        "chain": Target(f"{b.name}-edge", b.container("ingress"), INGRESS.port, HOSTNAME, token),
+        "canned": Target(b.container("hop"), "agentgateway", 3000, HOSTNAME, None),
+        "ingress_only": Target(b.container("hop"), "hop-ingress", INGRESS.port, HOSTNAME, token),
     }
     levels = {1: args.calls, 16: args.calls_per_client}
     stats: dict[tuple[str, int, str], list[float]] = {}
     errors = 0
+    order = list(targets)
     for run in range(b.runs):
         for clients, calls in levels.items():
-            # Alternate which path goes first, so that neither always meets a warmer machine.
-            for name in ("direct", "gateway") if run % 2 == 0 else ("gateway", "direct"):
+            # Rotate which path goes first, so that none always meets a warmer machine.
+            shift = run % len(order)
+            for name in order[shift:] + order[:shift]:
                 report = load(b, targets[name], clients, calls, args.request_seconds)
                 errors += report["errors"]
                 for p in (50, 99):
                     stats.setdefault((name, clients, f"p{p}"), []).append(percentile(report["latencies_ms"], p))
+    for c in ("hop-ingress", "hop-canned"):
+        docker("rm", "-f", b.container(c), check=False)
+    docker("network", "rm", b.container("hop"), check=False)
     b.converge()  # back to the inventory as it is
     return request_rows(stats, levels, errors)
 
 
 def request_rows(stats: dict[tuple[str, int, str], list[float]], levels: dict[int, int], errors: int) -> list[Row]:
-    """The table's lines for section 7: each percentile per path and level, and the difference."""
+    """The table's lines for section 7: each percentile per path and level, the chain's cost over
+    the backend, and each hop's share (the difference of two paths, run by run)."""
     rows = []
+
+    def diff(a: str, b: str, clients: int, p: str) -> list[float]:
+        return [x - y for x, y in zip(stats[(a, clients, p)], stats[(b, clients, p)], strict=True)]
+
     for clients, calls in levels.items():
         count = f"{calls} calls" if clients == 1 else f"{clients}x{calls} calls"
+        c = f"{clients} client{'s' if clients > 1 else ''}"
         for p in ("p50", "p99"):
-            gw, direct = stats[("gateway", clients, p)], stats[("direct", clients, p)]
-            c = f"{clients} client{'s' if clients > 1 else ''}"
-            rows.append(Row("7", f"{p}_gateway_{clients}", f"tools/call {p}, via gateway, {c}", "ms", gw, note=count))
+            chain, direct = stats[("chain", clients, p)], stats[("direct", clients, p)]
+            rows.append(
+                Row("7", f"{p}_gateway_{clients}", f"tools/call {p}, via gateway, {c}", "ms", chain, note=count)
+            )
             rows.append(Row("7", f"{p}_direct_{clients}", f"tools/call {p}, direct, {c}", "ms", direct))
-            added = [g - d for g, d in zip(gw, direct, strict=True)]
-            rows.append(Row("7", f"{p}_added_{clients}", f"  added by ingress + gateway, {p}", "ms", added))
+            rows.append(
+                Row(
+                    "7",
+                    f"{p}_added_{clients}",
+                    f"  added by ingress + gateway, {p}",
+                    "ms",
+                    diff("chain", "direct", clients, p),
+                )
+            )
+        for p in ("p50", "p99"):
+            rows.append(
+                Row(
+                    "7h",
+                    f"{p}_hop_backend_{clients}",
+                    f"hop: backend alone, {p}, {c}",
+                    "ms",
+                    stats[("direct", clients, p)],
+                )
+            )
+            rows.append(
+                Row(
+                    "7h",
+                    f"{p}_hop_gateway_{clients}",
+                    f"hop: agentgateway alone, {p}, {c}",
+                    "ms",
+                    diff("gateway_only", "direct", clients, p),
+                    note="gateway+backend - backend",
+                )
+            )
+            rows.append(
+                Row(
+                    "7h",
+                    f"{p}_hop_ingress_{clients}",
+                    f"hop: Caddy alone, {p}, {c}",
+                    "ms",
+                    diff("ingress_only", "canned", clients, p),
+                    note="Caddy+canned - canned",
+                )
+            )
+            rows.append(
+                Row(
+                    "7h",
+                    f"{p}_hop_canned_{clients}",
+                    f"  (canned upstream alone, {p}, {c})",
+                    "ms",
+                    stats[("canned", clients, p)],
+                    note="the client's own floor",
+                )
+            )
     if errors:
         rows[0].note += f"; {errors} failed calls (not in the figures)"
     return rows
+
+
+# --- 8. memory ----------------------------------------------------------------------------------------
+
+# First factors (password checks: argon2id, 64 MiB each) per burst, half alice, half bob, in waves of
+# SIGN_IN_WAVE at once: eight at once take Authelia past its 512 MiB limit (seen: 502s at the ingress).
+SIGN_INS, SIGN_IN_WAVE = 8, 4
+BURST_CLIENTS, BURST_CALLS = 16, 50  # tools/call through the ingress and gateway per burst
+
+
+def rss_mib(b: Bench) -> dict[str, float]:
+    """Resident memory (MiB) of each of the stack's running containers: the sum of its processes'
+    RSS as ``docker top`` reads it from the host (page cache not counted, unlike docker stats)."""
+    out = {}
+    for name in docker("ps", "--format", "{{.Names}}", "--filter", f"label={LABEL_STACK}={b.name}").stdout.split():
+        if not name.startswith(f"{b.name}-"):
+            continue  # a load client (unnamed), not a service
+        lines = docker("top", name, "-o", "pid,rss").stdout.strip().splitlines()[1:]
+        out[name.removeprefix(b.name + "-")] = sum(int(line.split()[1]) for line in lines) / 1024
+    return out
+
+
+def sign_in_waves(b: Bench, failures: list[Exception]) -> None:
+    """SIGN_INS password sign-ins, SIGN_IN_WAVE at once; errors go to ``failures``."""
+    for _ in range(SIGN_INS // SIGN_IN_WAVE):
+        users = ["alice", "bob"] * (SIGN_IN_WAVE // 2)
+        wave = [threading.Thread(target=_collect, args=(first_factor, (b, u), failures)) for u in users]
+        for t in wave:
+            t.start()
+        for t in wave:
+            t.join()
+
+
+def oom_killed(b: Bench) -> list[str]:
+    """The stack's containers the kernel killed for memory, or that restarted, since they started."""
+    ids = docker("ps", "-aq", "--filter", f"label={LABEL_STACK}={b.name}").stdout.split()
+    return [
+        f"{c['Name'].lstrip('/')} (OOMKilled {c['State']['OOMKilled']}, restarts {c['RestartCount']})"
+        for c in json.loads(docker("inspect", *ids).stdout)
+        if c["State"]["OOMKilled"] or c["RestartCount"]
+    ]
+
+
+def first_factor(b: Bench, user: str) -> None:
+    """An authorization request and its password sign-in (Authelia's argon2 check), no TOTP."""
+    from tests.e2e.oauth import Flow, Session
+
+    session = Session(f"http://127.0.0.1:{b.port}", HOSTNAME)
+    flow = Flow(session, "claude-ai", "openid notes:read", resource=f"https://{HOSTNAME}/mcp")
+    r = flow.authorize()
+    if r.status_code not in (302, 303) or not flow.flow_id:
+        raise BenchError(f"authorize for a sign-in: {r.status_code}")
+    r = flow.first_factor(user, b.store_file(f"users/{user}.password"))
+    try:
+        ok = r.json().get("status") == "OK"
+    except ValueError:
+        ok = False
+    if not ok:
+        raise BenchError(f"first factor for {user}: {r.status_code} {r.text[:200]}")
+
+
+def section_memory(b: Bench, args: argparse.Namespace) -> list[Row]:
+    """8. RSS of each container: at rest (after a deploy, before any sign-in), right after a burst of
+    sign-ins and tool calls, and at rest again 15 s later (the figure the goal is about)."""
+    if not b.gateway_image:
+        return [Row("8", "memory", "memory", "MiB", note=f"skipped: {b.gateway_missing}")]
+    b.converge(b.variant("wide_bucket", WIDE_BUCKET))  # the burst's calls must not meet 429s
+    time.sleep(10)
+    samples: dict[str, list[dict[str, float]]] = {"rest": [], "burst": [], "settled": []}
+    for _ in range(b.runs):
+        samples["rest"].append(rss_mib(b))
+        time.sleep(2)
+    token = access_token(b)  # one full sign-in (password, TOTP, consent, token)
+    chain = Target(f"{b.name}-edge", b.container("ingress"), INGRESS.port, HOSTNAME, token)
+    for _ in range(b.runs):
+        failures: list[Exception] = []
+        signing_in = threading.Thread(target=sign_in_waves, args=(b, failures))
+        signing_in.start()
+        load(b, chain, BURST_CLIENTS, BURST_CALLS, args.request_seconds)
+        signing_in.join()
+        killed = oom_killed(b)
+        if failures or killed:
+            raise BenchError(f"sign-in burst: {failures[0] if failures else ''}; out of memory: {killed or 'none'}")
+        samples["burst"].append(rss_mib(b))
+        time.sleep(15)
+        samples["settled"].append(rss_mib(b))
+    rows = []
+    what = {
+        "rest": "at rest",
+        "burst": f"after {SIGN_INS} sign-ins ({SIGN_IN_WAVE} at once) + {BURST_CLIENTS}x{BURST_CALLS} calls",
+        "settled": "at rest after sign-ins (15 s)",
+    }
+    for phase, label in what.items():
+        names = sorted(samples[phase][0])
+        for name in names:
+            rows.append(
+                Row(
+                    "8",
+                    f"rss_{phase}_{name}",
+                    f"  RSS {name}, {label}",
+                    "MiB",
+                    [s.get(name, 0.0) for s in samples[phase]],
+                )
+            )
+        rows.append(
+            Row(
+                "8", f"rss_{phase}_total", f"RSS whole stack, {label}", "MiB", [sum(s.values()) for s in samples[phase]]
+            )
+        )
+    return rows
+
+
+def _collect(fn: Callable[..., None], args: tuple[Any, ...], failures: list[Exception]) -> None:
+    """``fn(*args)`` in a thread; an error is kept for the section to report, not lost."""
+    try:
+        fn(*args)
+    except Exception as err:
+        failures.append(err)
 
 
 # --- goals, table, JSON ------------------------------------------------------------------------------
@@ -610,28 +851,46 @@ def judge(rows: list[Row]) -> None:
         ok = passed(r)
         r.verdict = "" if ok is None else "PASS" if ok else "MISS"
 
-    goal("noop", "<= 3x floor, <= 3 s", lambda r: r.median <= 3 and (r.ratio is None or r.ratio <= 3))
+    # The goals of issue 26 (bench/README.md, "Goals").
+    goal("noop", "<= 1.3x floor", lambda r: r.ratio is None or r.ratio <= 1.3)
     noop, restart = by_key.get("noop"), by_key.get("gateway_restart")
     if noop and noop.median and restart and restart.median:
         limit = noop.median + restart.median
-        goal("change", f"<= no-op + restart ({limit:.1f} s)", lambda r: r.median <= limit)
+        goal("change", f"<= no-op + restart ({limit:.2f} s)", lambda r: r.median <= limit)
     goal("per_backend", "<= 0.1 s", lambda r: r.median <= 0.1)
     goal("cold", "<= 60 s", lambda r: r.median <= 60)
-    for key in ("check_1", "check_20"):
-        goal(key, "<= 1 s", lambda r: r.median <= 1)
+    for size in (1, 20):
+        goal(f"check_{size}", "<= 0.5 s", lambda r: r.median <= 0.5)
+        goal(f"render_{size}", "<= 0.4 s", lambda r: r.median <= 0.4)
+    goal("p50_added_1", "<= +1.5 ms", lambda r: r.median <= 1.5)
+    goal("p50_added_16", "<= +5 ms", lambda r: r.median <= 5)
+    goal("rss_settled_total", "<= 256 MiB", lambda r: r.median <= 256)
+
+
+def goal_lines(rows: list[Row]) -> list[str]:
+    """One PASS/MISS line per goal: the figure (median, min), the limit, and its note."""
+    out = []
+    for r in rows:
+        if r.verdict:
+            low = fmt(min(r.values), r.unit)
+            cpu = f", CPU {fmt(statistics.median(r.cpu), r.unit)} {r.unit}" if r.cpu else ""
+            text = f"{r.verdict}  {r.label.strip()}: {fmt(r.median, r.unit)} {r.unit} (min {low}{cpu}), goal {r.goal}"
+            text += f", load {r.load}"
+            out.append(text + (f"  [{r.note}]" if r.note else ""))
+    return out
 
 
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit == "ms":
+    if unit in ("ms", "MiB"):
         return f"{value:.1f}"
     return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
 
 
 def table(rows: list[Row], header: str) -> str:
     """The one table: figure, median/min/max, CPU, ratio to the floor, goal and verdict."""
-    head = ("#", "measure", "unit", "median", "min", "max", "CPU med", "x floor", "goal", "result", "note")
+    head = ("#", "measure", "unit", "median", "min", "max", "CPU med", "x floor", "load", "goal", "result", "note")
     lines = [head]
     for r in rows:
         cpu = statistics.median(r.cpu) if r.cpu else None
@@ -645,6 +904,7 @@ def table(rows: list[Row], header: str) -> str:
                 fmt(max(r.values, default=None), r.unit),
                 fmt(cpu, r.unit),
                 f"{r.ratio:.1f}x" if r.ratio is not None else "",
+                r.load,
                 r.goal,
                 r.verdict,
                 r.note,
@@ -708,6 +968,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calls", type=int, default=300, help="sequential tools/call per run, 1 client (default 300)")
     p.add_argument("--calls-per-client", type=int, default=100, help="calls per client at 16 clients (default 100)")
     p.add_argument("--logs", type=Path, help="keep every pyinfra run's output in this folder")
+    p.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. /work/main) whose CLI the cli section also times"
+    )
     p.add_argument("--request-seconds", type=float, default=60, help="time bound of one load run (default 60)")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -726,18 +989,23 @@ def run_sections(b: Bench, args: argparse.Namespace) -> list[Row]:
         "cold": lambda: section_cold(b),
         "noop": lambda: section_noop(b),
         "change": lambda: section_change(b),
+        "memory": lambda: section_memory(b, args),
         "requests": lambda: section_requests(b, args),
         "scale": lambda: section_scale(b),
-        "cli": lambda: section_cli(b),
+        "cli": lambda: section_cli(b, args.baseline),
     }
     rows: list[Row] = []
     for name in SECTIONS:
         if name not in args.sections:
             continue
         started = time.monotonic()
-        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        load_before = os.getloadavg()[0]
+        print(f"[bench] {name} ... (load {load_before:.2f})", file=sys.stderr, flush=True)
         try:
-            rows += sections[name]()
+            new = sections[name]()
+            for r in new:
+                r.load = f"{load_before:.1f}->{os.getloadavg()[0]:.1f}"
+            rows += new
         except (BenchError, RuntimeError, subprocess.TimeoutExpired) as err:
             b.failed.append(name)
             b.notes.append(f"{name}: failed: {str(err)[-1500:]}")
@@ -783,7 +1051,7 @@ def report(b: Bench, args: argparse.Namespace, rows: list[Row], started: str, be
         f"{before['cpus']} CPUs, load {before['loadavg'][0]:.2f} -> {os.getloadavg()[0]:.2f}, "
         f"agentgateway {b.gateway_image or 'absent'}"
     )
-    text = table(rows, header)
+    text = table(rows, header) + "\n\ngoals (issue 26):\n" + "\n".join(goal_lines(rows))
     print(text)
     for note in b.notes:
         print(f"note: {note}")

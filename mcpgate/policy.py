@@ -27,7 +27,11 @@ Example::
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
+import sys
 from dataclasses import dataclass
+from importlib.machinery import PathFinder
 from typing import Any
 
 from .model import Backend, Client, Stack, User
@@ -142,9 +146,25 @@ def evaluate(rules: list[dict[str, str]], target: str, tool: str, claims: dict[s
 @functools.lru_cache(maxsize=1024)
 def _compiled(expression: str) -> Any:
     """A CEL program, compiled once per expression (the matrix evaluates each many times)."""
-    import cel
+    return _cel().compile(expression)
 
-    return cel.compile(expression)
+
+@functools.cache
+def _cel() -> Any:
+    """The CEL extension module alone. ``import cel`` also runs the package's ``__init__``, which
+    imports its command-line REPL (rich, prompt_toolkit: half a second of CPU) and an opt-in
+    standard library this module never registers; the compiled module is all ``compile`` needs.
+    It is registered as ``cel.cel``, so a later ``import cel`` finds and reuses it."""
+    if "cel.cel" in sys.modules:
+        return sys.modules["cel.cel"]
+    package = importlib.util.find_spec("cel")
+    spec = PathFinder.find_spec("cel.cel", package.submodule_search_locations if package else None)
+    if spec is None or spec.loader is None:
+        return importlib.import_module("cel.cel")  # not where pip puts it: the ordinary import says why
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["cel.cel"] = module
+    return module
 
 
 def tool_scopes(backend: Backend) -> dict[str, str]:

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import jinja2
+import jinja2.bccache
 
 from . import layout
 from .backup_plan import backup_items, not_backed_up
@@ -161,11 +163,35 @@ class Rendered:
         return h.hexdigest()
 
 
+class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's per-user cache (a 0700 folder of the user's own in the temp folder, which Jinja checks)
+    of compiled templates: compiling them was a fifth of ``mcpgate render``. A cache that cannot be
+    read or written is only slower, never an error."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError):  # unreadable or damaged: compiled again
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _QuietBytecodeCache()
+    except (OSError, RuntimeError):  # no temp folder of the user's own: no cache
+        return None
+
+
 def _environment() -> jinja2.Environment:
     if not TEMPLATES.is_dir():
         raise MCPGateError(f"templates folder {TEMPLATES} is missing: run mcpgate from a checkout (pip install -e .)")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import cryptography
 from argon2 import Type, extract_parameters
 from argon2.exceptions import InvalidHashError
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .errors import SecretsError
+from .memo import passed_before, record_pass
 
 if TYPE_CHECKING:
     from .model import Stack
@@ -137,11 +139,21 @@ def totp_seed_form_problem(seed: str, chars: int) -> str | None:
     return None
 
 
+# What cryptography's key check is: its version names it (see mcpgate/memo.py).
+_KEY_CHECK = f"rsa-key:1:{cryptography.__version__}"
+
+
 @functools.lru_cache(maxsize=16)
 def load_private_key(pem: str) -> serialization.PrivateKeyTypes:
-    """The parsed key (cached: parsing checks an RSA key's math, ~0.2 s, and a deploy needs the
-    signing key several times). Raises cryptography's errors, see :func:`rsa_private_key_problem`."""
-    return serialization.load_pem_private_key(pem.encode(), password=None)
+    """The parsed key (cached: parsing checks an RSA key's math, ~0.15 s, and a deploy needs the
+    signing key several times). The math of a key that passed that check before, byte for byte, is
+    not checked again (mcpgate/memo.py). Raises cryptography's errors, see :func:`rsa_private_key_problem`."""
+    data = pem.encode()
+    if passed_before(_KEY_CHECK, data):
+        return serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+    key = serialization.load_pem_private_key(data, password=None)
+    record_pass(_KEY_CHECK, data)
+    return key
 
 
 @functools.lru_cache(maxsize=16)

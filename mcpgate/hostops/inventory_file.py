@@ -1,11 +1,15 @@
 """Read a pyinfra inventory the way pyinfra does, and validate each host's ``mcpgate`` data.
 
 Using pyinfra's own loader means group_data and host data merge exactly as they will during the
-deploy, so ``mcpgate check`` and ``pyinfra ... deploy.py`` can never see different stacks.
+deploy, so ``mcpgate check`` and ``pyinfra ... deploy.py`` can never see different stacks. A plain
+inventory file (the common case: groups of hosts and their data, no group_data folder) is read
+without importing pyinfra, in pyinfra's order; tests/unit/test_inventory_load.py holds that reader to
+pyinfra's answer, and anything else goes to pyinfra's loader.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import os
@@ -13,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..errors import InventoryError, MCPGateError
 from ..model import Stack, load_stack
@@ -114,21 +119,92 @@ def _pyinfra_cli_without_gevent() -> None:
         sys.modules["pyinfra_cli"] = importlib.util.module_from_spec(spec)
 
 
-def load_inventory(path: str, only_host: str | None = None) -> list[HostStack]:
-    """Every host of the inventory that carries mcpgate data, validated; InventoryError otherwise."""
+def _pyinfra_hosts(path: str) -> list[tuple[str, Any]]:
+    """Each host's name and ``mcpgate`` data, from pyinfra's own inventory loader."""
     from pyinfra.api import State
     from pyinfra.context import ctx_state
 
     _pyinfra_cli_without_gevent()
     from pyinfra_cli.inventory import make_inventory_from_files
 
-    _check_inventory_path(path)
     # pyinfra logs warnings about group_data folders; keep the CLI's output ours.
     logging.getLogger("pyinfra").setLevel(logging.ERROR)
+    # pyinfra's loader records the file it runs in a State; give it a throwaway one.
+    with ctx_state.use(State()):
+        inventory = make_inventory_from_files(path, cwd=str(Path.cwd()))
+    return [(h.name, h.data.get(DATA_KEY)) for h in inventory]
+
+
+def _plain_hosts(path: str) -> list[tuple[str, Any]] | None:
+    """What :func:`_pyinfra_hosts` gives, for a plain inventory file, without importing pyinfra
+    (half of ``mcpgate check``'s time: paramiko, invoke, gevent and a scan of every package's entry
+    points). Plain: every module-level name not starting with ``_`` that pyinfra would take for a
+    group is a list of host names or ``(name, data)`` pairs, or such a list and the group's data;
+    no group is called ``all``; no host name is a connector but ``@local``; and no group_data
+    folder is there. Anything else is None, and pyinfra's loader reads it. The data is pyinfra's
+    waterfall (host data, then the host's groups' data in order, the last group winning) for the
+    one key mcpgate reads; tests/unit/test_inventory_load.py holds the two loaders to one answer."""
+    cwd = Path.cwd()
+    folders = [cwd / "group_data", Path(path).parent.resolve() / "group_data"]
+    if any(f.exists() for f in folders):
+        return None
+    with open(path, encoding="utf-8") as f:
+        code = compile(f.read(), path, "exec")
+    attrs: dict[str, Any] = {"__file__": path}
+    exec(code, attrs)  # what pyinfra's exec_file does with an inventory file
+
+    groups: dict[str, tuple[list[Any], dict[str, Any]]] = {}
+    for key, value in attrs.items():
+        if key.startswith("_") or not isinstance(value, (list, tuple)):
+            continue  # pyinfra ignores these too
+        hosts, data = (value, {}) if isinstance(value, list) else (value[0], value[1] if len(value) > 1 else None)
+        if (
+            key == "all"
+            or not isinstance(hosts, list)
+            or not isinstance(data, dict)
+            or (isinstance(value, tuple) and len(value) != 2)
+        ):
+            return None
+        for h in hosts:
+            name = h[0] if isinstance(h, tuple) else h
+            if isinstance(h, tuple) and (len(h) != 2 or not isinstance(h[1], dict)):
+                return None
+            if not isinstance(name, str) or (name.startswith("@") and name != "@local"):
+                return None
+        groups[key] = (hosts, data)
+
+    names: list[str] = []  # every host, in the order pyinfra lists them
+    host_data: dict[str, dict[str, Any]] = {}
+    host_groups: dict[str, list[str]] = {}
+    for group, (hosts, _) in groups.items():
+        for h in hosts:
+            name, data = h if isinstance(h, tuple) else (h, {})
+            if name not in names:
+                names.append(name)
+            host_data.setdefault(name, {}).update(data)
+            host_groups.setdefault(name, []).append(group)
+    # pyinfra adds "all" (no data here) and a group named after the file; @local's connector a group "@local".
+    out = []
+    for name in names:
+        merged: dict[str, Any] = {}
+        for group in host_groups[name]:
+            merged.update(groups[group][1])
+        for source in (host_data[name], merged):
+            if DATA_KEY in source:
+                out.append((name, copy.copy(source[DATA_KEY])))
+                break
+        else:
+            out.append((name, None))
+    return out
+
+
+def load_inventory(path: str, only_host: str | None = None) -> list[HostStack]:
+    """Every host of the inventory that carries mcpgate data, validated; InventoryError otherwise."""
+    _check_inventory_path(path)
     try:
-        # pyinfra's loader records the file it runs in a State; give it a throwaway one.
-        with ctx_state.use(State()):
-            inventory = make_inventory_from_files(path, cwd=str(Path.cwd()))
+        found = _plain_hosts(path)
+        if found is None:
+            found = _pyinfra_hosts(path)
     except SyntaxError as err:
         raise MCPGateError(_syntax_error(path, err)) from None
     except MCPGateError:
@@ -139,21 +215,19 @@ def load_inventory(path: str, only_host: str | None = None) -> list[HostStack]:
         where = f"{path}:{line}" if line else path
         raise MCPGateError(f"loading inventory {where} failed: {type(cause).__name__}: {cause}") from None
 
-    hosts = list(inventory)
-    names = [h.name for h in hosts]
+    names = [name for name, _ in found]
     if only_host is not None and only_host not in names:
         raise MCPGateError(f"host {only_host!r} is not in {path}; hosts: {', '.join(names) or 'none'}")
 
     out: list[HostStack] = []
     problems: list[InventoryError] = []
-    for h in hosts:
-        if only_host is not None and h.name != only_host:
+    for name, data in found:
+        if only_host is not None and name != only_host:
             continue
-        data = h.data.get(DATA_KEY)
         if data is None:
             continue
         try:
-            out.append(HostStack(h.name, load_stack(h.name, data), path))
+            out.append(HostStack(name, load_stack(name, data), path))
         except InventoryError as err:
             problems.append(err)
     if problems:

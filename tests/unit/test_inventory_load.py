@@ -107,3 +107,110 @@ def test_the_cli_prints_the_line_and_no_traceback(tmp_path: Path) -> None:
         f"inventories in {PROJECT_ROOT / 'inventory'}: home.py, local.py"
     )
     assert "Traceback" not in r.stdout + r.stderr
+
+
+# --- the plain-file reader against pyinfra's loader -------------------------------------------------
+
+
+def _d(which: str) -> str:
+    return f"{{'mcpgate': {{'which': {which!r}}}}}"
+
+
+PLAIN = {
+    "one host with data": f"hosts = [('h1', {_d('host')})]\n",
+    "group data under host data": f"web = (['h1', ('h2', {_d('host')})], {_d('group')})\n",
+    "the last group wins": f"a = (['h1'], {_d('a')})\nb = (['h1', 'h2'], {_d('b')})\nc = ['h2']\n",
+    "host data of two groups merged": f"a = [('h1', {_d('a')})]\nb = [('h1', {{'other': 1}})]\n",
+    "a later group's host data wins": f"a = [('h1', {_d('a')})]\nb = [('h1', {_d('b')})]\n",
+    "@local and a host without data": f"local = [('@local', {_d('local')})]\nother = ['h9']\n",
+    "underscored names and non-groups are ignored": (
+        f"_x = [('h1', {_d('x')})]\nn = 3\nd = {{'a': 1}}\nh = [('h1', {_d('h')})]\n"
+    ),
+    "a list of names is a group": f"tools = ['read', 'write']\nh = [('h1', {_d('h')})]\n",
+}
+NOT_PLAIN = {
+    "an all group": f"all = (['h1'], {_d('all')})\n",
+    "a connector": f"hosts = [('@docker/debian', {_d('docker')})]\n",
+    "a list that is not hosts": f"hosts = [('h1', {_d('h')})]\nscopes = ['a', {{'b': 1}}]\n",
+    "a group tuple of three": f"web = (['h1'], {_d('group')}, 1)\n",
+}
+
+
+def _pyinfra_answer(path: Path, cwd: Path) -> list[tuple[str, object]]:
+    """pyinfra's loader, in a fresh interpreter (it patches the process for gevent)."""
+    code = (
+        "import json, sys\n"
+        "from mcpgate.hostops.inventory_file import _pyinfra_hosts\n"
+        "print(json.dumps(_pyinfra_hosts(sys.argv[1])))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=cwd, check=True)
+    return [tuple(x) for x in json.loads(r.stdout)]
+
+
+@pytest.mark.parametrize("case", sorted(PLAIN))
+def test_a_plain_inventory_reads_as_pyinfra_reads_it(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcpgate.hostops.inventory_file import _plain_hosts
+
+    path = tmp_path / "inv.py"
+    path.write_text(PLAIN[case])
+    monkeypatch.chdir(tmp_path)
+    plain = _plain_hosts(str(path))
+    assert plain is not None, "read as plain"
+    assert plain == _pyinfra_answer(path, tmp_path)
+
+
+@pytest.mark.parametrize("case", sorted(NOT_PLAIN))
+def test_anything_else_is_left_to_pyinfra(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcpgate.hostops.inventory_file import _plain_hosts
+
+    path = tmp_path / "inv.py"
+    path.write_text(NOT_PLAIN[case])
+    monkeypatch.chdir(tmp_path)
+    assert _plain_hosts(str(path)) is None
+
+
+@pytest.mark.parametrize("where", ["cwd", "beside"])
+def test_a_group_data_folder_is_left_to_pyinfra(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcpgate.hostops.inventory_file import _plain_hosts
+
+    inv_dir = tmp_path / "inv"
+    inv_dir.mkdir()
+    path = inv_dir / "inv.py"
+    path.write_text(PLAIN["one host with data"])
+    (tmp_path if where == "cwd" else inv_dir).joinpath("group_data").mkdir()
+    (tmp_path / "group_data").joinpath("all.py").write_text(
+        "mcpgate = {'which': 'group_data'}\n"
+    ) if where == "cwd" else None
+    monkeypatch.chdir(tmp_path)
+    assert _plain_hosts(str(path)) is None
+    (hs,) = [h for h in _pyinfra_answer(path, tmp_path)]
+    assert hs[0] == "h1"
+
+
+@pytest.mark.parametrize("name", ["home.py", "local.py"])
+def test_the_example_inventories_read_as_pyinfra_reads_them(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcpgate.hostops.inventory_file import _plain_hosts
+
+    path = PROJECT_ROOT / "inventory" / name
+    monkeypatch.chdir(PROJECT_ROOT)
+    plain = _plain_hosts(str(path))
+    assert plain is not None
+    assert json.loads(json.dumps(plain)) == [list(x) for x in _pyinfra_answer(path, PROJECT_ROOT)]
+
+
+def test_check_and_render_do_not_import_pyinfra_or_the_cel_repl(tmp_path: Path) -> None:
+    """Half of their time was importing these (issue 26); the deploy still uses pyinfra."""
+    inv, store, out = str(PROJECT_ROOT / "inventory" / "local.py"), str(tmp_path), str(tmp_path / "out")
+    code = (
+        "import sys, io, contextlib\n"
+        "from mcpgate.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    codes = [main(['check', {inv!r}, '--secrets', {store!r}]),\n"
+        f"             main(['render', {inv!r}, '--secrets', {store!r}, '--out', {out!r}])]\n"
+        "print(codes, sorted(m for m in ('pyinfra', 'paramiko', 'prompt_toolkit', 'rich') if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    assert r.stdout.strip() == "[0, 0] []"
+    assert (tmp_path / "out" / "@local" / "agentgateway").is_dir()
