@@ -117,6 +117,7 @@ def backend_headers_expression() -> str:
     prefixes = " || ".join(f"k.startsWith({json.dumps(p)})" for p in BACKEND_REQUEST_HEADER_PREFIXES)
     return f"request.headers.filterKeys(k, k in [{names}] || {prefixes})"
 
+
 # Files copied out of files/<build> into a backend's build context, and what is left out.
 _BUILD_EXCLUDE = {"__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "tests"}
 

@@ -75,7 +75,8 @@ class Recorder:
 
             def do_POST(self) -> None:
                 message = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                recorder.seen.append(("POST", message.get("method", ""), {k.lower(): v for k, v in self.headers.items()}))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                recorder.seen.append(("POST", message.get("method", ""), headers))
                 if "id" not in message:
                     return self._answer(202)
                 method, params = message.get("method"), message.get("params") or {}
