@@ -247,6 +247,20 @@ def test_a_backend_sees_only_the_allowed_headers_and_only_the_gateways_denial_is
         assert seen["x-forwarded-proto"] == "https"
         for headers in recorder.calls("initialize") + recorder.calls("tools/list"):
             assert not {n.lower() for n in FORGED} & set(headers), sorted(headers)
+        # The filter must not fail open (agentgateway leaves the headers as they are when its
+        # expression fails): a value that is not UTF-8 and repeated headers change nothing.
+        odd = [(k.encode(), v.encode()) for k, v in client.headers.items()] + [
+            (b"X-Odd", b"caf\xe9"),
+            (b"Accept", b"application/json"),
+            (b"X-Forged-Identity", b"again"),
+            (b"Mcp-Param-Odd", b"\xff"),
+        ]
+        body = {"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
+        r = httpx.post(f"{base}/mcp", content=json.dumps(body), headers=odd, timeout=30)
+        print(f"odd headers: {r.status_code} {r.text[:200]!r}")
+        for headers in recorder.calls("tools/call")[1:]:
+            print(f"headers the backend saw with odd ones: {sorted(headers)}")
+            assert not {"x-odd", *(n.lower() for n in FORGED)} & set(headers), sorted(headers)
 
         # (b) The backend's own 403, text/plain with the gateway's very text, passes unchanged.
         r = client.post("tools/call", {"name": "refuse", "arguments": {}})
