@@ -84,10 +84,11 @@ STEP_UP_DESCRIPTION = (
 # agentgateway 1.4's answer (403, text/plain) to a request its authorization policy denies
 # (ProxyError::AuthorizationFailed): the no-scope rule, the only one this stack gives it.
 GATEWAY_DENIAL = "authorization failed"
-# Set by agentgateway on every answer that got past its route's policies (a backend's answer, or
-# its MCP layer's), and never on that denial: agentgateway 1.4 runs a route's response policies
-# only when the request side reached them, and the authorization policy comes first. The ingress
-# rewrites only a 403 without it, and strips it from every answer. A backend cannot remove it.
+# Set by agentgateway on every answer that got past its route's authorization policy (a backend's
+# answer, or its MCP layer's), and never on that denial: agentgateway 1.4 runs a route's response
+# header policy only when the request side reached it, which comes after authorization (so its
+# 401 and its bucket's 429 lack it too). The ingress rewrites only a 403 without it, and strips it
+# from every answer. A backend cannot remove it (the gateway sets it over the backend's answer).
 GATEWAY_PASSED_HEADER = "X-Mcpgate-Passed-Gateway"
 
 # The request headers a backend may see (agentgateway passes a client's headers on to its
