@@ -84,6 +84,40 @@ STEP_UP_DESCRIPTION = (
 # agentgateway 1.4's answer (403, text/plain) to a request its authorization policy denies
 # (ProxyError::AuthorizationFailed): the no-scope rule, the only one this stack gives it.
 GATEWAY_DENIAL = "authorization failed"
+# Set by agentgateway on every answer that got past its route's authorization policy (a backend's
+# answer, or its MCP layer's), and never on that denial: agentgateway 1.4 runs a route's response
+# header policy only when the request side reached it, which comes after authorization (so its
+# 401 and its bucket's 429 lack it too). The ingress rewrites only a 403 without it, and strips it
+# from every answer. A backend cannot remove it (the gateway sets it over the backend's answer).
+GATEWAY_PASSED_HEADER = "X-Mcpgate-Passed-Gateway"
+
+# The request headers a backend may see (agentgateway passes a client's headers on to its
+# backends): what the MCP Streamable HTTP transport needs (2025-06-18 and 2026-07-28: content
+# negotiation, the session, the negotiated version, resuming a stream, SEP-2243's routing headers
+# and a tool's own Mcp-Param-<name> headers) and the forwarding headers the ingress sets itself.
+# agentgateway adds its own afterwards (its upstream session id, a backend's token).
+# Lower case: agentgateway's CEL sees header names so.
+BACKEND_REQUEST_HEADERS = (
+    "accept",
+    "content-type",
+    "last-event-id",
+    "mcp-method",
+    "mcp-name",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+)
+BACKEND_REQUEST_HEADER_PREFIXES = ("mcp-param-",)
+
+
+def backend_headers_expression() -> str:
+    """agentgateway CEL: the request's headers, only those a backend may see."""
+    names = ", ".join(json.dumps(n) for n in BACKEND_REQUEST_HEADERS)
+    prefixes = " || ".join(f"k.startsWith({json.dumps(p)})" for p in BACKEND_REQUEST_HEADER_PREFIXES)
+    return f"request.headers.filterKeys(k, k in [{names}] || {prefixes})"
+
 
 # Files copied out of files/<build> into a backend's build context, and what is left out.
 _BUILD_EXCLUDE = {"__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "tests"}
@@ -382,6 +416,8 @@ def render_agentgateway(given: _Input, out: _Output) -> None:
         backends=stack.enabled_backends,
         token_path=token_path,
         session_key=secrets.gateway_session_key(),
+        backend_headers=backend_headers_expression(),
+        passed_header=GATEWAY_PASSED_HEADER,
     )
     add("config", AGENTGATEWAY.config, config, secret=True)
     for name in stack.token_secrets:
@@ -404,6 +440,7 @@ def render_ingress(given: _Input, out: _Output) -> None:
         "ingress/Caddyfile.j2",
         routed_paths="^(?:" + "|".join(routed) + ")",
         gateway_denial=GATEWAY_DENIAL,
+        passed_header=GATEWAY_PASSED_HEADER,
         discovery_aliases=DISCOVERY_ALIASES,
         challenge_scope=challenge_scope,
         step_up_description=step_up,

@@ -22,7 +22,7 @@ import pytest
 from mcpgate.container_specs import LABEL_STACK, ContainerSpec, NetworkSpec, backend_spec, ingress_spec, redis_spec
 from mcpgate.layout import network_slots
 from mcpgate.model import Stack, load_stack
-from mcpgate.render import DISCOVERY_ALIASES, GATEWAY_DENIAL, Rendered, render_stack
+from mcpgate.render import DISCOVERY_ALIASES, GATEWAY_DENIAL, GATEWAY_PASSED_HEADER, Rendered, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.e2e.harness import LOCAL_IMAGES, PYTHON_BASE, docker, image_exists, random_network_pool
 
@@ -45,6 +45,8 @@ def handler(port):
             self.send_response(int(self.headers.get("X-Echo-Status", "200")))
             if self.headers.get("X-Echo-WWW-Authenticate"):
                 self.send_header("WWW-Authenticate", self.headers["X-Echo-WWW-Authenticate"])
+            if self.headers.get("X-Echo-Passed"):
+                self.send_header(self.headers["X-Echo-Passed"], "1")
             self.send_header("Content-Type", self.headers.get("X-Echo-Content-Type", "application/json"))
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -294,22 +296,28 @@ def test_a_403_from_the_gateway_becomes_a_step_up_challenge(ingress: tuple[Stack
 
 
 @pytest.mark.parametrize(
-    ("content_type", "body"),
+    ("content_type", "body", "passed"),
     [
-        ("application/json", '{"error":"forbidden","message":"this token may not do that"}'),
-        ("text/plain", "CSRF validation failed"),
-        ("text/plain", "forbidden by this backend"),
+        ("application/json", '{"error":"forbidden","message":"this token may not do that"}', True),
+        ("text/plain", "CSRF validation failed", False),
+        ("text/plain", "forbidden by this backend", True),
+        ("text/plain", GATEWAY_DENIAL, True),
     ],
-    ids=["a-backends-json", "another-gateway-refusal", "a-backends-text"],
+    ids=["a-backends-json", "another-gateway-refusal", "a-backends-text", "a-backends-text-like-the-gateways"],
 )
-def test_any_other_403_reaches_the_client_as_it_is(ingress: tuple[Stack, int], content_type: str, body: str) -> None:
-    """A backend's 403 (the gateway passes upstream errors on) or a refusal for another reason is no
-    reason to sign in again: no step-up challenge, the answer unchanged."""
+def test_any_other_403_reaches_the_client_as_it_is(
+    ingress: tuple[Stack, int], content_type: str, body: str, passed: bool
+) -> None:
+    """A backend's 403 (the gateway passes upstream errors on, with its mark) or a refusal for
+    another reason is no reason to sign in again: no step-up challenge, the answer unchanged, even
+    a backend's that has the very text of the gateway's denial. The mark goes no further."""
     stack, port = ingress
-    r = _mcp(port, stack, Status="403", Content_Type=content_type, Body=body)
+    mark = {"Passed": GATEWAY_PASSED_HEADER} if passed else {}
+    r = _mcp(port, stack, Status="403", Content_Type=content_type, Body=body, **mark)
     assert r.status_code == 403
     assert "www-authenticate" not in r.headers
     assert r.text == body
+    assert GATEWAY_PASSED_HEADER.lower() not in r.headers
 
 
 def test_ending_a_session_answers_204_and_nothing_else_changes(ingress: tuple[Stack, int]) -> None:

@@ -198,6 +198,24 @@ def test_agentgateway_configuration(rendered: Rendered, stack: Stack) -> None:
     assert set(authn["jwtValidationOptions"]["requiredClaims"]) == {"exp", "iss", "aud", "sub"}
 
 
+def test_the_gateway_passes_on_only_the_mcp_headers_and_marks_what_got_past_its_policies(rendered: Rendered) -> None:
+    """Issue 22: a backend sees an allow-list of a client's headers (agentgateway replaces the
+    header set with those; tests/e2e/test_gateway_chain.py proves it on the real gateway), and every
+    answer past the route's policies carries the mark the ingress tells the gateway's denial by."""
+    from mcpgate.render import GATEWAY_PASSED_HEADER, backend_headers_expression
+
+    (route,) = _yaml(rendered, "agentgateway/config/config.yaml")["binds"][0]["listeners"][0]["routes"]
+    expression = route["policies"]["transformations"]["request"]["replace"]
+    assert expression == backend_headers_expression()
+    assert expression.startswith("request.headers.filterKeys(k, k in [")
+    for needed in ("accept", "content-type", "mcp-session-id", "mcp-protocol-version", "last-event-id", "mcp-method"):
+        assert f'"{needed}"' in expression
+    assert 'k.startsWith("mcp-param-")' in expression
+    for never in ("authorization", "cookie", "user-agent", "tailscale", "remote-user", "x-client-ip", "host"):
+        assert f'"{never}' not in expression
+    assert route["policies"]["responseHeaderModifier"] == {"set": {GATEWAY_PASSED_HEADER: "1"}}
+
+
 def test_gateway_jwks_is_the_public_half_of_authelias_key(rendered: Rendered, secrets: StackSecrets) -> None:
     from joserfc import jwt
     from joserfc.jwk import KeySet, RSAKey
@@ -263,6 +281,23 @@ def test_ingress_drops_every_client_forwarding_header(ingress: tuple[Stack, str]
     gateway = re.findall(r"^\theader_up -(\S+)$", _snippet(caddy, "to_gateway"), re.M)
     assert set(GATEWAY_FORBIDDEN_HEADERS) <= set(gateway)
     assert "protocols h1\n" in caddy  # no h2c
+
+
+def test_ingress_rewrites_only_an_unmarked_403_and_strips_the_mark(ingress: tuple[Stack, str]) -> None:
+    """Issue 22: only agentgateway's own denial, the one answer without its mark, becomes a step-up
+    (a backend's 403 of the same text and length does not); no client sees the mark."""
+    from mcpgate.render import GATEWAY_DENIAL, GATEWAY_PASSED_HEADER
+
+    to_gateway = _snippet(ingress[1], "to_gateway")
+    matcher = to_gateway.split("@insufficient_scope {\n", 1)[1].split("\n\t}", 1)[0]
+    assert [line.strip() for line in matcher.splitlines()] == [
+        "status 403",
+        "header Content-Type text/plain",
+        f"header Content-Length {len(GATEWAY_DENIAL)}",
+        f"header !{GATEWAY_PASSED_HEADER}",
+    ]
+    assert f"\theader_down -{GATEWAY_PASSED_HEADER}\n" in to_gateway
+    assert ingress[1].count("import to_gateway") == 2
 
 
 def _site(caddy: str) -> str:
