@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .accepted_values import supplied_value_problem
 from .audit import (
     authelia_events,
     check_filters,
@@ -34,8 +35,8 @@ from .model import Stack, pin_warnings
 from .policy import format_matrix
 from .render import Rendered, render_stack
 from .render_out import open_out, write_tree
-from .rules import generated_value_problems, supplied_value_problem
-from .secrets import ROTATABLE, SecretStore, StackSecrets, file_in_the_way
+from .secret_store import SecretStore, file_in_the_way
+from .secrets import ROTATABLE, StackSecrets, generated_value_problems
 from .validate import reference_dir, validate_rendered
 
 

@@ -60,7 +60,8 @@ from .layout import (
 )
 from .model import Backend, Stack, duration_seconds, image_tag
 from .policy import allowed_expression, compile_rules, no_usable_scope
-from .secrets import ARGON2, StackSecrets, key_id_for
+from .secret_crypto import ARGON2, key_id_for
+from .secrets import StackSecrets
 from .users_db import desired_users
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -24,8 +24,8 @@ from ..errors import MCPGateError
 from ..layout import PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER
 from ..model import Stack, load_stack
 from ..render import Rendered, render_stack
-from ..rules import generated_value_problems
-from ..secrets import SecretStore, StackSecrets
+from ..secret_store import SecretStore
+from ..secrets import StackSecrets, generated_value_problems
 from .inventory_file import DATA_KEY, default_secrets_dir
 from .snapshot import SnapshotQuery
 

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import InventoryError, MCPGateError
 from ..model import Stack, load_stack
 from ..render import PROJECT_ROOT
-from ..secrets import SecretStore
+from ..secret_store import SecretStore
 
 DATA_KEY = "mcpgate"
 

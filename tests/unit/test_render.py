@@ -559,16 +559,27 @@ def test_consent_texts_are_rendered_into_their_own_folder(rendered: Rendered) ->
 
 @pytest.fixture(scope="module")
 def next_signing_key_pem() -> str:
-    from mcpgate.secrets import _generate_rsa_pem
+    from mcpgate.secret_crypto import generate_rsa_pem
 
-    return _generate_rsa_pem()
+    return generate_rsa_pem()
+
+
+def _next_signing_key(monkeypatch: pytest.MonkeyPatch, pem: str) -> None:
+    """The key the next rollover makes: its catalogue row's generator gives ``pem``."""
+    import dataclasses
+
+    from mcpgate import secret_catalogue
+
+    catalogue = tuple(
+        dataclasses.replace(s, generate=lambda: pem) if s.path == secret_catalogue.SIGNING_KEY else s
+        for s in secret_catalogue.CATALOGUE
+    )
+    monkeypatch.setattr(secret_catalogue, "CATALOGUE", catalogue)
 
 
 @pytest.fixture
 def rolled_over(secrets: StackSecrets, next_signing_key_pem: str, monkeypatch: pytest.MonkeyPatch) -> StackSecrets:
-    import mcpgate.secrets
-
-    monkeypatch.setattr(mcpgate.secrets, "_generate_rsa_pem", lambda: next_signing_key_pem)
+    _next_signing_key(monkeypatch, next_signing_key_pem)
     secrets.rollover_start()
     return secrets
 
@@ -579,13 +590,11 @@ def test_a_rollover_signs_with_the_new_key_and_publishes_both(
     from joserfc import jwt
     from joserfc.jwk import KeySet, RSAKey
 
-    from mcpgate.secrets import key_id_for
+    from mcpgate.secret_crypto import key_id_for
 
     old_kid = secrets.oidc_key_id()
     before = render_stack(stack, secrets)
-    import mcpgate.secrets
-
-    monkeypatch.setattr(mcpgate.secrets, "_generate_rsa_pem", lambda: next_signing_key_pem)
+    _next_signing_key(monkeypatch, next_signing_key_pem)
     assert secrets.rollover_start() == (old_kid, key_id_for(next_signing_key_pem))
     during = render_stack(stack, secrets)
     new_kid = secrets.oidc_key_id()
