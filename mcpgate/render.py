@@ -46,6 +46,7 @@ from .layout import (
     BACKUP_SCRIPT,
     BUILD_DIR,
     INGRESS,
+    LABEL_STACK,
     REDIS,
     RESTORE_SCRIPT,
     SERVICES,
@@ -502,7 +503,6 @@ _ENV_VALUE = re.compile(r"^[^'\n\r\\]+$")
 def backup_template_values(stack: Stack, host: str, env_file: str, password_file: str) -> dict[str, object]:
     """What templates/backup/restic.sh.j2 is rendered with: whose snapshots, and where restic's
     environment and password are (base_dir's files, or a restore check's private copies)."""
-    from .container_specs import LABEL_STACK  # it builds on this module
 
     work = backup_work_dir(stack.name)
     return {

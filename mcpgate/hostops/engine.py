@@ -27,16 +27,18 @@ from pyinfra import host
 from pyinfra.api import FactBase, operation
 from pyinfra.api.exceptions import OperationError
 
-from ..container_specs import (
+from ..container_specs import ContainerSpec
+from ..layout import (
     BRIDGE_NAME_OPTION,
     LABEL_SERVICE,
     LABEL_SPEC,
     LABEL_STACK,
-    ContainerSpec,
-    NetworkSpec,
-    assign_subnets,
+    SERVICES,
+    STATE_DIR,
+    backend_of,
+    volume_name,
 )
-from ..layout import SERVICES, STATE_DIR, backend_of, volume_name
+from ..model.network_plan import NetworkSpec, assign_subnets
 from . import snapshot
 from .filesync import StackTree
 from .messages import noop_when_unchanged, say
