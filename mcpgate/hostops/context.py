@@ -153,7 +153,7 @@ def restore_for(host: Any, ctx: DeployContext) -> Restore | None:
     from pyinfra.api.exceptions import PyinfraError
 
     from ..backup_plan import backup_items
-    from .engine import StackContainers
+    from .docker_facts import StackContainers
     from .restic import DataPresent, restore_refusal
 
     try:

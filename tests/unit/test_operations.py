@@ -40,8 +40,8 @@ from pyinfra.api import FileUploadCommand
 
 from mcpgate.container_specs import ContainerSpec, stack_containers
 from mcpgate.egress import EgressFirewall, egress_firewall
-from mcpgate.hostops.engine import NetworkInfo
-from mcpgate.hostops.filesync import Deployed, PathInfo
+from mcpgate.hostops.docker_facts import NetworkInfo
+from mcpgate.hostops.file_facts import Deployed, PathInfo
 from mcpgate.hostops.firewall import FirewallState
 from mcpgate.hostops.restic import BackupState
 from mcpgate.model import load_stack
