@@ -41,7 +41,7 @@ from .layout import (
     volume_name,
 )
 from .model import Backend, Stack
-from .render import Rendered
+from .rendered import Rendered
 
 # agentgateway's readiness endpoint, which it serves on all its addresses
 GATEWAY_READINESS_PORT = agentgateway_port("readiness")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from shlex import quote as _q
-from typing import Any
 
 from pyinfra import host
 from pyinfra.api import operation
@@ -38,47 +37,16 @@ from ..layout import (
 from ..model.network_plan import NetworkSpec, assign_subnets
 from . import snapshot
 from .docker_facts import (
-    ContainerReady,
-    ImageIds,
-    NetworkInfo,
-    StackContainers,
-    StackNetworks,
     StackVolumes,
     VolumeStacks,
     ready_check,
     volume_mountpoint,
 )
+from .docker_reads import is_ready, read_containers, read_images, read_networks, read_stack_containers
 from .file_facts import StackTree
 from .messages import noop_when_unchanged, say
 from .snapshot import read_fact
 from .upload import shell_command
-
-# --- reading the facts, from the deploy's snapshot where it covers them ---------------------------
-
-
-def _containers() -> dict[str, Any]:
-    return read_fact(StackContainers, "containers", lambda q: True)
-
-
-def _images(ref: str) -> dict[str, str]:
-    return read_fact(ImageIds, "images", lambda q: ref in q.images, refs=[ref])
-
-
-def _networks(stack: str, names: list[str]) -> dict[str, NetworkInfo]:
-    covered = lambda q: q.stack == stack and set(names) <= set(q.networks)  # noqa: E731
-    return read_fact(StackNetworks, "networks", covered, stack=stack, names=names)
-
-
-def _ready(container: str, probe: str | None) -> bool:
-    snap = snapshot.current()
-    if snap is not None and probe is None:
-        state = (_containers().get(container) or {}).get("State") or {}
-        health = (state.get("Health") or {}).get("Status")
-        return health == "healthy" if health else bool(state.get("Running"))
-    return read_fact(
-        ContainerReady, f"ready:{container}", lambda q: (container, probe) in q.probes, container=container, probe=probe
-    )
-
 
 # --- operations ---------------------------------------------------------------------------------
 
@@ -102,7 +70,7 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
 
         docker_networks(networks=stack_networks(stack), pool="172.31.252.0/22", stack="mcpgate")
     """
-    have = _networks(stack, sorted(n.name for n in networks))
+    have = read_networks(stack, sorted(n.name for n in networks))
     try:
         subnets = assign_subnets(pool, networks, {name: info.subnet for name, info in have.items()})
     except ValueError as err:
@@ -118,14 +86,6 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
                 yield shell_command("docker", "network", "disconnect", "-f", net.name, container)
             yield shell_command("docker", "network", "rm", net.name)
         yield shell_command("docker", "network", "create", *net.create_args(subnet, stack))
-
-
-def _stack_containers(stack: str) -> dict[str, Any]:
-    return {
-        name: c
-        for name, c in _containers().items()
-        if ((c.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK) == stack
-    }
 
 
 @operation()
@@ -144,7 +104,7 @@ def prune_containers(containers: list[str], stack: str, purge: tuple[str, ...] =
         prune_containers(containers=["mcpgate-redis", "mcpgate-authelia"], stack="mcpgate", purge=("scratch",))
     """
     purged: set[str] = set()
-    for name, info in sorted(_stack_containers(stack).items()):
+    for name, info in sorted(read_stack_containers(stack).items()):
         if name in containers:
             continue
         yield shell_command("docker", "rm", "-f", name)
@@ -198,8 +158,8 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
                        stack="mcpgate")
     """
     wanted = {n.name for n in networks}
-    gone = {name for name in _stack_containers(stack) if every_service_ran or name not in containers}
-    have = _networks(stack, sorted(wanted))
+    gone = {name for name in read_stack_containers(stack) if every_service_ran or name not in containers}
+    have = read_networks(stack, sorted(wanted))
     for name, info in sorted(have.items()):
         if name in wanted:
             continue
@@ -258,7 +218,7 @@ def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, s
         docker_image(ref="redis:7.4.2-alpine")
         docker_image(ref="mcpgate-local/notes:0123abcd", build_dir="/opt/mcpgate/build/notes")
     """
-    if ref in _images(ref):
+    if ref in read_images(ref):
         host.noop(f"image {ref} is present")
         return
     if build_dir is None:
@@ -295,7 +255,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
         docker_container(spec=redis_spec(stack), base_dir="/opt/mcpgate", config_digest="ab12...")
     """
-    have = _containers().get(spec.name)
+    have = read_containers().get(spec.name)
     state_file = _state_file(base_dir, spec.name)
     tree = read_fact(StackTree, "tree", lambda q: q.base_dir == base_dir, base=posixpath.dirname(state_file))
     applied = tree.get(state_file)
@@ -307,7 +267,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
     labels = (have or {}).get("Config", {}).get("Labels") or {}
     # A tag moved to another image (pulled again, rebuilt) counts as a changed spec.
-    image_id = _images(spec.image).get(spec.image)
+    image_id = read_images(spec.image).get(spec.image)
     stale_image = have is not None and image_id is not None and have.get("Image") != image_id
     if have is None or labels.get(LABEL_SPEC) != spec.spec_hash or stale_image:
         if have is not None:
@@ -348,7 +308,7 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
 
         wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
     """
-    if _ready(container, probe):
+    if is_ready(container, probe):
         host.noop(f"{container} is ready")
         return
     # Give up early on a crash loop: three restarts while waiting say enough.

@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from ..layout import MANIFEST
-from ..render import HostDir, HostFile
+from ..rendered import HostDir, HostFile
 from . import snapshot
 from .file_facts import LEADS_TO, DeployedFiles, PathExists, PathInfo, StackTree
 from .messages import noop_when_unchanged, say

@@ -19,9 +19,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..checkout import PROJECT_ROOT
 from ..errors import InventoryError, MCPGateError
 from ..model import Stack, load_stack
-from ..render import PROJECT_ROOT
 from ..secret_store import SecretStore
 
 DATA_KEY = "mcpgate"

@@ -21,7 +21,7 @@ from shlex import quote as _q
 from pyinfra import host
 from pyinfra.api import FactBase, operation
 
-from ..render import HostFile
+from ..rendered import HostFile
 from . import snapshot
 from .messages import noop_when_unchanged
 from .upload import finish_private_upload, prepare_private_uploads, private_upload, shell_command, staging_dir

@@ -46,7 +46,8 @@ from mcpgate.hostops.firewall import FirewallState
 from mcpgate.hostops.restic import BackupState
 from mcpgate.model import load_stack
 from mcpgate.model.network_plan import NetworkSpec
-from mcpgate.render import HostDir, HostFile, render_stack
+from mcpgate.render import render_stack
+from mcpgate.rendered import HostDir, HostFile
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.conftest import BASE_STACK
 from tests.unit.fake_host import FakeHost, hostops_modules, run_operation
