@@ -15,6 +15,8 @@ facts at the bottom, the snapshot that gathers them above them, the operations o
 - facts: :mod:`.file_facts` (the stack's files, the record of what was placed, paths),
   :mod:`.docker_facts` (the engine, containers, networks, volumes, images, readiness),
   :mod:`.authelia_facts` (markers and files in Authelia's volume, the subjects in its database);
+  :mod:`.docker_reads`: Docker's facts as the operations read them, from the snapshot where it covers them;
+- :mod:`.shell`: how an operation writes a command (every argument quoted);
 - :mod:`.filesync`: the stack's folders and files, the record of what the deploy placed, data folders;
 - :mod:`.engine`: Docker: networks, volumes, images, containers and their readiness;
 - :mod:`.authelia_cli`: users' TOTP seeds and OIDC subjects, through Authelia's CLI;

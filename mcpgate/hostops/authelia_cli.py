@@ -21,8 +21,9 @@ from . import snapshot
 from .authelia_facts import AutheliaIdentifiers, VolumeFile, VolumeMarker
 from .docker_facts import volume_mountpoint
 from .messages import noop_when_unchanged, say
+from .shell import shell_command
 from .snapshot import read_fact
-from .upload import finish_private_upload, prepare_private_uploads, private_upload, shell_command, staging_dir
+from .upload import finish_private_upload, prepare_private_uploads, private_upload, staging_dir
 
 
 @operation()

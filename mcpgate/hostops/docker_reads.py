@@ -42,3 +42,12 @@ def read_stack_containers(stack: str) -> dict[str, Any]:
         for name, c in read_containers().items()
         if ((c.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK) == stack
     }
+
+
+def engine_version() -> str | None:
+    """The running Docker engine's version, from the snapshot (None: no engine answers)."""
+    snap = snapshot.current()
+    if snap is None:
+        raise RuntimeError("no snapshot registered for this host")
+    lines = [line.strip() for line in snap.lines("engine") if line.strip()]
+    return lines[0] if lines else None

@@ -45,8 +45,8 @@ from .docker_facts import (
 from .docker_reads import is_ready, read_containers, read_images, read_networks, read_stack_containers
 from .file_facts import StackTree
 from .messages import noop_when_unchanged, say
+from .shell import shell_command
 from .snapshot import read_fact
-from .upload import shell_command
 
 # --- operations ---------------------------------------------------------------------------------
 

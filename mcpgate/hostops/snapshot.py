@@ -205,15 +205,6 @@ def expire_on_execute() -> None:
         cached.holds_into_execute = False
 
 
-def engine_version() -> str | None:
-    """The running Docker engine's version, from the snapshot (None: no engine answers)."""
-    snap = current()
-    if snap is None:
-        raise RuntimeError("no snapshot registered for this host")
-    lines = [line.strip() for line in snap.lines("engine") if line.strip()]
-    return lines[0] if lines else None
-
-
 def changes_host(*kinds: str) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
     """For an operation's function: once it yields a command, the sections of ``kinds`` (see
     KINDS) are stale, and the next operation that reads the snapshot reads them again. Put it
