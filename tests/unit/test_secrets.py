@@ -30,6 +30,7 @@ from mcpgate.accepted_values import (
 from mcpgate.errors import SecretsError
 from mcpgate.model import Stack
 from mcpgate.render import render_stack
+from mcpgate.secret_catalogue import CATALOGUE
 from mcpgate.secret_crypto import (
     argon2id_hash,
     argon2id_verify,
@@ -521,3 +522,19 @@ def test_a_store_folder_of_another_user_is_refused(tmp_path: Path, folder: str) 
         assert f"folder {theirs} belongs to uid 65534" in str(err.value)
         assert "use a store folder of your own" in str(err.value)
     assert not (store.root / "users" / "bob.password").exists()
+
+
+def test_each_file_of_the_store_is_one_row_of_the_catalogue(filled: StackSecrets) -> None:
+    """One home for each secret: every file a stack's store holds is described by exactly one row,
+    that row lists it among the stack's files, and each generator is written once, in secret_crypto."""
+    _generate_all(filled)
+    listed = {name for row in CATALOGUE for name in row.files(filled.stack)}
+    for name in filled.store.names():
+        rows = [row.path for row in CATALOGUE if row.pattern.fullmatch(name)]
+        assert len(rows) == 1, (name, rows)
+        if name != "backup/restic-password":  # generated here although BASE_STACK has no backup
+            assert name in listed, name
+    for row in CATALOGUE:
+        make = getattr(row.generate, "func", row.generate)  # a functools.partial: the function it calls
+        assert make is None or make.__module__ == "mcpgate.secret_crypto", row.path
+    assert set(ROTATABLE) == {row.rotate for row in CATALOGUE if row.rotate and "{who}" not in row.rotate}
