@@ -229,17 +229,6 @@ class Stack(Strict):
         return [name for b in self.enabled_backends for name in b.secret_names]
 
     @property
-    def required_secrets(self) -> list[str]:
-        """Every secret a person must have set for this deploy: the enabled backends' tokens and
-        secrets, and the Tailscale auth key when Tailscale is on."""
-        names = [*self.token_secrets, *self.backend_secrets]
-        if self.tailscale.enabled:
-            names.append(self.tailscale.auth_key_secret)
-        if self.backup:
-            names += self.backup.secret_names
-        return names
-
-    @property
     def settable_secrets(self) -> list[str]:
         """Every secret name the inventory mentions (disabled backends too, so it can be set first)."""
         names = [n for b in self.backends for n in ([b.token_secret] if b.token_secret else []) + b.secret_names]
