@@ -68,15 +68,15 @@ def _a_key_line(pem: str) -> str:
     return pem.splitlines()[1]  # a line of the private key: enough to find it anywhere
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Secret:
     """One secret, or one per client, user or token where ``path`` names ``{who}``."""
 
     path: str  # its file in the store; "{who}" stands for the client, user or token it belongs to
     what: str  # in words, for messages; may name {who}
-    form: Rule  # what a stored value must look like (the store refuses any other)
     consumers: str  # what reads it
-    generate: Callable[[], str] | None  # None: a person supplies it, or it is made from another secret
+    generate: Callable[[], str] | None  # its one generator; None: a person supplies it, or another makes it
+    form: Rule  # what a stored value must look like (the store refuses any other)
     rotate: str | None = None  # its name for `mcpgate secrets rotate` ("client/{who}"); None: not safe
     restarts: str = ""  # what the deploy after a rotation restarts
     repair: str = ""  # how a person repairs a damaged value; may name {inventory}, {host}, {who}, {path}
@@ -153,84 +153,163 @@ def _tokens(stack: Stack) -> list[str]:
 # encrypt storage are not; their repair says what a new value would break. The first row whose
 # path matches a store file describes it.
 CATALOGUE: tuple[Secret, ...] = (
-    Secret("redis/password", "the Redis password", _alnum(REDIS_PASSWORD_CHARS), "redis (requirepass), authelia "
-           "(session.redis)", functools.partial(random_string, REDIS_PASSWORD_CHARS), rotate="redis-password",
-           restarts="redis, authelia", accepted=("redis password", _plain("the value"))),
-    Secret("authelia/session_secret", "Authelia's session secret", _alnum(SECRET_CHARS), "authelia (session cookies)",
-           random_string, rotate="session-secret", restarts="authelia",
-           accepted=("authelia session secret", _plain("the value"))),
-    Secret("authelia/reset_password_jwt_secret", "Authelia's reset-password JWT secret", _alnum(SECRET_CHARS),
-           "authelia (identity validation)", random_string, rotate="reset-password-jwt-secret", restarts="authelia",
-           accepted=("authelia reset-password JWT secret", _plain("the value"))),
-    Secret("agentgateway/session_key", "agentgateway's session key", hex_key_problem,
-           "agentgateway (encrypts MCP session ids)", generate_hex_key, rotate="gateway-session-key",
-           restarts="agentgateway", accepted=("agentgateway session key", gateway_session_key_problem)),
-    Secret("authelia/storage_encryption_key", "Authelia's storage encryption key", _alnum(SECRET_CHARS),
-           "authelia (its database)", random_string,
-           repair=_unsafe("Authelia's database is encrypted with it", "delete it and Authelia's data volume (<stack "
-                          "name>-authelia-data), then deploy: users sign in and consent afresh (TOTP seeds and "
-                          "subjects come back from the store)"),
-           accepted=("authelia storage encryption key", _plain("the value", AUTHELIA_STORAGE_KEY_MIN))),
-    Secret("authelia/oidc_hmac_secret", "Authelia's OIDC HMAC secret", _alnum(SECRET_CHARS),
-           "authelia (authorization codes, refresh tokens)", random_string,
-           repair=_unsafe("it signs the authorization codes and refresh tokens clients hold",
-                          "delete it and deploy, then connect Claude's connector again"),
-           accepted=("authelia OIDC HMAC secret", _plain("the value"))),
-    Secret(SIGNING_KEY, "Authelia's token signing key", rsa_private_key_problem,
-           "authelia (signs tokens), agentgateway (its public key, in the JWK Set)", generate_rsa_pem,
-           repair=_unsafe("every issued token's key id and signature come from it",
-                          "delete it and deploy: a new key is made and clients sign in again"),
-           accepted=("authelia signing key id", lambda pem: authelia_key_id_problem(key_id_for(pem))),
-           leaks=_a_key_line),
-    Secret(RETIRING_KEY, "Authelia's retiring token signing key (a rollover is under way)", rsa_private_key_problem,
-           "authelia and agentgateway (verify tokens it signed, until the rollover finishes)", None,
-           repair="tokens signed before the rollover are checked with it: restore it from your backup of the store; "
-                  "with no backup, finish the rollover: mcpgate secrets rollover {inventory} --host {host} finish, "
-                  "and deploy (clients whose tokens it signed sign in again)",
-           leaks=_a_key_line),
-    Secret("clients/{who}.secret", "the secret of client {who}", _alnum(SECRET_CHARS),
-           "the OAuth client, e.g. Claude's connector (authelia keeps its digest)", random_string,
-           rotate="client/{who}", restarts="authelia",
-           repair=_unsafe("the client, e.g. Claude's connector, holds it",
-                          "replace it: mcpgate secrets rotate {inventory} --host {host} client/{who}, deploy, and "
-                          f"paste the new secret that {_SHOW} prints into the client's settings"),
-           accepted=("client {who} secret", _plain("it")), in_stack=_clients("secret")),
-    Secret("clients/{who}.pbkdf2", "the digest of client {who}'s secret", pbkdf2_sha512_digest_problem,
-           "authelia (clients' client_secret)", None, repair=_remade("the client secret"), leaks=None,
-           in_stack=_clients("pbkdf2")),
-    Secret("users/{who}.password", "the initial password of user {who}", _alnum(USER_PASSWORD_CHARS),
-           "the person (authelia keeps its digest)", functools.partial(random_string, USER_PASSWORD_CHARS),
-           # The deploy sets the person's password to the new initial one, once (mcpgate.users_db).
-           rotate="password/{who}", restarts="nothing (it is merged)",
-           repair=f"{_BACKUP}; with no backup, give {{who}} a new one: mcpgate secrets rotate {{inventory}} --host "
-                  f"{{host}} password/{{who}}, deploy, and tell {{who}} the password {_SHOW} prints",
-           accepted=("user {who} password", _plain("it", 12)), in_stack=_users("password")),
-    Secret("users/{who}.argon2id", "the password digest of user {who}", argon2id_digest_problem,
-           "authelia (its users file)", None, repair=_remade("the user's password"), leaks=None,
-           in_stack=_users("argon2id")),
-    Secret("users/{who}.totp", "the TOTP seed of user {who}", lambda v: totp_seed_form_problem(v, TOTP_SEED_CHARS),
-           "the person's authenticator app, authelia (imported into its database)", generate_totp_seed,
-           # Imported into Authelia's database by the deploy (an upsert): no restart.
-           rotate="totp/{who}", restarts="nothing (the seed is re-imported)",
-           repair=_unsafe("{who}'s authenticator app holds it",
-                          "replace it: mcpgate secrets rotate {inventory} --host {host} totp/{who}, deploy, and have "
-                          f"{{who}} scan the new otpauth:// URI that {_SHOW} prints"),
-           accepted=("user {who} TOTP seed", totp_seed_problem), in_stack=_users("totp")),
-    Secret("users/{who}.sub", "the subject (sub) of user {who}", canonical_uuid_problem,
-           "authelia (the sub claim of the person's tokens), the gateway's rules", generate_subject,
-           repair=_unsafe("Authelia keeps it and has put it in {who}'s tokens", "write {who}'s openid identifier "
-                          "from `authelia storage user identifiers export` on the host into it"),
-           accepted=("user {who} subject", subject_problem), leaks=None, in_stack=_users("sub")),
-    Secret(BACKUP_PASSWORD_SECRET, "the backup repository's password", _alnum(SECRET_CHARS),
-           "restic (the backup repository's encryption)", random_string,
-           repair=_unsafe("the backup repository is encrypted with it, and a restore opens it with this one",
-                          "the snapshots in the repository cannot be read again: delete it, move the old repository "
-                          "away, and deploy: the next backup starts a new repository with a new password"),
-           in_stack=lambda s: [BACKUP_PASSWORD_SECRET] if s.backup else []),
-    Secret("tokens/{who}", "the token {who}", supplied_secret_problem,
-           "agentgateway (a backend's token), a backend (its variables and files), tailscale, restic", None,
-           repair="set it again: mcpgate secrets set {inventory} --host {host} {who} (reads the value from stdin)",
-           in_stack=_tokens),
+    Secret(
+        path="redis/password", what="the Redis password",
+        consumers="redis (requirepass), authelia (session.redis.password)",
+        generate=functools.partial(random_string, REDIS_PASSWORD_CHARS), form=_alnum(REDIS_PASSWORD_CHARS),
+        accepted=("redis password", _plain("the value")),
+        rotate="redis-password", restarts="redis, authelia",
+    ),
+    Secret(
+        path="authelia/session_secret", what="Authelia's session secret",
+        consumers="authelia (session cookies)",
+        generate=random_string, form=_alnum(SECRET_CHARS),
+        accepted=("authelia session secret", _plain("the value")),
+        rotate="session-secret", restarts="authelia",
+    ),
+    Secret(
+        path="authelia/reset_password_jwt_secret", what="Authelia's reset-password JWT secret",
+        consumers="authelia (identity validation)",
+        generate=random_string, form=_alnum(SECRET_CHARS),
+        accepted=("authelia reset-password JWT secret", _plain("the value")),
+        rotate="reset-password-jwt-secret", restarts="authelia",
+    ),
+    Secret(
+        path="agentgateway/session_key", what="agentgateway's session key",
+        consumers="agentgateway (encrypts MCP session ids)",
+        generate=generate_hex_key, form=hex_key_problem,
+        accepted=("agentgateway session key", gateway_session_key_problem),
+        rotate="gateway-session-key", restarts="agentgateway",
+    ),
+    Secret(
+        path="authelia/storage_encryption_key", what="Authelia's storage encryption key",
+        consumers="authelia (its database)",
+        generate=random_string, form=_alnum(SECRET_CHARS),
+        accepted=("authelia storage encryption key", _plain("the value", AUTHELIA_STORAGE_KEY_MIN)),
+        repair=_unsafe(
+            "Authelia's database is encrypted with it",
+            "delete it and Authelia's data volume (<stack name>-authelia-data), then deploy: users sign in and "
+            "consent afresh (TOTP seeds and subjects come back from the store)",
+        ),
+    ),
+    Secret(
+        path="authelia/oidc_hmac_secret", what="Authelia's OIDC HMAC secret",
+        consumers="authelia (authorization codes, refresh tokens)",
+        generate=random_string, form=_alnum(SECRET_CHARS),
+        accepted=("authelia OIDC HMAC secret", _plain("the value")),
+        repair=_unsafe(
+            "it signs the authorization codes and refresh tokens clients hold",
+            "delete it and deploy, then connect Claude's connector again",
+        ),
+    ),
+    Secret(
+        path=SIGNING_KEY, what="Authelia's token signing key",
+        consumers="authelia (signs tokens), agentgateway (its public key, in the JWK Set)",
+        generate=generate_rsa_pem, form=rsa_private_key_problem,
+        accepted=("authelia signing key id", lambda pem: authelia_key_id_problem(key_id_for(pem))),
+        repair=_unsafe(
+            "every issued token's key id and signature come from it",
+            "delete it and deploy: a new key is made and clients sign in again",
+        ),
+        leaks=_a_key_line,
+    ),
+    Secret(
+        path=RETIRING_KEY, what="Authelia's retiring token signing key (a rollover is under way)",
+        consumers="authelia and agentgateway (verify the tokens it signed until the rollover finishes)",
+        generate=None,  # the signing key it was, moved here by `secrets rollover start`
+        form=rsa_private_key_problem,
+        repair="tokens signed before the rollover are checked with it: restore it from your backup of the store; "
+        "with no backup, finish the rollover: mcpgate secrets rollover {inventory} --host {host} finish, and deploy "
+        "(clients whose tokens it signed sign in again)",
+        leaks=_a_key_line,
+    ),
+    Secret(
+        path="clients/{who}.secret", what="the secret of client {who}",
+        consumers="the OAuth client, e.g. Claude's connector (authelia keeps its digest)",
+        generate=random_string, form=_alnum(SECRET_CHARS),
+        accepted=("client {who} secret", _plain("it")),
+        rotate="client/{who}", restarts="authelia",
+        repair=_unsafe(
+            "the client, e.g. Claude's connector, holds it",
+            "replace it: mcpgate secrets rotate {inventory} --host {host} client/{who}, deploy, and paste the new "
+            f"secret that {_SHOW} prints into the client's settings",
+        ),
+        in_stack=_clients("secret"),
+    ),
+    Secret(
+        path="clients/{who}.pbkdf2", what="the digest of client {who}'s secret",
+        consumers="authelia (the client's client_secret)",
+        generate=None,  # made from the client secret (StackSecrets.client_secret_digest)
+        form=pbkdf2_sha512_digest_problem,
+        repair=_remade("the client secret"),
+        leaks=None,
+        in_stack=_clients("pbkdf2"),
+    ),
+    Secret(
+        path="users/{who}.password", what="the initial password of user {who}",
+        consumers="the person (authelia keeps its digest)",
+        generate=functools.partial(random_string, USER_PASSWORD_CHARS), form=_alnum(USER_PASSWORD_CHARS),
+        accepted=("user {who} password", _plain("it", 12)),
+        # The deploy sets the person's password to the new initial one, once (mcpgate.users_db).
+        rotate="password/{who}", restarts="nothing (it is merged)",
+        repair=f"{_BACKUP}; with no backup, give {{who}} a new one: mcpgate secrets rotate {{inventory}} --host "
+        f"{{host}} password/{{who}}, deploy, and tell {{who}} the password {_SHOW} prints",
+        in_stack=_users("password"),
+    ),
+    Secret(
+        path="users/{who}.argon2id", what="the password digest of user {who}",
+        consumers="authelia (its users database)",
+        generate=None,  # made from the initial password (StackSecrets.user_password_hash)
+        form=argon2id_digest_problem,
+        repair=_remade("the user's password"),
+        leaks=None,
+        in_stack=_users("argon2id"),
+    ),
+    Secret(
+        path="users/{who}.totp", what="the TOTP seed of user {who}",
+        consumers="the person's authenticator app, authelia (imported into its database)",
+        generate=generate_totp_seed, form=lambda v: totp_seed_form_problem(v, TOTP_SEED_CHARS),
+        accepted=("user {who} TOTP seed", totp_seed_problem),
+        # Imported into Authelia's database by the deploy (an upsert): no restart.
+        rotate="totp/{who}", restarts="nothing (the seed is re-imported)",
+        repair=_unsafe(
+            "{who}'s authenticator app holds it",
+            "replace it: mcpgate secrets rotate {inventory} --host {host} totp/{who}, deploy, and have {who} scan "
+            f"the new otpauth:// URI that {_SHOW} prints",
+        ),
+        in_stack=_users("totp"),
+    ),
+    Secret(
+        path="users/{who}.sub", what="the subject (sub) of user {who}",
+        consumers="authelia (the sub claim of the person's tokens), agentgateway (its rules name it)",
+        generate=generate_subject, form=canonical_uuid_problem,
+        accepted=("user {who} subject", subject_problem),
+        repair=_unsafe(
+            "Authelia keeps it and has put it in {who}'s tokens",
+            "write {who}'s openid identifier from `authelia storage user identifiers export` on the host into it",
+        ),
+        leaks=None,  # not a secret: it is in every token of the person's
+        in_stack=_users("sub"),
+    ),
+    Secret(
+        path=BACKUP_PASSWORD_SECRET, what="the backup repository's password",
+        consumers="restic (the backup repository is encrypted with it)",
+        generate=random_string, form=_alnum(SECRET_CHARS),
+        repair=_unsafe(
+            "the backup repository is encrypted with it, and a restore opens it with this one",
+            "the snapshots in the repository cannot be read again: delete it, move the old repository away, and "
+            "deploy: the next backup starts a new repository with a new password",
+        ),
+        in_stack=lambda s: [BACKUP_PASSWORD_SECRET] if s.backup else [],
+    ),
+    Secret(
+        path="tokens/{who}", what="the token {who}",
+        consumers="agentgateway (a backend's token), a backend (its variables and files), tailscale, restic",
+        generate=None,  # a person supplies it: `mcpgate secrets set`
+        form=supplied_secret_problem,
+        repair="set it again: mcpgate secrets set {inventory} --host {host} {who} (reads the value from stdin)",
+        in_stack=_tokens,
+    ),
 )  # fmt: skip
 
 
