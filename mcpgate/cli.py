@@ -8,7 +8,6 @@ early (``mcpgate check ... | head``, quietly) or anything else.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -26,27 +25,29 @@ from .audit import (
     select,
 )
 from .backup_plan import backup_items, not_backed_up
+from .cli_secrets import (
+    cmd_secrets_rollover,
+    cmd_secrets_rotate,
+    cmd_secrets_set,
+    cmd_secrets_show,
+    one_host,
+    store_for,
+)
 from .errors import MCPGateError
 from .hostops.inventory_file import HostStack, default_secrets_dir, load_inventory
-from .identity import otpauth_uri, subjects
+from .identity import subjects
 from .layout import container_name
 from .model import Stack, pin_warnings
 from .policy import format_matrix
 from .render import Rendered, render_stack
 from .render_out import open_out, write_tree
-from .rules import generated_value_problems, supplied_value_problem
-from .secrets import ROTATABLE, SecretStore, StackSecrets, file_in_the_way
+from .secret_store import SecretStore, file_in_the_way
+from .secrets import ROTATABLE, StackSecrets, generated_value_problems
 from .validate import reference_dir, validate_rendered
 
 
-def _store(hs: HostStack, secrets_dir: Path | None, read_only: bool = False) -> SecretStore:
-    store = hs.store(secrets_dir, read_only)
-    store.inventory = hs.inventory  # the repair commands in its errors name this inventory
-    return store
-
-
 def _render_host(hs: HostStack, secrets_dir: Path | None, read_only: bool = False) -> tuple[Rendered, StackSecrets]:
-    secrets = StackSecrets(_store(hs, secrets_dir, read_only), hs.stack)
+    secrets = StackSecrets(store_for(hs, secrets_dir, read_only), hs.stack)
     return render_stack(hs.stack, secrets, inventory=hs.inventory, host=hs.host), secrets
 
 
@@ -119,34 +120,6 @@ def backup_summary(stack: Stack) -> list[str]:
     ]
 
 
-def cmd_secrets_show(args: argparse.Namespace) -> int:
-    # Every value is read (and checked) before anything is printed: a damaged store gives its one-line
-    # error and no half of the listing.
-    lines: list[str] = []
-    for hs in load_inventory(args.inventory, args.host):
-        stack = hs.stack
-        secrets = StackSecrets(_store(hs, args.secrets), stack)
-        lines += [f"== {hs.host}", "", 'Claude.ai: Settings > Connectors > "Add custom connector"']
-        lines.append(f"  Remote MCP server URL:  {stack.resource}")
-        for client in stack.clients:
-            lines += ["", f"  client {client.name}  (Advanced settings)", f"    OAuth Client ID:      {client.id}"]
-            if client.public:
-                lines.append("    OAuth Client Secret:  (none: public client, PKCE only)")
-            else:
-                lines.append(f"    OAuth Client Secret:  {secrets.client_secret(client.id)}")
-                lines.append(f"    token auth method:    {client.auth_method}")
-        lines += ["", f"Users (sign in at {stack.issuer}, password then TOTP):"]
-        for user in stack.users:
-            lines.append(f"  {user.name}")
-            lines.append(f"    initial password:  {secrets.user_password(user.name)}")
-            lines.append(
-                f"    TOTP (scan or paste into an authenticator app): {otpauth_uri(stack, secrets, user.name)}"
-            )
-        lines.append("")
-    print("\n".join(lines))
-    return 0
-
-
 def cmd_describe(args: argparse.Namespace) -> int:
     """The validated stack of each host as JSON (no secret in it): for scripts and the host checks."""
     out = [
@@ -157,83 +130,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_host(args: argparse.Namespace) -> HostStack:
-    hosts = load_inventory(args.inventory, args.host)
-    if len(hosts) != 1:
-        names = ", ".join(h.host for h in hosts)
-        raise MCPGateError(f"the inventory has several hosts ({names}): choose one with --host")
-    return hosts[0]
-
-
-def cmd_secrets_set(args: argparse.Namespace) -> int:
-    hs = _one_host(args)
-    secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
-    allowed = secrets.settable_names()
-    if args.name not in allowed:
-        raise MCPGateError(
-            f"{args.name!r} is not a secret this inventory asks for; settable: {', '.join(allowed) or 'none'}"
-        )
-    try:
-        # Bytes decoded strictly: the locale's decoder may smuggle undecodable bytes in as surrogates.
-        value = (
-            getpass.getpass(f"{args.name} for {hs.host}: ")
-            if sys.stdin.isatty()
-            else sys.stdin.buffer.read().decode("utf-8")
-        )
-    except EOFError:  # Ctrl-D at the prompt
-        value = ""
-    except UnicodeDecodeError:
-        raise MCPGateError(f"the value given for {args.name!r} on stdin is not UTF-8 text") from None
-    value = value.strip()
-    if not value:
-        raise MCPGateError(f"no value given for {args.name!r} (it is read from stdin, never from the command line)")
-    problem = supplied_value_problem(hs.stack, args.name, value)
-    if problem:  # what the store would refuse when the deploy reads it back
-        raise MCPGateError(f"the value given for {args.name!r} {problem}; nothing was stored")
-    secrets.store.set(f"tokens/{args.name}", value)
-    print(f"{hs.host}: stored {args.name} in {secrets.store.root} (0600)")
-    return 0
-
-
-def cmd_secrets_rotate(args: argparse.Namespace) -> int:
-    hs = _one_host(args)
-    secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
-    item = secrets.rotate(args.name)
-    print(f"{hs.host}: rotated {item.name}; the next deploy restarts {item.restarts}")
-    if item.path.startswith("clients/"):
-        print(f"  after the deploy, paste the new client secret ({_show_command(hs)}) into the client's settings")
-    elif item.path.endswith(".password"):
-        print(f"  the deploy sets it as the person's password (even one they chose): tell them ({_show_command(hs)})")
-    elif item.path.startswith("users/"):
-        print(f"  after the deploy, the person scans the new otpauth:// URI ({_show_command(hs)}); the old codes stop")
-    return 0
-
-
-def cmd_secrets_rollover(args: argparse.Namespace) -> int:
-    hs = _one_host(args)
-    secrets = StackSecrets(_store(hs, args.secrets), hs.stack)
-    lifespan = hs.stack.longest_access_token_lifespan
-    if args.step == "start":
-        old, new = secrets.rollover_start()
-        print(f"{hs.host}: new signing key {new}; key {old} is retiring")
-        print("  deploy now: Authelia signs with the new key, and Authelia and the gateway still accept tokens signed")
-        print(f"  with the old one. Once every such token has expired (access tokens live {lifespan}), run")
-        print(f"  mcpgate secrets rollover {hs.inventory} --host {hs.host} finish, and deploy again.")
-    else:
-        old = secrets.rollover_finish()
-        print(f"{hs.host}: key {old} retired; the next deploy removes it from Authelia and the gateway")
-        print(
-            f"  (tokens it signed stop working then: refresh tokens are unaffected, clients refresh within {lifespan})"
-        )
-    return 0
-
-
 def cmd_audit(args: argparse.Namespace) -> int:
     """Who used which tool through which client, and who failed to sign in, from the host's logs."""
-    hs = _one_host(args)
+    hs = one_host(args)
     since = parse_since(args.since, datetime.now(UTC)) if args.since else None
     check_filters(hs.stack, args.person, args.client)
-    people = audit_people(hs, _store(hs, args.secrets, read_only=True))
+    people = audit_people(hs, store_for(hs, args.secrets, read_only=True))
     logs = read_service_logs(hs, since)
     events = gateway_events(logs["agentgateway"], hs.stack, people) + authelia_events(logs["authelia"], hs.stack)
     chosen = select(events, since=since, person=args.person, client=args.client, refused=args.refused)
@@ -287,10 +189,6 @@ def read_service_logs(hs: HostStack, since: datetime | None) -> dict[str, list[s
         return out
     finally:
         reader.close()
-
-
-def _show_command(hs: HostStack) -> str:
-    return f"mcpgate secrets show {hs.inventory} --host {hs.host}"
 
 
 def build_parser() -> argparse.ArgumentParser:

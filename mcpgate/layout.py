@@ -28,6 +28,15 @@ AUTH_PREFIX = "/auth"
 # The MCP endpoint, and the path of the access tokens' audience (RFC 8707 resource).
 MCP_PATH = "/mcp"
 
+# Labels on what the deploy makes in Docker.
+LABEL_SPEC = "org.mcpgate.spec"
+LABEL_SERVICE = "org.mcpgate.service"
+# The stack (Stack.name) a container, network or volume belongs to: what the deploy and the
+# checks filter on, so another stack on the same engine is never seen or touched.
+LABEL_STACK = "org.mcpgate.stack"
+# Docker's bridge driver option that names the network's host interface.
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
 
 @dataclass(frozen=True)
 class ServiceLayout:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from .errors import MCPGateError
-from .render import Rendered
+from .rendered import Rendered
 
 # At the top of every --out folder a render made: only such a folder is written into again.
 MARK = ".mcpgate-render"

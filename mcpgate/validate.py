@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 
+from .checkout import PROJECT_ROOT
 from .layout import AGENTGATEWAY, AUTH_PREFIX, AUTHELIA, AUTHELIA_SECRET_ENV, AUTHELIA_USERS
 from .memo import passed_before, record_pass
 from .model import AUTHELIA_DISCOVERY_SCOPES
-from .render import PROJECT_ROOT, Rendered
+from .rendered import Rendered
 from .users_db import merge_users
 
 _SECRET_FILTER = re.compile(

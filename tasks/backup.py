@@ -14,7 +14,7 @@ from mcpgate.layout import (
     SYSTEMD_UNIT_DIR,
     backup_unit,
 )
-from mcpgate.render import restore_check_script
+from mcpgate.render_backup import restore_check_script
 
 
 def _units(ctx: DeployContext) -> tuple[str, str, list[str]]:

@@ -8,11 +8,12 @@ from pyinfra.operations import apt, files, server
 from mcpgate.apt import DOCKER_KEY_URL, DOCKER_KEYRING, docker_source
 from mcpgate.hostops import snapshot
 from mcpgate.hostops.context import DeployContext, release_for
+from mcpgate.hostops.docker_reads import engine_version
 
 
 @deploy("Docker engine")
 def docker_engine(ctx: DeployContext) -> None:
-    if snapshot.engine_version():
+    if engine_version():
         host.noop("a Docker engine is running: left alone")
         return
     # What is read from the host now no longer holds once the engine is installed.

@@ -3,12 +3,12 @@ host folders; and after them, what the inventory no longer declares: its contain
 
 from pyinfra.api import deploy
 
-from mcpgate.container_specs import stack_networks
 from mcpgate.egress import egress_firewall as egress_rules
 from mcpgate.hostops.context import DeployContext
 from mcpgate.hostops.engine import docker_networks, docker_volume, prune_containers, prune_networks
 from mcpgate.hostops.filesync import data_directory
 from mcpgate.hostops.firewall import egress_firewall
+from mcpgate.model.network_plan import stack_networks
 
 
 @deploy("Networks, volumes and data folders")

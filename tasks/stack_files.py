@@ -6,7 +6,7 @@ from pyinfra.api import deploy
 from mcpgate.hostops.context import DeployContext
 from mcpgate.hostops.filesync import prune_stack_files
 from mcpgate.hostops.filesync import stack_files as stack_files_op
-from mcpgate.render import HostDir, HostFile
+from mcpgate.rendered import HostDir, HostFile
 
 
 def sync_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]) -> None:

@@ -67,9 +67,9 @@ def store(tmp_path: Path) -> SecretStore:
 @pytest.fixture(scope="session")
 def signing_key_pem() -> str:
     """One RSA key for the whole session: generating a 3072-bit key per test costs seconds."""
-    from mcpgate.secrets import _generate_rsa_pem
+    from mcpgate.secret_crypto import generate_rsa_pem
 
-    return _generate_rsa_pem()
+    return generate_rsa_pem()
 
 
 @pytest.fixture(scope="session")

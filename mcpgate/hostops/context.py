@@ -19,13 +19,14 @@ from typing import Any
 
 from ..apt import AptRelease, apt_release
 from ..backup_plan import restore_selection, yes
-from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers, stack_networks
+from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers
 from ..errors import MCPGateError
-from ..layout import PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER
+from ..layout import LABEL_STACK, PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER
 from ..model import Stack, load_stack
+from ..model.network_plan import stack_networks
 from ..render import Rendered, render_stack
-from ..rules import generated_value_problems
-from ..secrets import SecretStore, StackSecrets
+from ..secret_store import SecretStore
+from ..secrets import StackSecrets, generated_value_problems
 from .inventory_file import DATA_KEY, default_secrets_dir
 from .snapshot import SnapshotQuery
 
@@ -152,8 +153,7 @@ def restore_for(host: Any, ctx: DeployContext) -> Restore | None:
     from pyinfra.api.exceptions import PyinfraError
 
     from ..backup_plan import backup_items
-    from ..container_specs import LABEL_STACK
-    from .engine import StackContainers
+    from .docker_facts import StackContainers
     from .restic import DataPresent, restore_refusal
 
     try:

@@ -17,230 +17,36 @@ The facts read only what mcpgate made (by its labels); their names are not pyinf
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
-from dataclasses import dataclass
 from shlex import quote as _q
-from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FactBase, operation
+from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
-from ..container_specs import (
-    BRIDGE_NAME_OPTION,
+from ..container_specs import ContainerSpec
+from ..layout import (
     LABEL_SERVICE,
     LABEL_SPEC,
     LABEL_STACK,
-    ContainerSpec,
-    NetworkSpec,
-    assign_subnets,
+    SERVICES,
+    STATE_DIR,
+    backend_of,
+    volume_name,
 )
-from ..layout import SERVICES, STATE_DIR, backend_of, volume_name
+from ..model.network_plan import NetworkSpec, assign_subnets
 from . import snapshot
-from .filesync import StackTree
+from .docker_facts import (
+    StackVolumes,
+    VolumeStacks,
+    ready_check,
+    volume_mountpoint,
+)
+from .docker_reads import is_ready, read_containers, read_images, read_networks, read_stack_containers
+from .file_facts import StackTree
 from .messages import noop_when_unchanged, say
+from .shell import shell_command
 from .snapshot import read_fact
-from .upload import shell_command
-
-# --- facts --------------------------------------------------------------------------------------
-
-
-class EngineFact(FactBase):
-    """A fact read with the ``docker`` CLI: the fact's default when the host has none."""
-
-    abstract = True
-
-    def requires_command(self, *args: Any, **kwargs: Any) -> str:
-        return "docker"
-
-
-class EngineVersion(EngineFact):
-    """The running engine's version, or None when no engine answers."""
-
-    def command(self) -> str:
-        return "docker version --format '{{.Server.Version}}' 2>/dev/null || true"
-
-    def process(self, output: list[str]) -> str | None:
-        return output[0].strip() if output and output[0].strip() else None
-
-    def default(self) -> None:
-        return None
-
-
-class StackContainers(EngineFact):
-    """``docker inspect`` of every container mcpgate made (any stack's; names carry the stack's), by name."""
-
-    def command(self) -> str:
-        # A container removed between ps and inspect (another stack's, on a shared engine) makes
-        # inspect fail after printing the others: its output is still the one JSON list.
-        return (
-            f"ids=$(docker ps -aq --filter label={LABEL_SERVICE} 2>/dev/null); "
-            'if [ -n "$ids" ]; then docker inspect $ids 2>/dev/null || true; fi'
-        )
-
-    def process(self, output: list[str]) -> dict[str, Any]:
-        text = "\n".join(output).strip()
-        return {c["Name"].lstrip("/"): c for c in (json.loads(text) if text else [])}
-
-    def default(self) -> dict[str, Any]:
-        return {}
-
-
-@dataclass(frozen=True)
-class NetworkInfo:
-    internal: bool
-    subnet: str | None
-    containers: tuple[str, ...]  # names of the containers attached
-    bridge: str | None = None  # the host interface's name, when the deploy gave it one
-
-
-class StackNetworks(EngineFact):
-    """The stack's networks (by its label) and any network with one of ``names``: whether each is
-    internal, its IPv4 subnet and the containers attached. One command for all of them."""
-
-    def command(self, stack: str, names: list[str]) -> str:
-        label = _q(f"{LABEL_STACK}={stack}")
-        quoted = " ".join(_q(n) for n in names)
-        return (
-            f"docker network inspect --format '{{{{json .}}}}' "
-            f"$(docker network ls -q --filter label={label}) {quoted} 2>/dev/null; true"
-        )
-
-    def process(self, output: list[str]) -> dict[str, NetworkInfo]:
-        nets: dict[str, NetworkInfo] = {}
-        for line in output:
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            net = json.loads(line)
-            configs = (net.get("IPAM") or {}).get("Config") or []
-            subnet = next((c["Subnet"] for c in configs if "." in c.get("Subnet", "")), None)
-            attached = tuple(sorted(c.get("Name", "") for c in (net.get("Containers") or {}).values()))
-            bridge = (net.get("Options") or {}).get(BRIDGE_NAME_OPTION)
-            nets[net["Name"]] = NetworkInfo(bool(net.get("Internal")), subnet, attached, bridge)
-        return nets
-
-    def default(self) -> dict[str, NetworkInfo]:
-        return {}
-
-
-class ContainerReady(EngineFact):
-    """Whether a container is ready: healthy, or running (and ``probe`` succeeds) without a healthcheck."""
-
-    def command(self, container: str, probe: str | None = None) -> str:
-        return f"if {ready_check(container, probe)}; then echo ready; else echo waiting; fi"
-
-    def process(self, output: list[str]) -> bool:
-        return bool(output) and output[-1].strip() == "ready"
-
-    def default(self) -> bool:
-        return False
-
-
-def ready_check(name: str, probe: str | None = None) -> str:
-    """A shell condition that holds when the container is ready."""
-    status = (
-        "{{if .State.Health}}{{.State.Health.Status}}{{else if .State.Running}}running{{else}}{{.State.Status}}{{end}}"
-    )
-    s = f"s=$(docker inspect --format {_q(status)} {_q(name)} 2>/dev/null)"
-    running = f'[ "$s" = running ] && {probe}' if probe else '[ "$s" = running ]'
-    return f'{{ {s}; [ "$s" = healthy ] || {{ {running}; }}; }}'
-
-
-class StackVolumes(EngineFact):
-    """For each named volume that exists: its mountpoint's owner and mode."""
-
-    def command(self, names: list[str]) -> str:
-        return _for_each(
-            "n",
-            names,
-            "mp=$(docker volume inspect --format '{{.Mountpoint}}' \"$n\" 2>/dev/null) || continue; "
-            'echo "$n|$(stat -c \'%u:%g|%a\' "$mp")|$mp"',
-        )
-
-    def process(self, output: list[str]) -> dict[str, tuple[str, int, str]]:
-        out = {}
-        for line in output:
-            name, owner, mode, mountpoint = line.split("|", 3)
-            out[name] = (owner, int(mode, 8), mountpoint)
-        return out
-
-    def default(self) -> dict[str, tuple[str, int, str]]:
-        return {}
-
-
-class VolumeStacks(EngineFact):
-    """For each named volume that exists: the stack its label names ("" when it has none: a volume
-    Docker made without the deploy, or one another program made)."""
-
-    def command(self, names: list[str]) -> str:
-        fmt = _q(f'{{{{.Name}}}}|{{{{index .Labels "{LABEL_STACK}"}}}}')
-        body = f'docker volume inspect --format {fmt} "$n" 2>/dev/null'
-        return f"{_for_each('n', names, body)}; true"
-
-    def process(self, output: list[str]) -> dict[str, str]:
-        out = {}
-        for line in output:
-            name, bar, stack = line.strip().partition("|")
-            if bar:
-                out[name] = "" if stack == "<no value>" else stack
-        return out
-
-    def default(self) -> dict[str, str]:
-        return {}
-
-
-class ImageIds(EngineFact):
-    """The local image id of each given reference that exists."""
-
-    def command(self, refs: list[str]) -> str:
-        body = 'i=$(docker image inspect --format \'{{.Id}}\' "$r" 2>/dev/null) && echo "$r|$i"'
-        return f"{_for_each('r', refs, body)}; true"
-
-    def process(self, output: list[str]) -> dict[str, str]:
-        return dict(line.strip().split("|", 1) for line in output if "|" in line)
-
-    def default(self) -> dict[str, str]:
-        return {}
-
-
-def _for_each(var: str, values: list[str], body: str) -> str:
-    """A shell loop running ``body`` with ``$var`` set to each of ``values`` (quoted)."""
-    return f"for {var} in {' '.join(_q(v) for v in values)}; do {body}; done"
-
-
-def volume_mountpoint(volume: str) -> str:
-    """A shell expression: the mountpoint of the named volume."""
-    return f"$(docker volume inspect --format '{{{{.Mountpoint}}}}' {_q(volume)})"
-
-
-# --- reading the facts, from the deploy's snapshot where it covers them ---------------------------
-
-
-def _containers() -> dict[str, Any]:
-    return read_fact(StackContainers, "containers", lambda q: True)
-
-
-def _images(ref: str) -> dict[str, str]:
-    return read_fact(ImageIds, "images", lambda q: ref in q.images, refs=[ref])
-
-
-def _networks(stack: str, names: list[str]) -> dict[str, NetworkInfo]:
-    covered = lambda q: q.stack == stack and set(names) <= set(q.networks)  # noqa: E731
-    return read_fact(StackNetworks, "networks", covered, stack=stack, names=names)
-
-
-def _ready(container: str, probe: str | None) -> bool:
-    snap = snapshot.current()
-    if snap is not None and probe is None:
-        state = (_containers().get(container) or {}).get("State") or {}
-        health = (state.get("Health") or {}).get("Status")
-        return health == "healthy" if health else bool(state.get("Running"))
-    return read_fact(
-        ContainerReady, f"ready:{container}", lambda q: (container, probe) in q.probes, container=container, probe=probe
-    )
-
 
 # --- operations ---------------------------------------------------------------------------------
 
@@ -264,7 +70,7 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
 
         docker_networks(networks=stack_networks(stack), pool="172.31.252.0/22", stack="mcpgate")
     """
-    have = _networks(stack, sorted(n.name for n in networks))
+    have = read_networks(stack, sorted(n.name for n in networks))
     try:
         subnets = assign_subnets(pool, networks, {name: info.subnet for name, info in have.items()})
     except ValueError as err:
@@ -280,14 +86,6 @@ def docker_networks(networks: list[NetworkSpec], pool: str, stack: str):
                 yield shell_command("docker", "network", "disconnect", "-f", net.name, container)
             yield shell_command("docker", "network", "rm", net.name)
         yield shell_command("docker", "network", "create", *net.create_args(subnet, stack))
-
-
-def _stack_containers(stack: str) -> dict[str, Any]:
-    return {
-        name: c
-        for name, c in _containers().items()
-        if ((c.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK) == stack
-    }
 
 
 @operation()
@@ -306,7 +104,7 @@ def prune_containers(containers: list[str], stack: str, purge: tuple[str, ...] =
         prune_containers(containers=["mcpgate-redis", "mcpgate-authelia"], stack="mcpgate", purge=("scratch",))
     """
     purged: set[str] = set()
-    for name, info in sorted(_stack_containers(stack).items()):
+    for name, info in sorted(read_stack_containers(stack).items()):
         if name in containers:
             continue
         yield shell_command("docker", "rm", "-f", name)
@@ -360,8 +158,8 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
                        stack="mcpgate")
     """
     wanted = {n.name for n in networks}
-    gone = {name for name in _stack_containers(stack) if every_service_ran or name not in containers}
-    have = _networks(stack, sorted(wanted))
+    gone = {name for name in read_stack_containers(stack) if every_service_ran or name not in containers}
+    have = read_networks(stack, sorted(wanted))
     for name, info in sorted(have.items()):
         if name in wanted:
             continue
@@ -420,7 +218,7 @@ def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, s
         docker_image(ref="redis:7.4.2-alpine")
         docker_image(ref="mcpgate-local/notes:0123abcd", build_dir="/opt/mcpgate/build/notes")
     """
-    if ref in _images(ref):
+    if ref in read_images(ref):
         host.noop(f"image {ref} is present")
         return
     if build_dir is None:
@@ -457,7 +255,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
         docker_container(spec=redis_spec(stack), base_dir="/opt/mcpgate", config_digest="ab12...")
     """
-    have = _containers().get(spec.name)
+    have = read_containers().get(spec.name)
     state_file = _state_file(base_dir, spec.name)
     tree = read_fact(StackTree, "tree", lambda q: q.base_dir == base_dir, base=posixpath.dirname(state_file))
     applied = tree.get(state_file)
@@ -469,7 +267,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
     labels = (have or {}).get("Config", {}).get("Labels") or {}
     # A tag moved to another image (pulled again, rebuilt) counts as a changed spec.
-    image_id = _images(spec.image).get(spec.image)
+    image_id = read_images(spec.image).get(spec.image)
     stale_image = have is not None and image_id is not None and have.get("Image") != image_id
     if have is None or labels.get(LABEL_SPEC) != spec.spec_hash or stale_image:
         if have is not None:
@@ -510,7 +308,7 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
 
         wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
     """
-    if _ready(container, probe):
+    if is_ready(container, probe):
         host.noop(f"{container} is ready")
         return
     # Give up early on a crash loop: three restarts while waiting say enough.

@@ -19,10 +19,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..checkout import PROJECT_ROOT
 from ..errors import InventoryError, MCPGateError
 from ..model import Stack, load_stack
-from ..render import PROJECT_ROOT
-from ..secrets import SecretStore
+from ..secret_store import SecretStore
 
 DATA_KEY = "mcpgate"
 

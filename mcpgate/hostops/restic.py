@@ -21,10 +21,11 @@ from shlex import quote as _q
 from pyinfra import host
 from pyinfra.api import FactBase, operation
 
-from ..render import HostFile
+from ..rendered import HostFile
 from . import snapshot
 from .messages import noop_when_unchanged
-from .upload import finish_private_upload, prepare_private_uploads, private_upload, shell_command, staging_dir
+from .shell import shell_command
+from .upload import finish_private_upload, prepare_private_uploads, private_upload, staging_dir
 
 BACKUP_PACKAGES = ("restic", "sqlite3")
 

@@ -24,6 +24,10 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.api.state import StateStage
 
+from .authelia_facts import VolumeMarker
+from .docker_facts import ContainerReady, EngineVersion, ImageIds, StackContainers, StackNetworks, StackVolumes
+from .file_facts import DeployedFiles, PathExists, StackTree
+
 SECTION = "@@mcpgate-snapshot:"
 
 
@@ -93,11 +97,6 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
 
 def snapshot_facts() -> dict[str, FactBase]:
     """The facts whose outputs make up a :class:`StackSnapshot`, by section."""
-    # Imported here: the modules of these facts read them through this one.
-    from .authelia_cli import VolumeMarker
-    from .engine import ContainerReady, EngineVersion, ImageIds, StackContainers, StackNetworks, StackVolumes
-    from .filesync import DeployedFiles, PathExists, StackTree
-
     return {
         "engine": EngineVersion(),
         "tree": StackTree(),
@@ -204,15 +203,6 @@ def expire_on_execute() -> None:
     cached = _cache.get(host.name)
     if cached is not None:
         cached.holds_into_execute = False
-
-
-def engine_version() -> str | None:
-    """The running Docker engine's version, from the snapshot (None: no engine answers)."""
-    snap = current()
-    if snap is None:
-        raise RuntimeError("no snapshot registered for this host")
-    lines = [line.strip() for line in snap.lines("engine") if line.strip()]
-    return lines[0] if lines else None
 
 
 def changes_host(*kinds: str) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:

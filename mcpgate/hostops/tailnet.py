@@ -11,7 +11,8 @@ from pyinfra.api import FactBase, operation
 from ..errors import MCPGateError
 from ..funnel import backend_running, funnel_commands, funnel_noop, funnel_unavailable, node_name
 from .messages import refuse
-from .upload import finish_private_upload, prepare_private_uploads, private_upload, shell_command, staging_dir
+from .shell import shell_command
+from .upload import finish_private_upload, prepare_private_uploads, private_upload, staging_dir
 
 AUTH_KEY_FILE = "/run/mcpgate-tailscale-authkey"  # tmpfs, root only (0600 from creation), removed right after use
 

@@ -1,29 +1,16 @@
 """Private uploads: a file's content never readable by another user, never staged in /tmp, never on a
-command line; and :func:`shell_command`, how every operation here quotes a command."""
+command line."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import posixpath
-import shlex
 from shlex import quote as _q
 
 from pyinfra.api import FileUploadCommand
 
 from ..layout import UPLOAD_DIR
-
-
-def shell_command(*args: str) -> str:
-    """One shell command, every argument quoted.
-
-    **Example:**
-
-    .. code:: python
-
-        shell_command("docker", "rm", "-f", "mcpgate-redis")  # "docker rm -f mcpgate-redis"
-    """
-    return shlex.join(args)
 
 
 def staging_dir(base_dir: str) -> str:

@@ -13,8 +13,10 @@ Example::
 
 The package, by concern:
 
-- :mod:`.stack_model`: :class:`Stack`, what it derives, and :func:`load_stack`;
+- :mod:`.stack_model`: :class:`Stack` and what it derives;
 - :mod:`.stack_checks`: the checks across the whole stack (names, scopes, ports, host paths, secrets);
+- :mod:`.loading`: :func:`load_stack`, the fields' checks then the whole stack's;
+- :mod:`.network_plan`: the stack's networks and the subnets carved for them from the pool;
 - :mod:`.people`: :class:`User` and :class:`Client`;
 - :mod:`.mcp_backend`: :class:`Backend` and its :class:`Volume`, :class:`BackendSecret`, :class:`Limits`;
 - :mod:`.settings`: the stack's settings blocks (images, Docker, Tailscale, uids, session, rate limits);
@@ -37,12 +39,13 @@ from .fields import (
     split_uid,
 )
 from .image_refs import AUTHELIA_VERSION, PinnedImage, image_tag
+from .loading import load_stack
 from .mcp_backend import Backend, BackendSecret, Limits, Volume
 from .mount_paths import ContainerPath, host_path_danger
 from .people import CLAUDE_ACCESS_TOKEN_LIFESPAN, CLAUDE_REDIRECT_URIS, Client, User
 from .pins import KNOWN_BAD_AUTHELIA, PROVEN_IMAGES, pin_warnings
 from .settings import Audit, Backup, Docker, Images, RateLimits, Retention, ServiceUids, Session, Tailscale
-from .stack_model import AUTHELIA_DISCOVERY_SCOPES, CORS_ENDPOINTS, Stack, load_stack
+from .stack_model import AUTHELIA_DISCOVERY_SCOPES, CORS_ENDPOINTS, Stack
 
 __all__ = [
     "AUTHELIA_DISCOVERY_SCOPES",

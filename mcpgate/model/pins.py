@@ -14,14 +14,11 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel
 
 from .image_refs import AUTHELIA_VERSION, PinnedImage, image_tag
-
-if TYPE_CHECKING:
-    from .settings import Images
 
 # The defaults of `images`, each the version proven end to end here.
 PROVEN_IMAGES = {
@@ -92,9 +89,11 @@ def _authelia_release(image: str) -> str:
 AutheliaImage = Annotated[PinnedImage, AfterValidator(_authelia_release)]
 
 
-def pin_warnings(images: Images) -> list[str]:
+def pin_warnings(images: BaseModel) -> list[str]:
     """One line per image pinned to another version than the proven one: that it is unproven, what
-    upstream changed since that the stack relies on, and what to re-run."""
+    upstream changed since that the stack relies on, and what to re-run. ``images`` is the stack's
+    :class:`~mcpgate.model.Images` (read by the field names of :data:`PROVEN_IMAGES`; not imported,
+    since Images takes its defaults from here)."""
     warnings = []
     for field, proven in PROVEN_IMAGES.items():
         pinned = getattr(images, field)

@@ -12,6 +12,7 @@ from ..layout import AGENTGATEWAY_INTERNAL_PORTS, SERVICES, volume_name
 from .durations import duration_seconds
 from .fields import GROUP_NAME, split_uid
 from .mount_paths import at_or_under
+from .network_plan import assign_subnets, stack_networks
 
 if TYPE_CHECKING:
     from .stack_model import Stack
@@ -106,10 +107,7 @@ def enabled_problems(stack: Stack) -> list[str]:
 
 
 def network_problems(stack: Stack) -> list[str]:
-    """The pool has a slot for each of the stack's networks (container_specs lays them out)."""
-    # Imported here: container_specs imports the model.
-    from ..container_specs import assign_subnets, stack_networks
-
+    """The pool has a slot for each of the stack's networks (network_plan lays them out)."""
     try:
         assign_subnets(stack.network_pool, stack_networks(stack), {})
     except ValueError as err:
@@ -252,4 +250,27 @@ def lifespan_problems(stack: Stack) -> list[str]:
             f"({refresh!r}), which would die before the access token they renew; give refresh_token_lifespan "
             "the longer duration"
         )
+    return problems
+
+
+def stack_problems(stack: Stack) -> list[str]:
+    """Every problem of the stack as a whole (its fields each valid), in the order they are reported."""
+    problems = [
+        *duplicate_names(stack),
+        *tool_scope_problems(stack),
+        *grant_problems(stack),
+        *enabled_problems(stack),
+    ]
+    # Laying out the networks needs unique, well-formed backends: only then is it asked.
+    if not problems:
+        problems += network_problems(stack)
+        problems += usable_problems(stack)
+    problems += [
+        *port_problems(stack),
+        *funnel_problems(stack),
+        *backend_host_problems(stack),
+        *secret_name_problems(stack),
+        *backup_problems(stack),
+        *lifespan_problems(stack),
+    ]
     return problems

@@ -7,11 +7,9 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from ..errors import InventoryError
 from ..layout import AGENTGATEWAY, AUTH_PREFIX, MCP_PATH, network_slots
-from . import stack_checks
 from .addresses import Hostname, NetworkPool, is_loopback_host
 from .durations import Duration, duration_seconds
 from .fields import ScopeDescriptions, StackName
@@ -19,7 +17,7 @@ from .mcp_backend import Backend
 from .mount_paths import BaseDir
 from .people import CLAUDE_ACCESS_TOKEN_LIFESPAN, Client, User
 from .settings import Audit, Backup, Docker, Images, RateLimits, ServiceUids, Session, Tailscale, settings_example
-from .strict import Strict, raise_all
+from .strict import Strict
 
 # What Authelia 4.39's discovery advertises as scopes_supported (a fixed list, internal/oidc/discovery.go):
 # a client that asks for "every scope the authorization server supports" asks for these.
@@ -94,29 +92,6 @@ class Stack(Strict):
             return v
         field = info.field_name or ""
         raise ValueError(f'is a dict of settings, not {v!r}: write "{field}": {settings_example(field, v)}')
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Stack:
-        problems = [
-            *stack_checks.duplicate_names(self),
-            *stack_checks.tool_scope_problems(self),
-            *stack_checks.grant_problems(self),
-            *stack_checks.enabled_problems(self),
-        ]
-        # Laying out the networks needs unique, well-formed backends: only then is it asked.
-        if not problems:
-            problems += stack_checks.network_problems(self)
-            problems += stack_checks.usable_problems(self)
-        problems += [
-            *stack_checks.port_problems(self),
-            *stack_checks.funnel_problems(self),
-            *stack_checks.backend_host_problems(self),
-            *stack_checks.secret_name_problems(self),
-            *stack_checks.backup_problems(self),
-            *stack_checks.lifespan_problems(self),
-        ]
-        raise_all(problems)
-        return self
 
     # --- derived, once -------------------------------------------------------------------------
 
@@ -254,17 +229,6 @@ class Stack(Strict):
         return [name for b in self.enabled_backends for name in b.secret_names]
 
     @property
-    def required_secrets(self) -> list[str]:
-        """Every secret a person must have set for this deploy: the enabled backends' tokens and
-        secrets, and the Tailscale auth key when Tailscale is on."""
-        names = [*self.token_secrets, *self.backend_secrets]
-        if self.tailscale.enabled:
-            names.append(self.tailscale.auth_key_secret)
-        if self.backup:
-            names += self.backup.secret_names
-        return names
-
-    @property
     def settable_secrets(self) -> list[str]:
         """Every secret name the inventory mentions (disabled backends too, so it can be set first)."""
         names = [n for b in self.backends for n in ([b.token_secret] if b.token_secret else []) + b.secret_names]
@@ -273,34 +237,3 @@ class Stack(Strict):
         if self.backup:
             names += self.backup.secret_names
         return names
-
-
-def _format_errors(err: ValidationError) -> list[str]:
-    """pydantic's errors as lines '<field path>: <message>', one per problem."""
-    problems: list[str] = []
-    for e in err.errors():
-        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e["loc"]).replace(".[", "[")
-        msg = e["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field (a typo?); remove it"
-        elif e["type"] == "missing":
-            msg = "is required"
-        for line in msg.split("\n"):
-            problems.append(f"{loc}: {line}" if loc else line)
-    return problems
-
-
-def load_stack(host: str, data: Any) -> Stack:
-    """Validate one host's ``mcpgate`` inventory data; raise InventoryError naming every problem."""
-    if data is None:
-        raise InventoryError(host, ["no 'mcpgate' data: give the host an mcpgate = {...} dict in the inventory"])
-    if isinstance(data, Stack):
-        return data
-    if not isinstance(data, dict):
-        raise InventoryError(host, [f"'mcpgate' must be a dict, not {type(data).__name__}"])
-    try:
-        return Stack.model_validate(data)
-    except ValidationError as err:
-        raise InventoryError(host, _format_errors(err)) from None

@@ -42,7 +42,7 @@ from urllib.parse import unquote_to_bytes
 
 from mcpgate import layout
 from mcpgate.layout import INGRESS, INGRESS_HEALTH_PORT
-from mcpgate.render import DISCOVERY_ALIASES
+from mcpgate.render_services import DISCOVERY_ALIASES
 
 AUTHELIA = "authelia"
 GATEWAY = "agentgateway"

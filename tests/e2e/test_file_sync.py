@@ -25,7 +25,7 @@ OPERATIONS = """
 import json
 import os
 
-from mcpgate.render import HostDir, HostFile
+from mcpgate.rendered import HostDir, HostFile
 from tasks.stack_files import sync_files
 
 with open(os.environ["MCPGATE_TEST_RENDER"]) as f:

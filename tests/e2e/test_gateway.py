@@ -19,7 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from mcpgate.model import Stack, load_stack
-from mcpgate.secrets import key_id_for
+from mcpgate.secret_crypto import key_id_for
 from tests.e2e.harness import INGRESS_PORT, PROJECT_ROOT, Deployer, RunResult, skip_module_without
 from tests.e2e.mcp_client import McpClient
 from tests.e2e.oauth import Flow, Session, login_alice

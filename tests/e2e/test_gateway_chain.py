@@ -31,7 +31,8 @@ from joserfc.jwk import RSAKey
 
 from mcpgate.layout import INGRESS, INGRESS_HEALTH_PORT
 from mcpgate.model import Stack, load_stack
-from mcpgate.render import GATEWAY_DENIAL, GATEWAY_PASSED_HEADER, render_stack
+from mcpgate.render import render_stack
+from mcpgate.render_services import GATEWAY_DENIAL, GATEWAY_PASSED_HEADER
 from mcpgate.secrets import SIGNING_KEY, SecretStore, StackSecrets, key_id_for
 from tests.conftest import BASE_STACK
 from tests.e2e.harness import LOCAL_IMAGES, image_exists, skip_module_without

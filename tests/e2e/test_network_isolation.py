@@ -28,17 +28,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from mcpgate.container_specs import (
-    LABEL_STACK,
-    ContainerSpec,
-    assign_subnets,
-    stack_containers,
-    stack_networks,
-)
+from mcpgate.container_specs import LABEL_STACK, ContainerSpec, stack_containers
 from mcpgate.egress import EgressFirewall, egress_firewall, removal_commands
 from mcpgate.hostops.firewall import EgressFirewallState, as_wanted
 from mcpgate.layout import AUTHELIA, INGRESS, REDIS, agentgateway_port
 from mcpgate.model import Stack, load_stack
+from mcpgate.model.network_plan import assign_subnets, stack_networks
 from mcpgate.render import render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.e2e.harness import PYTHON_BASE, docker, image_exists, random_network_pool

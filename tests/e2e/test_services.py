@@ -19,10 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mcpgate.container_specs import LABEL_STACK, ContainerSpec, NetworkSpec, backend_spec, ingress_spec, redis_spec
+from mcpgate.container_specs import LABEL_STACK, ContainerSpec, backend_spec, ingress_spec, redis_spec
 from mcpgate.layout import network_slots
 from mcpgate.model import Stack, load_stack
-from mcpgate.render import DISCOVERY_ALIASES, GATEWAY_DENIAL, GATEWAY_PASSED_HEADER, Rendered, render_stack
+from mcpgate.model.network_plan import NetworkSpec
+from mcpgate.render import Rendered, render_stack
+from mcpgate.render_services import DISCOVERY_ALIASES, GATEWAY_DENIAL, GATEWAY_PASSED_HEADER
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.e2e.harness import LOCAL_IMAGES, PYTHON_BASE, docker, image_exists, random_network_pool
 

@@ -16,7 +16,8 @@ from mcpgate.hostops.context import selected_restore
 from mcpgate.hostops.restic import BackupHost, DataPresent, restore_refusal
 from mcpgate.layout import BACKUP_ENV, BACKUP_PASSWORD, BACKUP_SCRIPT, RESTORE_SCRIPT
 from mcpgate.model import load_stack
-from mcpgate.render import Rendered, render_stack, restore_check_script
+from mcpgate.render import Rendered, render_stack
+from mcpgate.render_backup import restore_check_script
 from mcpgate.secrets import SecretStore, StackSecrets
 
 

@@ -276,7 +276,7 @@ def test_secrets_rotate_a_client_secret(home_store: Path) -> None:
     # The digest Authelia gets follows the new secret at the next render.
     _set_ha_token(store)
     assert run("render", HOME, "--out", str(store.parent / "out"), secrets=store).returncode == 0
-    from mcpgate.secrets import pbkdf2_sha512_verify
+    from mcpgate.secret_crypto import pbkdf2_sha512_verify
 
     digest = (store / "gateway.lan" / "clients" / "claude-ai.pbkdf2").read_text()
     assert pbkdf2_sha512_verify(after, digest) and not pbkdf2_sha512_verify(before, digest)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mcpgate.hostops.engine import StackContainers
+from mcpgate.hostops.docker_facts import StackContainers
 
 _FOUND = '[{"Name": "/mcpgate-authelia", "Id": "aaa"}]'
 

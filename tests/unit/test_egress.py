@@ -70,7 +70,7 @@ def test_names_fit_the_kernels_limits() -> None:
 
 
 def test_the_egress_network_names_its_bridge(stack_data: dict[str, Any]) -> None:
-    from mcpgate.container_specs import stack_networks
+    from mcpgate.model.network_plan import stack_networks
 
     stack = _egress(stack_data, [])
     net = next(n for n in stack_networks(stack) if n.name == "mcpgate-egress-notes")

@@ -11,9 +11,10 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
 PURE = sorted([*PROJECT.glob("mcpgate/*.py"), *PROJECT.glob("mcpgate/model/*.py")])
-# The `mcpgate` command is the one entry point besides deploy.py: it reads inventories with
-# pyinfra's own loader (hostops.inventory_file), so it may use the adapter.
-ENTRY_POINTS = {"cli.py", "__main__.py"}
+# The `mcpgate` command (cli.py, and cli_secrets.py for its secrets commands) is the one entry point
+# besides deploy.py: it reads inventories with pyinfra's own loader (hostops.inventory_file), so it
+# may use the adapter.
+ENTRY_POINTS = {"cli.py", "cli_secrets.py", "__main__.py"}
 
 
 def _imports(path: Path) -> set[str]:

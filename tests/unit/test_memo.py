@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mcpgate import memo, rules
+from mcpgate import accepted_values, memo
 from mcpgate.validate import _schema_errors
 
 
@@ -18,8 +18,8 @@ from mcpgate.validate import _schema_errors
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MCPGATE_NO_MEMO", raising=False)
-    rules.load_private_key.cache_clear()
-    rules.rsa_private_key_problem.cache_clear()
+    accepted_values.load_private_key.cache_clear()
+    accepted_values.rsa_private_key_problem.cache_clear()
     return tmp_path / "cache" / "mcpgate"
 
 
@@ -57,10 +57,10 @@ def _pem(key: rsa.RSAPrivateKey) -> str:
 
 def test_a_key_that_passed_parses_to_the_same_key_again(own_cache: Path) -> None:
     pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    first = rules.load_private_key(pem)
+    first = accepted_values.load_private_key(pem)
     assert len(list(own_cache.iterdir())) == 1
-    rules.load_private_key.cache_clear()
-    again = rules.load_private_key(pem)  # the memo's path: its math not checked again
+    accepted_values.load_private_key.cache_clear()
+    again = accepted_values.load_private_key(pem)  # the memo's path: its math not checked again
     assert again.private_numbers() == first.private_numbers()
 
 
@@ -72,9 +72,10 @@ def test_a_key_with_broken_math_is_refused_every_time(own_cache: Path) -> None:
     ).private_key(unsafe_skip_rsa_key_validation=True)
     pem = _pem(broken)
     for _ in range(2):
-        rules.load_private_key.cache_clear()
-        rules.rsa_private_key_problem.cache_clear()
-        assert rules.rsa_private_key_problem(pem) == "not a PEM private key that parses (truncated or damaged)"
+        accepted_values.load_private_key.cache_clear()
+        accepted_values.rsa_private_key_problem.cache_clear()
+        problem = accepted_values.rsa_private_key_problem(pem)
+        assert problem == "not a PEM private key that parses (truncated or damaged)"
     assert not own_cache.exists() or not list(own_cache.iterdir())
 
 

@@ -1054,7 +1054,6 @@ def test_backend_secrets_and_egress(stack_data: dict[str, Any]) -> None:
     assert calendar.secret_names == ["calendar-api-key"]
     assert stack.backend_secrets == ["vault-key", "calendar-api-key"]
     assert stack.token_secrets == ["home-assistant-token"]  # the gateway's only: backend secrets never go there
-    assert stack.required_secrets == ["home-assistant-token", "vault-key", "calendar-api-key", "tailscale-auth-key"]
     assert stack.settable_secrets == [
         "vault-key",
         "home-assistant-token",
@@ -1200,5 +1199,4 @@ def test_repositories_restic_reaches(stack_data: dict[str, Any], repository: str
 def test_an_s3_repository_needs_its_keys_from_the_store(stack_data: dict[str, Any]) -> None:
     stack_data["backup"] = {"repository": "s3:https://s3.example.com/bucket", "s3_secret_key_secret": "s3-secret"}
     stack = load_stack("h", stack_data)
-    assert stack.required_secrets[-2:] == ["backup-s3-access-key-id", "s3-secret"]
     assert stack.settable_secrets[-2:] == ["backup-s3-access-key-id", "s3-secret"]

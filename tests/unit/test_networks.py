@@ -7,14 +7,10 @@ from typing import Any
 
 import pytest
 
-from mcpgate.container_specs import (
-    NetworkSpec,
-    assign_subnets,
-    stack_containers,
-    stack_networks,
-)
+from mcpgate.container_specs import stack_containers
 from mcpgate.errors import InventoryError
 from mcpgate.model import Stack, load_stack
+from mcpgate.model.network_plan import NetworkSpec, assign_subnets, stack_networks
 from mcpgate.render import Rendered, render_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 

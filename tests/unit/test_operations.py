@@ -38,14 +38,16 @@ from typing import Any
 import pytest
 from pyinfra.api import FileUploadCommand
 
-from mcpgate.container_specs import ContainerSpec, NetworkSpec, stack_containers
+from mcpgate.container_specs import ContainerSpec, stack_containers
 from mcpgate.egress import EgressFirewall, egress_firewall
-from mcpgate.hostops.engine import NetworkInfo
-from mcpgate.hostops.filesync import Deployed, PathInfo
+from mcpgate.hostops.docker_facts import NetworkInfo
+from mcpgate.hostops.file_facts import Deployed, PathInfo
 from mcpgate.hostops.firewall import FirewallState
 from mcpgate.hostops.restic import BackupState
 from mcpgate.model import load_stack
-from mcpgate.render import HostDir, HostFile, render_stack
+from mcpgate.model.network_plan import NetworkSpec
+from mcpgate.render import render_stack
+from mcpgate.rendered import HostDir, HostFile
 from mcpgate.secrets import SecretStore, StackSecrets
 from tests.conftest import BASE_STACK
 from tests.unit.fake_host import FakeHost, hostops_modules, run_operation

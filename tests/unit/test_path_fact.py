@@ -1,4 +1,4 @@
-"""The fact data_directory decides from (filesync.PathExists), run by the shell on real paths: a
+"""The fact data_directory decides from (file_facts.PathExists), run by the shell on real paths: a
 link, at the end or on the way, is told apart from a folder."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mcpgate.hostops.filesync import PathExists
+from mcpgate.hostops.file_facts import PathExists
 
 
 def _kind(path: Path) -> str | None:

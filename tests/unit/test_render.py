@@ -14,7 +14,8 @@ import yaml
 
 from mcpgate.layout import AUTHELIA_SECRET_ENV
 from mcpgate.model import Stack, load_stack
-from mcpgate.render import DISCOVERY_ALIASES, Rendered, render_stack
+from mcpgate.render import Rendered, render_stack
+from mcpgate.render_services import DISCOVERY_ALIASES
 from mcpgate.secrets import SecretStore, StackSecrets
 from mcpgate.validate import authelia_config, reference_dir, validate_rendered
 
@@ -202,7 +203,7 @@ def test_the_gateway_passes_on_only_the_mcp_headers_and_marks_what_got_past_its_
     """Issue 22: a backend sees an allow-list of a client's headers (agentgateway replaces the
     header set with those; tests/e2e/test_gateway_chain.py proves it on the real gateway), and every
     answer past the route's policies carries the mark the ingress tells the gateway's denial by."""
-    from mcpgate.render import GATEWAY_PASSED_HEADER, backend_headers_expression
+    from mcpgate.render_services import GATEWAY_PASSED_HEADER, backend_headers_expression
 
     (route,) = _yaml(rendered, "agentgateway/config/config.yaml")["binds"][0]["listeners"][0]["routes"]
     expression = route["policies"]["transformations"]["request"]["replace"]
@@ -286,7 +287,7 @@ def test_ingress_drops_every_client_forwarding_header(ingress: tuple[Stack, str]
 def test_ingress_rewrites_only_an_unmarked_403_and_strips_the_mark(ingress: tuple[Stack, str]) -> None:
     """Issue 22: only agentgateway's own denial, the one answer without its mark, becomes a step-up
     (a backend's 403 of the same text and length does not); no client sees the mark."""
-    from mcpgate.render import GATEWAY_DENIAL, GATEWAY_PASSED_HEADER
+    from mcpgate.render_services import GATEWAY_DENIAL, GATEWAY_PASSED_HEADER
 
     to_gateway = _snippet(ingress[1], "to_gateway")
     matcher = to_gateway.split("@insufficient_scope {\n", 1)[1].split("\n\t}", 1)[0]
@@ -559,16 +560,27 @@ def test_consent_texts_are_rendered_into_their_own_folder(rendered: Rendered) ->
 
 @pytest.fixture(scope="module")
 def next_signing_key_pem() -> str:
-    from mcpgate.secrets import _generate_rsa_pem
+    from mcpgate.secret_crypto import generate_rsa_pem
 
-    return _generate_rsa_pem()
+    return generate_rsa_pem()
+
+
+def _next_signing_key(monkeypatch: pytest.MonkeyPatch, pem: str) -> None:
+    """The key the next rollover makes: its catalogue row's generator gives ``pem``."""
+    import dataclasses
+
+    from mcpgate import secret_catalogue
+
+    catalogue = tuple(
+        dataclasses.replace(s, generate=lambda: pem) if s.path == secret_catalogue.SIGNING_KEY else s
+        for s in secret_catalogue.CATALOGUE
+    )
+    monkeypatch.setattr(secret_catalogue, "CATALOGUE", catalogue)
 
 
 @pytest.fixture
 def rolled_over(secrets: StackSecrets, next_signing_key_pem: str, monkeypatch: pytest.MonkeyPatch) -> StackSecrets:
-    import mcpgate.secrets
-
-    monkeypatch.setattr(mcpgate.secrets, "_generate_rsa_pem", lambda: next_signing_key_pem)
+    _next_signing_key(monkeypatch, next_signing_key_pem)
     secrets.rollover_start()
     return secrets
 
@@ -579,13 +591,11 @@ def test_a_rollover_signs_with_the_new_key_and_publishes_both(
     from joserfc import jwt
     from joserfc.jwk import KeySet, RSAKey
 
-    from mcpgate.secrets import key_id_for
+    from mcpgate.secret_crypto import key_id_for
 
     old_kid = secrets.oidc_key_id()
     before = render_stack(stack, secrets)
-    import mcpgate.secrets
-
-    monkeypatch.setattr(mcpgate.secrets, "_generate_rsa_pem", lambda: next_signing_key_pem)
+    _next_signing_key(monkeypatch, next_signing_key_pem)
     assert secrets.rollover_start() == (old_kid, key_id_for(next_signing_key_pem))
     during = render_stack(stack, secrets)
     new_kid = secrets.oidc_key_id()

@@ -10,21 +10,15 @@ import uuid
 import pytest
 from joserfc.jwk import RSAKey
 
-from mcpgate.rules import (
+from mcpgate.accepted_values import (
     authelia_key_id_problem,
-    generated_value_problems,
     plain_token_problem,
     subject_problem,
     totp_seed_problem,
 )
-from mcpgate.secrets import (
-    SecretStore,
-    StackSecrets,
-    _generate_totp_seed,
-    key_id_for,
-    key_id_from_thumbprint,
-    random_string,
-)
+from mcpgate.secret_crypto import generate_totp_seed, key_id_for, key_id_from_thumbprint, random_string
+from mcpgate.secret_store import SecretStore
+from mcpgate.secrets import StackSecrets, generated_value_problems
 
 DRAWS = 20_000
 
@@ -82,7 +76,7 @@ def test_generated_secrets_fit_their_components() -> None:
     for _ in range(DRAWS // 10):
         assert plain_token_problem(random_string(), "secret") is None
         assert plain_token_problem(random_string(24), "password", 12) is None
-        assert totp_seed_problem(_generate_totp_seed()) is None
+        assert totp_seed_problem(generate_totp_seed()) is None
         assert subject_problem(str(uuid.uuid4())) is None
 
 

@@ -20,13 +20,8 @@ import pytest
 from pyinfra.api import FileUploadCommand
 
 from mcpgate.hostops import tailnet
-from mcpgate.hostops.filesync import (
-    Deployed,
-    DeployedFiles,
-    _manifest_path_problem,
-    manifest_text,
-    prune_stack_files,
-)
+from mcpgate.hostops.file_facts import Deployed, DeployedFiles
+from mcpgate.hostops.filesync import _manifest_path_problem, manifest_text, prune_stack_files
 from mcpgate.hostops.upload import prepare_private_uploads, private_upload
 from mcpgate.layout import MANIFEST
 from tests.unit.fake_host import FakeHost, run_operation

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mcpgate.hostops.authelia_cli import VolumeMarker, _write_marker
+from mcpgate.hostops.authelia_cli import _write_marker
+from mcpgate.hostops.authelia_facts import VolumeMarker
 from mcpgate.layout import SUBJECTS_MARKER
 
 VOLUME = "test-authelia-data"
@@ -82,7 +83,7 @@ def test_a_symlink_at_the_marker_path_is_replaced_not_followed(
 
 
 def _read_users(env: dict[str, str]) -> dict[str, str]:
-    from mcpgate.hostops.authelia_cli import VolumeFile
+    from mcpgate.hostops.authelia_facts import VolumeFile
 
     read = _sh(VolumeFile().command(VOLUME, "users.yml"), env)
     assert read.returncode == 0, read.stderr
@@ -101,7 +102,8 @@ def test_the_users_file_is_read_with_its_digest_and_replaced_whole(
 ) -> None:
     import hashlib
 
-    from mcpgate.hostops.authelia_cli import VolumeFile, _place_users_file
+    from mcpgate.hostops.authelia_cli import _place_users_file
+    from mcpgate.hostops.authelia_facts import VolumeFile
 
     mountpoint, env = volume
     absent = _read_users(env)

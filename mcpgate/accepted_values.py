@@ -2,7 +2,8 @@
 
 A generated value that a component refuses takes the stack down at start (Authelia exits on a bad
 ``key_id``), so each rule here is the component's own, with its source, and every generator is
-tested against it over many draws. :func:`generated_value_problems` applies them to a stack's
+tested against it over many draws. The secrets catalogue (:mod:`mcpgate.secret_catalogue`) names the
+rule of each value, and :func:`mcpgate.secrets.generated_value_problems` applies them to a stack's
 actual values before anything is deployed.
 
 Example::
@@ -17,7 +18,6 @@ import binascii
 import functools
 import re
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import cryptography
@@ -27,12 +27,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .errors import SecretsError
 from .memo import passed_before, record_pass
 
 if TYPE_CHECKING:
     from .model import Stack
-    from .secrets import StackSecrets
 
 # authelia/authelia v4.39.20 internal/configuration/validator/const.go: reOpenIDConnectKID, and
 # identity_providers.go: "option `key_id` must be 100 characters or less".
@@ -110,7 +108,7 @@ def gateway_session_key_problem(value: str) -> str | None:
 
 
 def alnum_problem(value: str, length: int) -> str | None:
-    """``length`` ASCII letters and digits, as :func:`mcpgate.secrets.random_string` makes them."""
+    """``length`` ASCII letters and digits, as :func:`mcpgate.secret_crypto.random_string` makes them."""
     expected = f"expected {length} ASCII letters and digits"
     if not value:
         return f"empty, {expected}"
@@ -241,61 +239,3 @@ def supplied_value_problem(stack: Stack, name: str, value: str) -> str | None:
     if name in env_names and ("\n" in value.strip() or "\r" in value.strip()):
         return "holds a line break, and a backend takes it in a variable (one line of an env file)"
     return supplied_secret_problem(value)
-
-
-def _read_problem(read: Callable[[], str], rule: Callable[[str], str | None]) -> str | None:
-    # The store refuses a damaged value as it reads it; that refusal is this value's problem.
-    try:
-        return rule(read())
-    except SecretsError as err:
-        return str(err)
-
-
-def generated_value_problems(secrets: StackSecrets) -> list[str]:
-    """Every generated value of a stack checked against the component that parses it. Messages name
-    the value, never print a secret."""
-    stack = secrets.stack
-    found: list[tuple[str, str | None]] = [
-        ("authelia signing key id", _read_problem(secrets.oidc_key_id, authelia_key_id_problem)),
-        (
-            "authelia session secret",
-            _read_problem(secrets.session_secret, lambda v: plain_token_problem(v, "the value")),
-        ),
-        (
-            "authelia storage encryption key",
-            _read_problem(
-                secrets.storage_encryption_key, lambda v: plain_token_problem(v, "the value", AUTHELIA_STORAGE_KEY_MIN)
-            ),
-        ),
-        (
-            "authelia OIDC HMAC secret",
-            _read_problem(secrets.oidc_hmac_secret, lambda v: plain_token_problem(v, "the value")),
-        ),
-        (
-            "authelia reset-password JWT secret",
-            _read_problem(secrets.reset_password_jwt_secret, lambda v: plain_token_problem(v, "the value")),
-        ),
-        ("redis password", _read_problem(secrets.redis_password, lambda v: plain_token_problem(v, "the value"))),
-        ("agentgateway session key", _read_problem(secrets.gateway_session_key, gateway_session_key_problem)),
-    ]
-    for client in stack.clients:
-        if not client.public:
-            found.append(
-                (
-                    f"client {client.id} secret",
-                    _read_problem(lambda c=client.id: secrets.client_secret(c), lambda v: plain_token_problem(v, "it")),
-                )
-            )
-    for user in stack.users:
-        name = user.name
-        found.append(
-            (
-                f"user {name} password",
-                _read_problem(lambda n=name: secrets.user_password(n), lambda v: plain_token_problem(v, "it", 12)),
-            )
-        )
-        found.append(
-            (f"user {name} TOTP seed", _read_problem(lambda n=name: secrets.user_totp_seed(n), totp_seed_problem))
-        )
-        found.append((f"user {name} subject", _read_problem(lambda n=name: secrets.user_subject(n), subject_problem)))
-    return [f"{name}: {problem}" for name, problem in found if problem]
