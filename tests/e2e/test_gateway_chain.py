@@ -41,6 +41,7 @@ from tests.e2e.mcp_client import McpClient
 skip_module_without("agentgateway")
 
 HOSTNAME = "mcp-chain.home.test"
+BACKEND_TOKEN = f"backend-token-{pysecrets.token_hex(8)}"  # the backend's own, from the store
 
 # Headers a client could send hoping a backend trusts them: none may reach a backend.
 FORGED = {
@@ -151,9 +152,20 @@ def chain(tmp_path: Path) -> Iterator[tuple[str, Recorder, Stack, SecretStore]]:
         data["hostname"] = HOSTNAME
         data["tailscale"] = {"enabled": False}
         data["scopes"] = {"probe:use": "Use the probe"}
-        data["backends"] = [{"name": "probe", "url": f"http://{gw}:{recorder.port}/mcp", "scope": "probe:use"}]
+        # The gateway sends the backend its own token (token_secret): the header allow-list must
+        # not take it off again.
+        data["backends"] = [
+            {
+                "name": "probe",
+                "url": f"http://{gw}:{recorder.port}/mcp",
+                "scope": "probe:use",
+                "token_secret": "probe-token",
+                "allow_plain_http": True,
+            }
+        ]
         stack = load_stack("chain.test", data)
         store = SecretStore.for_host(tmp_path / "secrets", "chain.test")
+        store.set("tokens/probe-token", BACKEND_TOKEN)
         rendered = render_stack(stack, StackSecrets(store, stack))
         files = tmp_path / "files"
         for service in ("agentgateway", "ingress"):
@@ -168,7 +180,8 @@ def chain(tmp_path: Path) -> Iterator[tuple[str, Recorder, Stack, SecretStore]]:
 
         _docker(
             "run", "-d", "--name", f"{tag}-gw", "--network", tag, "--network-alias", "agentgateway",
-            "-v", f"{files / 'agentgateway' / 'config'}:/config:ro", gateway_image, "-f", "/config/config.yaml",
+            "-v", f"{files / 'agentgateway' / 'config'}:/config:ro",
+            "-v", f"{files / 'agentgateway' / 'secrets'}:/secrets:ro", gateway_image, "-f", "/config/config.yaml",
         )  # fmt: skip
         made.append(f"{tag}-gw")
         _docker(
@@ -239,7 +252,7 @@ def test_a_backend_sees_only_the_allowed_headers_and_only_the_gateways_denial_is
         print(f"\nheaders the backend saw on tools/call: {sorted(seen)}")
         leaked = sorted(n for n in map(str.lower, FORGED) if n in seen)
         assert not leaked, f"forged headers reached the backend: {leaked}"
-        assert "authorization" not in seen
+        assert seen.get("authorization") == f"Bearer {BACKEND_TOKEN}", "the backend's own token must reach it"
         assert seen["mcp-param-probe"] == "abc"
         assert seen["mcp-protocol-version"] == "2025-06-18"
         assert seen["mcp-session-id"] == "recorder-session"
