@@ -969,7 +969,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calls-per-client", type=int, default=100, help="calls per client at 16 clients (default 100)")
     p.add_argument("--logs", type=Path, help="keep every pyinfra run's output in this folder")
     p.add_argument(
-        "--baseline", type=Path, help="another checkout (e.g. /work/main) whose CLI the cli section also times"
+        "--baseline", type=Path, help="another checkout (e.g. ../mcpgate-before) whose CLI the cli section also times"
     )
     p.add_argument("--request-seconds", type=float, default=60, help="time bound of one load run (default 60)")
     args = p.parse_args(argv)
