@@ -13,7 +13,10 @@ the URL and is never sent anywhere else.
 Chromium aborts every request in flight (net::ERR_NETWORK_CHANGED) when an address or link of its
 network namespace changes, which on a shared engine happens whenever another stack creates a
 network. So chromedriver and Chromium run in a network namespace of their own, joined to this one by a
-veth pair: the front listens on this side's address, WebDriver is spoken to the other side's.
+veth pair: the front listens on this side's address, WebDriver is spoken to the other side's. That
+namespace has IPv6 off and is settled before Chromium starts: otherwise the veth's link-local address
+arrives about 1.4 s after the link comes up (after duplicate address detection), in the middle of the
+first page load, and aborts it the same way (seen in CI: the sign-in page's scripts all failed at once).
 """
 
 from __future__ import annotations
@@ -84,6 +87,12 @@ class BrowserNet:
                 break
         here, there = f"mgb{self.tag}h", f"mgb{self.tag}n"
         _ip("netns", "add", self.ns)
+        # Before any link is moved in: a link takes the namespace's defaults when it arrives.
+        subprocess.run(
+            ["ip", "netns", "exec", self.ns, "sysctl", "-qw",
+             "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
         _ip("link", "add", here, "type", "veth", "peer", "name", there)
         _ip("link", "set", there, "netns", self.ns)
         _ip("addr", "add", f"{self.outer}/30", "dev", here)
@@ -91,6 +100,23 @@ class BrowserNet:
         _ip("-n", self.ns, "addr", "add", f"{self.inner}/30", "dev", there)
         _ip("-n", self.ns, "link", "set", there, "up")
         _ip("-n", self.ns, "link", "set", "lo", "up")
+        self._settle(there)
+
+    def _settle(self, there: str, seconds: float = 10) -> None:
+        """Until the namespace's links and addresses are final: the inner link has its carrier and
+        no address is tentative or IPv6, and nothing changed for half a second."""
+        deadline = time.monotonic() + seconds
+        last, since = "", time.monotonic()
+        while time.monotonic() < deadline:
+            now = subprocess.run(["ip", "-n", self.ns, "-o", "addr"], capture_output=True, text=True).stdout
+            now += subprocess.run(["ip", "-n", self.ns, "-o", "link"], capture_output=True, text=True).stdout
+            if now != last:
+                last, since = now, time.monotonic()
+            ready = "state UP" in now and "tentative" not in now and " inet6 " not in now
+            if ready and time.monotonic() - since >= 0.5:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the browser's network namespace {self.ns} did not settle in {seconds:.0f} s: {last}")
 
     def down(self) -> None:
         subprocess.run(["ip", "link", "del", f"mgb{self.tag}h"], capture_output=True)
