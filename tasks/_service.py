@@ -32,6 +32,7 @@ def wait(ctx: DeployContext, service: str) -> None:
         container=spec.name,
         timeout=READY_TIMEOUT.get(service, 90),
         probe=ctx.ready_probe(service),
+        own_check=ctx.own_check(service),
     )
 
 

@@ -27,6 +27,7 @@ from ..model.network_plan import stack_networks
 from ..render import Rendered, render_stack
 from ..secret_store import SecretStore
 from ..secrets import StackSecrets, generated_value_problems
+from .docker_facts import own_healthcheck
 from .inventory_file import DATA_KEY, default_secrets_dir
 from .snapshot import SnapshotQuery
 
@@ -54,6 +55,15 @@ class DeployContext:
             f"docker exec {self.container('ingress').name} wget -q -O /dev/null "
             f"http://agentgateway:{GATEWAY_READINESS_PORT}/healthz/ready"
         )
+
+    def own_check(self, service: str) -> str | None:
+        """The service's own healthcheck, run from the host while Docker's first one is not due yet
+        (None: it has none)."""
+        spec = self.container(service)
+        if spec.healthcheck is None:
+            return None
+        seconds = int(spec.healthcheck.timeout.removesuffix("s"))
+        return own_healthcheck(spec.name, spec.healthcheck.test[1], seconds)
 
 
 # The deploy's parts, in the order they run. Configs and networks are always brought up to date;

@@ -109,14 +109,25 @@ class ContainerReady(EngineFact):
         return False
 
 
-def ready_check(name: str, probe: str | None = None) -> str:
-    """A shell condition that holds when the container is ready."""
+def ready_check(name: str, probe: str | None = None, own_check: str | None = None) -> str:
+    """A shell condition that holds when the container is ready.
+
+    ``own_check`` runs the container's own healthcheck while Docker still says ``starting``: Docker
+    20.10 runs the first check only one interval (10 s) after a start, and has no start interval.
+    """
     status = (
         "{{if .State.Health}}{{.State.Health.Status}}{{else if .State.Running}}running{{else}}{{.State.Status}}{{end}}"
     )
     s = f"s=$(docker inspect --format {_q(status)} {_q(name)} 2>/dev/null)"
     running = f'[ "$s" = running ] && {probe}' if probe else '[ "$s" = running ]'
-    return f'{{ {s}; [ "$s" = healthy ] || {{ {running}; }}; }}'
+    starting = f' || {{ [ "$s" = starting ] && {own_check}; }}' if own_check else ""
+    return f'{{ {s}; [ "$s" = healthy ] || {{ {running}; }}{starting}; }}'
+
+
+def own_healthcheck(name: str, command: str, timeout_seconds: int) -> str:
+    """The shell that runs a container's CMD-SHELL healthcheck as Docker does (``/bin/sh -c``), bounded
+    like Docker bounds it."""
+    return f"timeout {timeout_seconds} docker exec {_q(name)} /bin/sh -c {_q(command)} >/dev/null 2>&1"
 
 
 class StackVolumes(EngineFact):

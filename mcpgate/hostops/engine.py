@@ -297,10 +297,12 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
 @operation()
 @snapshot.changes_host("containers", "ready")
-def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
+def wait_healthy(container: str, timeout: int = 120, probe: str | None = None, own_check: str | None = None):
     """
     Wait until a container is healthy (or running, and ``probe`` succeeds, when it has no
     healthcheck); fail loudly with its last log lines otherwise. A ready container costs nothing.
+    ``own_check`` (:func:`own_healthcheck`) is the container's healthcheck, run here while Docker's
+    first one is not due yet, so a (re)start is not waited on for a whole interval.
 
     **Example:**
 
@@ -315,7 +317,7 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None):
     count = f"docker inspect --format '{{{{.RestartCount}}}}' {_q(container)}"
     # Asked five times a second: a restart is ready within a fifth of a second of being so.
     yield (
-        f"r0=$({count}); i=0; until {ready_check(container, probe)}; do "
+        f"r0=$({count}); i=0; until {ready_check(container, probe, own_check)}; do "
         f"i=$((i+1)); r=$({count}); "
         f"if [ $i -gt {timeout * 5} ] || [ $((r - r0)) -ge 3 ]; then "
         f"echo '{container} did not become ready (waited '$((i / 5))' s, '$((r - r0))' restarts); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 import shlex
+import time
 
 import pytest
 
@@ -40,11 +41,22 @@ def _deployed(stack: Stack, rendered: Rendered, components: tuple[str, ...]) -> 
     return [c for c in stack_containers(stack, rendered) if component(c.service) in components]
 
 
+def _health_settled(host, name: str, seconds: float = 30) -> dict:
+    """The container's state once Docker's health status is past ``starting``: the deploy waits for a
+    (re)started container's own healthcheck to pass, Docker runs its first one an interval (10 s) later."""
+    deadline = time.monotonic() + seconds
+    while True:
+        info = _inspect(host, name)
+        if (info["State"].get("Health") or {}).get("Status") != "starting" or time.monotonic() > deadline:
+            return info
+        time.sleep(0.5)
+
+
 def test_every_container_runs_healthy_with_the_expected_image(
     host, stack: Stack, rendered: Rendered, components: tuple[str, ...]
 ) -> None:
     for spec in _deployed(stack, rendered, components):
-        info = _inspect(host, spec.name)
+        info = _health_settled(host, spec.name)
         assert info["State"]["Running"], spec.name
         health = (info["State"].get("Health") or {}).get("Status")
         assert health in (None, "healthy"), f"{spec.name} is {health}"
