@@ -99,8 +99,8 @@ class StackNetworks(EngineFact):
 class ContainerReady(EngineFact):
     """Whether a container is ready: healthy, or running (and ``probe`` succeeds) without a healthcheck."""
 
-    def command(self, container: str, probe: str | None = None) -> str:
-        return f"if {ready_check(container, probe)}; then echo ready; else echo waiting; fi"
+    def command(self, container: str, probe: str | None = None, own_check: str | None = None) -> str:
+        return f"if {ready_check(container, probe, own_check)}; then echo ready; else echo waiting; fi"
 
     def process(self, output: list[str]) -> bool:
         return bool(output) and output[-1].strip() == "ready"

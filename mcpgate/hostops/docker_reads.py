@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyinfra import host
+
 from ..layout import LABEL_STACK
 from . import snapshot
 from .docker_facts import ContainerReady, ImageIds, NetworkInfo, StackContainers, StackNetworks
@@ -25,15 +27,19 @@ def read_networks(stack: str, names: list[str]) -> dict[str, NetworkInfo]:
     return read_fact(StackNetworks, "networks", covered, stack=stack, names=names)
 
 
-def is_ready(container: str, probe: str | None) -> bool:
+def is_ready(container: str, probe: str | None, own_check: str | None = None) -> bool:
     snap = snapshot.current()
     if snap is not None and probe is None:
         state = (read_containers().get(container) or {}).get("State") or {}
         health = (state.get("Health") or {}).get("Status")
+        if health == "starting" and own_check:
+            # Started less than an interval ago (a run right after a restart): its own check decides,
+            # as it did for the run that started it.
+            return host.get_fact(ContainerReady, container=container, probe=None, own_check=own_check)
         return health == "healthy" if health else bool(state.get("Running"))
-    return read_fact(
-        ContainerReady, f"ready:{container}", lambda q: (container, probe) in q.probes, container=container, probe=probe
-    )
+    own = {"own_check": own_check} if own_check else {}
+    covered = lambda q: (container, probe) in q.probes  # noqa: E731
+    return read_fact(ContainerReady, f"ready:{container}", covered, container=container, probe=probe, **own)
 
 
 def read_stack_containers(stack: str) -> dict[str, Any]:

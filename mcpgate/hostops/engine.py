@@ -310,7 +310,7 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None, o
 
         wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
     """
-    if is_ready(container, probe):
+    if is_ready(container, probe, own_check):
         host.noop(f"{container} is ready")
         return
     # Give up early on a crash loop: three restarts while waiting say enough.
