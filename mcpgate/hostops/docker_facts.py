@@ -97,7 +97,8 @@ class StackNetworks(EngineFact):
 
 
 class ContainerReady(EngineFact):
-    """Whether a container is ready: healthy, or running (and ``probe`` succeeds) without a healthcheck."""
+    """Whether a container is ready: healthy, or running (and ``probe`` succeeds) without a healthcheck,
+    or still ``starting`` with its own healthcheck (``own_check``) passing."""
 
     def command(self, container: str, probe: str | None = None, own_check: str | None = None) -> str:
         return f"if {ready_check(container, probe, own_check)}; then echo ready; else echo waiting; fi"
