@@ -9,7 +9,10 @@ that needs a complete store gets its own copy of it, which it may change (``fill
 from __future__ import annotations
 
 import copy
+import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,61 @@ from mcpgate.model import CLAUDE_REDIRECT_URIS, Stack, load_stack
 from mcpgate.secrets import SecretStore, StackSecrets
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The folder where tests leave lines for the end of the run (SummaryLines), one per run.
+SUMMARY_DIR_ENV = "MCPGATE_SUMMARY_DIR"
+_summary_dir = pytest.StashKey[Path]()
+
+
+class SummaryLines:
+    """Lines a test leaves for the end of the run under a heading (deploy times, where screenshots
+    are). They go to a file in the run's summary folder rather than a list, so that the lines of
+    pytest-xdist's workers, which are other processes, reach the terminal summary too."""
+
+    def __init__(self, heading: str) -> None:
+        self.heading = heading
+
+    def append(self, line: str) -> None:
+        folder = os.environ.get(SUMMARY_DIR_ENV)
+        if folder:
+            with open(Path(folder) / f"{os.getpid()}.jsonl", "a") as f:
+                f.write(json.dumps([self.heading, line]) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # In the run's own process only: a worker inherits the folder through its environment.
+    if not hasattr(config, "workerinput") and SUMMARY_DIR_ENV not in os.environ:
+        os.environ[SUMMARY_DIR_ENV] = tempfile.mkdtemp(prefix="mcpgate-summary-")
+        config.stash[_summary_dir] = Path(os.environ[SUMMARY_DIR_ENV])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_summary_dir, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(SUMMARY_DIR_ENV, None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    folder = terminalreporter.config.stash.get(_summary_dir, None)
+    if folder is None:
+        return
+    sections: dict[str, dict[str, None]] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for record in path.read_text().splitlines():
+            heading, line = json.loads(record)
+            sections.setdefault(heading, {})[line] = None
+    for heading, lines in sections.items():
+        terminalreporter.section(heading)
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (bin/test), the end-to-end files go first: each is long and runs whole
+    on one worker, and the many short unit files then fill the gaps until both workers finish."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))
+
 
 BASE_STACK: dict[str, Any] = {
     "hostname": "mcp-gateway.example-tailnet.ts.net",

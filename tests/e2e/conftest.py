@@ -11,22 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SummaryLines
 from tests.e2e.harness import VAULT_DIR, Deployer, RunResult, missing_requirements, teardown_stack
 
-TIMINGS: list[str] = []
+# Lines for the end of the run (tests/conftest.py prints them, also from pytest-xdist's workers).
+TIMINGS = SummaryLines("mcpgate deploy wall times")
 # Where the tests left what a person can look at (screenshots).
-NOTES: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if TIMINGS:
-        terminalreporter.section("mcpgate deploy wall times")
-        for line in TIMINGS:
-            terminalreporter.write_line(line)
-    if NOTES:
-        terminalreporter.section("mcpgate test artifacts")
-        for line in dict.fromkeys(NOTES):
-            terminalreporter.write_line(line)
+NOTES = SummaryLines("mcpgate test artifacts")
 
 
 @pytest.fixture(scope="session")
