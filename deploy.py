@@ -2,7 +2,8 @@
 
     pyinfra -y inventory/home.py deploy.py
 
-Order: the Docker engine, every config and secret, networks/volumes, then the MCP backends
+Order: where the containers log (the host's journal, kept as the inventory's audit block says), the
+Docker engine, every config and secret, networks/volumes, then the MCP backends
 (started, not yet waited for), Redis, Authelia (healthy, users' TOTP and subjects seeded), the
 backends ready, the ingress, agentgateway (probed from the ingress), the containers and networks
 the inventory no longer declares (data volumes are kept), and last Tailscale Funnel, so the public
@@ -33,6 +34,7 @@ from tasks.agentgateway import agentgateway
 from tasks.authelia import authelia
 from tasks.backends import backends, backends_ready
 from tasks.backup import backup_schedule, backup_tools, restore_first_check, restore_stack_data
+from tasks.container_logs import container_logs
 from tasks.docker_engine import docker_engine
 from tasks.ingress import ingress
 from tasks.networks import stack_leftovers, stack_prerequisites
@@ -50,6 +52,8 @@ restore = restore_for(host, ctx)
 # The operations below read the host from one snapshot, gathered again only after a change.
 register(snapshot_query(ctx))
 
+# First: a host without the journal the inventory logs to is refused before anything is made.
+container_logs(ctx)
 backup_tools(ctx)
 if restore:
     # First: a repository that is not this store's and this host's stops the deploy before it makes anything.

@@ -34,6 +34,9 @@ _stack = {
     "images": _images,
     "docker": {"install": _os.environ.get("MCPGATE_DOCKER_INSTALL", "debian")},
     "tailscale": {"enabled": False},
+    # Docker's own log files: the machine you try it on (and the tests' machine) may have no systemd
+    # journal, which audit.logs' default "journald" needs (README: The audit trail).
+    "audit": {"logs": _os.environ.get("MCPGATE_LOCAL_LOGS", "docker")},
     "users": [
         {"name": "alice", "display_name": "Alice", "email": "alice@example.org", "groups": ["admins"]},
         {"name": "bob", "display_name": "Bob", "email": "bob@example.org", "groups": ["family"]},

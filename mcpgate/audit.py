@@ -208,6 +208,32 @@ def authelia_events(lines: Iterable[str], stack: Stack) -> list[AuditEvent]:
     return out
 
 
+def journal_messages(lines: Iterable[str]) -> list[str]:
+    """The log lines in ``journalctl -o json`` output of a container's entries: each entry's
+    MESSAGE (bytes that are not UTF-8 come as a list of numbers), a line Docker's journald driver
+    cut into parts (over 16 KiB) joined again."""
+    out: list[str] = []
+    partial = ""
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        message = entry.get("MESSAGE", "")
+        if isinstance(message, list):
+            message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode(errors="replace")
+        partial += str(message)
+        if entry.get("CONTAINER_PARTIAL_MESSAGE") == "true" or entry.get("CONTAINER_PARTIAL_LAST") == "false":
+            continue
+        out.append(partial)
+        partial = ""
+    if partial:
+        out.append(partial)
+    return out
+
+
 def log_begins(lines: Iterable[str]) -> datetime | None:
     """The time of a log's first line (agentgateway's JSON or Authelia's logfmt), if it has one."""
     for line in lines:

@@ -20,6 +20,7 @@ from .audit import (
     format_json,
     format_table,
     gateway_events,
+    journal_messages,
     log_begins,
     parse_since,
     select,
@@ -172,19 +173,27 @@ def read_service_logs(hs: HostStack, since: datetime | None) -> dict[str, list[s
     from .hostops.host_read import HostReader
 
     reader = HostReader(hs.inventory, hs.host)
+    journal = hs.stack.audit.logs == "journald"
     try:
         out = {}
         for service in ("agentgateway", "authelia"):
             name = container_name(hs.stack.name, service)
-            window = f"--since {quote(since.isoformat())} " if since is not None else ""
-            text = reader.run(
-                f"if ! docker container inspect {quote(name)} >/dev/null 2>&1; then "
-                f"echo 'no container {name} on the host (deploy first)' >&2; exit 1; fi; "
-                # The log's first line (how far back it goes), then the window asked for.
-                f"docker logs {quote(name)} 2>&1 | head -n 1; docker logs {window}{quote(name)} 2>&1",
-                f"the logs of {name}",
-            )
-            first, *lines = text.splitlines() or [""]
+            if journal:
+                # Every container of that name the journal kept (recreated ones too), not only today's.
+                window = f"--since @{int(since.timestamp())} " if since is not None else ""
+                read = f"journalctl -q --no-pager -o json CONTAINER_NAME={quote(name)}"
+                command = f"{read} | head -n 1; {read} {window}"
+            else:
+                window = f"--since {quote(since.isoformat())} " if since is not None else ""
+                command = (
+                    f"if ! docker container inspect {quote(name)} >/dev/null 2>&1; then "
+                    f"echo 'no container {name} on the host (deploy first)' >&2; exit 1; fi; "
+                    f"docker logs {quote(name)} 2>&1 | head -n 1; docker logs {window}{quote(name)} 2>&1"
+                )
+            # The log's first line (how far back it goes), then the window asked for.
+            first, *lines = reader.run(command, f"the logs of {name}").splitlines() or [""]
+            if journal:
+                first, lines = next(iter(journal_messages([first])), ""), journal_messages(lines)
             out[service], out[f"{service}:first"] = lines, [first]
         return out
     finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .layout import (
@@ -106,6 +106,9 @@ class ContainerSpec:
     owned_volumes: dict[str, str] = field(default_factory=dict)
     # Kernel settings of the container's own network namespace (an egress backend's IPv6 off).
     sysctls: dict[str, str] = field(default_factory=dict)
+    # Where Docker sends the container's output (the inventory's audit.logs): "journald" (the
+    # host's journal, which keeps it past the container) or Docker's "json-file" (3 x 10 MiB).
+    log_driver: str = "json-file"
 
     @property
     def spec_hash(self) -> str:
@@ -114,8 +117,16 @@ class ContainerSpec:
         # keep their hash (and are not recreated by an upgrade).
         if not spec["sysctls"]:
             del spec["sysctls"]
+        if spec["log_driver"] == "json-file":
+            del spec["log_driver"]
         data = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(data.encode()).hexdigest()[:32]
+
+    def log_args(self) -> list[str]:
+        if self.log_driver == "journald":
+            # The journal's entries carry CONTAINER_NAME, which mcpgate audit reads them by.
+            return ["--log-driver", "journald"]
+        return ["--log-opt", "max-size=10m", "--log-opt", "max-file=3"]
 
     def run_args(self) -> list[str]:
         """Arguments for ``docker create`` (the first network is attached at creation)."""
@@ -133,8 +144,7 @@ class ContainerSpec:
             "--label", f"{LABEL_SERVICE}={self.service}",
             "--label", f"{LABEL_STACK}={self.stack}",
             "--network", self.networks[0],
-            "--log-opt", "max-size=10m",
-            "--log-opt", "max-file=3",
+            *self.log_args(),
         ]  # fmt: skip
         for alias in self.aliases:
             args += ["--network-alias", alias]
@@ -326,4 +336,6 @@ def stack_containers(stack: Stack, rendered: Rendered) -> list[ContainerSpec]:
     """Every container: Redis, Authelia, backends, the ingress, agentgateway (whose
     readiness is probed from the ingress, the only container that shares a network with it and has wget)."""
     backends = [backend_spec(stack, b, rendered) for b in stack.enabled_backends if b.kind != "url"]
-    return [redis_spec(stack), authelia_spec(stack), *backends, ingress_spec(stack), agentgateway_spec(stack)]
+    specs = [redis_spec(stack), authelia_spec(stack), *backends, ingress_spec(stack), agentgateway_spec(stack)]
+    driver = "journald" if stack.audit.logs == "journald" else "json-file"
+    return [replace(spec, log_driver=driver) for spec in specs]

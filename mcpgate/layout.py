@@ -285,6 +285,12 @@ def backup_unit(stack: str, kind: str) -> str:
 SYSTEMD_UNIT_DIR = "/etc/systemd/system"
 
 
+def journald_conf(stack: str) -> str:
+    """The stack's drop-in for the host's journald (audit.logs "journald"): how long and how much
+    of the journal is kept."""
+    return f"/etc/systemd/journald.conf.d/{stack}.conf"
+
+
 def backup_work_dir(stack: str) -> str:
     """Root's folder for a backup's staging (Authelia's database copy, the manifest) and a restore's files."""
     return f"/var/lib/{stack}-backup"

@@ -18,10 +18,11 @@ from .egress import egress_firewall
 from .errors import SecretsError
 from .layout import BACKENDS_DIR, backend_env_file, backend_secret_file
 from .model import Stack
+from .model.durations import duration_seconds
 from .render_backup import render_backup
 from .render_builds import build_files, build_image_tag, render_builds
 from .render_services import render_agentgateway, render_authelia, render_ingress, render_redis
-from .rendered import Rendered, RenderInput, RenderOutput, template_environment
+from .rendered import HostFile, Rendered, RenderInput, RenderOutput, template_environment
 from .secrets import StackSecrets
 from .users_db import desired_users
 
@@ -41,7 +42,16 @@ def render_stack(stack: Stack, secrets: StackSecrets, inventory: str = "INVENTOR
     render_firewall(given, out)
     units = render_backup(given, out)
     builds = render_builds(given, out)
-    return Rendered(stack, out.dirs, out.files, builds, desired_users(stack, secrets), units)
+    return Rendered(stack, out.dirs, out.files, builds, desired_users(stack, secrets), units, render_journal(given))
+
+
+def render_journal(given: RenderInput) -> HostFile | None:
+    """journald's drop-in with the inventory's retention, where the containers log to the journal."""
+    stack = given.stack
+    if stack.audit.logs != "journald":
+        return None
+    content = given.template("journald/journald.conf.j2", keep_seconds=int(duration_seconds(stack.audit.keep)))
+    return HostFile(layout.journald_conf(stack.name), content.encode(), 0o644, "0:0", "", False)
 
 
 def render_backend_secrets(given: RenderInput, out: RenderOutput) -> None:

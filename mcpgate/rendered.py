@@ -66,6 +66,8 @@ class Rendered:
     authelia_users: dict[str, dict[str, object]] = field(default_factory=dict)
     # systemd units, by absolute path (outside base_dir): the backup's service and timer.
     units: list[HostFile] = field(default_factory=list)
+    # The host journald's drop-in (absolute path), where the containers log to the journal.
+    journal: HostFile | None = None
 
     def file(self, path: str) -> HostFile:
         for f in self.files:

@@ -104,6 +104,8 @@ BASE_STACK: dict[str, Any] = {
         },
     ],
     "clients": [{"id": "claude-ai", "name": "Claude.ai", "redirect_uris": list(CLAUDE_REDIRECT_URIS)}],
+    # As the tests' machine (no systemd journal) and inventory/local.py; journald has tests of its own.
+    "audit": {"logs": "docker"},
 }
 
 

@@ -21,7 +21,7 @@ from ..apt import AptRelease, apt_release
 from ..backup_plan import restore_selection, yes
 from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers
 from ..errors import MCPGateError
-from ..layout import LABEL_STACK, PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER
+from ..layout import LABEL_STACK, PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER, journald_conf
 from ..model import Stack, load_stack
 from ..model.network_plan import stack_networks
 from ..render import Rendered, render_stack
@@ -224,4 +224,5 @@ def snapshot_query(ctx: DeployContext) -> SnapshotQuery:
         markers=tuple((v, m) for v in authelia_volumes[:1] for m in (TOTP_MARKER, SUBJECTS_MARKER, PASSWORDS_MARKER)),
         paths=tuple(v.source for b in ctx.stack.enabled_backends for v in b.volumes if v.is_host_path),
         probes=tuple((c.name, probe) for c in ctx.containers if (probe := ctx.ready_probe(c.service))),
+        journal_conf=journald_conf(ctx.stack.name),
     )

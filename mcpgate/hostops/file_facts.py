@@ -108,3 +108,28 @@ class PathExists(FactBase):
 
     def default(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class JournalState:
+    journald: bool  # the host runs systemd's journal (its socket is there)
+    conf_sha256: str | None  # sha256 of the stack's journald drop-in (None: absent)
+
+
+class JournalConf(FactBase):
+    """Whether the host has systemd's journal, and the sha256 of the stack's drop-in for it."""
+
+    def command(self, path: str) -> str:
+        p = _q(path)
+        return (
+            "if [ -S /run/systemd/journal/socket ]; then echo J; fi; "
+            f"if [ -f {p} ]; then echo \"C|$(sha256sum < {p} | cut -d' ' -f1)\"; fi"
+        )
+
+    def process(self, output: list[str]) -> JournalState:
+        lines = [line.strip() for line in output]
+        digest = next((line.removeprefix("C|") for line in lines if line.startswith("C|")), None)
+        return JournalState("J" in lines, digest)
+
+    def default(self) -> JournalState:
+        return JournalState(False, None)

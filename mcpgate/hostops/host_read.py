@@ -10,6 +10,13 @@ from pathlib import Path
 from ..errors import MCPGateError
 from .inventory_file import _check_inventory_path, _pyinfra_cli_without_gevent
 
+# pyinfra's connector arguments that say as whom a command runs (pyinfra.api.arguments.ConnectorArguments).
+_AUTH_ARGUMENTS = (
+    "_sudo", "_sudo_user", "_use_sudo_login", "_sudo_password", "_preserve_sudo_env",
+    "_su_user", "_use_su_login", "_preserve_su_env", "_su_shell", "_su_password",
+    "_doas", "_doas_user", "_dzdo", "_dzdo_user",
+)  # fmt: skip
+
 
 class HostReader:
     """One connected host; :meth:`run` gives a read-only command's stdout."""
@@ -44,8 +51,13 @@ class HostReader:
         from pyinfra.api.command import StringCommand
         from pyinfra.context import ctx_state
 
+        # As the deploy's commands run: with the inventory's sudo (or su, doas) settings, which reading
+        # the journal or Docker's logs as a non-root SSH user needs.
+        auth = {k: v for k in _AUTH_ARGUMENTS if (v := self.host.data.get(k)) is not None}
         with ctx_state.use(self.state):
-            ok, output = self.host.run_shell_command(StringCommand(command), print_output=False, print_input=False)
+            ok, output = self.host.run_shell_command(
+                StringCommand(command), print_output=False, print_input=False, **auth
+            )
         if not ok:
             last = (output.stderr or output.stdout).strip().splitlines()[-1:] or ["(no message)"]
             raise MCPGateError(f"{self.host.name}: reading {what} failed: {last[0]}")

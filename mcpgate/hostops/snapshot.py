@@ -26,7 +26,7 @@ from pyinfra.api.state import StateStage
 
 from .authelia_facts import VolumeMarker
 from .docker_facts import ContainerReady, EngineVersion, ImageIds, StackContainers, StackNetworks, StackVolumes
-from .file_facts import DeployedFiles, PathExists, StackTree
+from .file_facts import DeployedFiles, JournalConf, PathExists, StackTree
 
 SECTION = "@@mcpgate-snapshot:"
 
@@ -43,6 +43,7 @@ class SnapshotQuery:
     markers: tuple[tuple[str, str], ...]  # (volume, file at its root)
     paths: tuple[str, ...]  # host folders backends mount
     probes: tuple[tuple[str, str], ...]  # (container, shell probe) for containers without a healthcheck
+    journal_conf: str = ""  # the stack's journald drop-in ("": not asked)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _q(value: str) -> str:
 
 # What an operation may change, by the sections that describe it (a section "ready:x" is "ready").
 KINDS = frozenset(
-    {"tree", "deployed", "path", "engine", "containers", "networks", "volumes", "images", "marker", "ready"}
+    {"tree", "deployed", "path", "engine", "containers", "networks", "volumes", "images", "marker", "ready", "journal"}
 )
 
 
@@ -76,6 +77,8 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
     if "path" in only:
         for path in query.paths:
             parts.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
+    if "journal" in only and query.journal_conf:
+        parts.append(f"echo {SECTION}journal; {facts['journal'].command(query.journal_conf)}")
     docker = [f"echo {SECTION}docker"]
     simple = {
         "engine": lambda: facts["engine"].command(),
@@ -108,6 +111,7 @@ def snapshot_facts() -> dict[str, FactBase]:
         "images": ImageIds(),
         "marker": VolumeMarker(),
         "ready": ContainerReady(),
+        "journal": JournalConf(),
     }
 
 

@@ -110,6 +110,21 @@ class Session(Strict):
     remember_me: Duration = "1 day"
 
 
+def _disk_size(value: Any) -> str:
+    text = str(value).strip() if isinstance(value, str) else ""
+    match = re.fullmatch(r"([0-9]+)([KMGT])", text)
+    if not match or int(match[1]) * 1024 ** "KMGT".index(match[2]) < 64 * 1024:
+        raise ValueError(
+            f"max_disk {value!r} is no size for the journal: write a whole number and K, M, G or T (base 1024) "
+            'as journald reads it, at least "64M", e.g. "2G"'
+        )
+    return text
+
+
+# journald's SystemMaxUse= (a size in K, M, G or T).
+DiskSize = Annotated[str, PlainValidator(_disk_size)]
+
+
 class Audit(Strict):
     """What the gateway's access log records besides who called which tool, through which client,
     and with what outcome (README: "The audit trail")."""
@@ -117,6 +132,25 @@ class Audit(Strict):
     # The arguments of each tool call (a note's whole text, a search query): off, because they are
     # what people wrote, and the log is kept longer and read more widely than the notes' own folder.
     tool_arguments: bool = False
+    # Where the containers' logs (the trail among them) are kept. "journald": the host's systemd
+    # journal, which outlives a container's recreation and the host's reboots, for `keep` and in at
+    # most `max_disk` (these are the whole journal's limits: journald has one for all its logs).
+    # "docker": Docker's own files, 3 x 10 MiB per container, gone with the container; for a host
+    # without systemd (the local demo, the tests' machine).
+    logs: Literal["journald", "docker"] = "journald"
+    keep: Duration = "90 days"
+    max_disk: DiskSize = "2G"
+
+    @model_validator(mode="after")
+    def _limits_are_journald_s(self) -> Audit:
+        extra = [f for f in ("keep", "max_disk") if self._explicit(f)]
+        if extra and self.logs != "journald":
+            raise ValueError(
+                f"{' and '.join(extra)} {'is' if len(extra) == 1 else 'are'} the journal's limits, and logs is "
+                f"{self.logs!r} (Docker keeps 3 x 10 MiB per container, until the container is recreated); "
+                'set logs to "journald" or remove them'
+            )
+        return self
 
 
 class RateLimits(Strict):

@@ -5,6 +5,8 @@ The steps run in order on one host and depend on each other:
   1. the first deploy onto the bare host converges and the host checks pass;
   2. a second run changes nothing and restarts nothing;
   3. a reboot, without a deploy, brings every container back healthy, and a full OAuth login works;
+     the containers' logs (in the host's journal) outlive the reboot and a recreated container:
+     ``mcpgate audit`` still shows a failed sign-in from before both;
   4. the host is thrown away and a new bare one made; its first deploy is killed half-way (during the
      backends' image build), and the next run converges;
   5. the rebuilt host, deployed from the same secrets store, keeps the credentials: same JWKS kid, the
@@ -253,6 +255,29 @@ def test_2_second_run_changes_nothing_and_restarts_nothing(day: DayOne) -> None:
     assert again.returncode == 0, again.output[-6000:]
     assert _changed(again) == []
     assert _started(host) == before
+    if "authelia" not in day.skipped:
+        # For step 3: a failed sign-in, in Authelia's log before the reboot.
+        with host.forward(day.stack().ingress_port) as port:
+            stack = day.stack()
+            flow = Flow(Session(f"http://127.0.0.1:{port}", stack.hostname), "claude-ai", SCOPE, stack.resource)
+            assert flow.authorize().status_code in (302, 303)
+            assert flow.first_factor("alice", "not-her-password").json()["status"] == "KO"
+
+
+def _audit(day: DayOne, *args: str) -> list[dict[str, Any]]:
+    """``mcpgate audit`` of the host, as its owner runs it (over the deploy's SSH connection)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "mcpgate", "audit", str(day.inventory), "--json", *args],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, env=day.env, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout)
+
+
+def _journal_containers(host: DayOneHost, name: str) -> set[str]:
+    """The containers of that name whose lines the host's journal holds (by container id)."""
+    out = host.ssh(f"sudo journalctl -q --no-pager -o json CONTAINER_NAME={name}").stdout
+    return {json.loads(line)["CONTAINER_ID_FULL"] for line in out.splitlines() if line.strip()}
 
 
 # --- 3. reboot ------------------------------------------------------------------------------------
@@ -276,6 +301,29 @@ def test_3_after_a_reboot_the_stack_comes_back_by_itself(day: DayOne) -> None:
         assert day.first["sub"] == day.store("users/alice.sub")
         day.need("agentgateway")
         assert "day-one.md" in _search_notes(day, port, day.first["token"])
+
+
+def test_3b_the_logs_outlive_the_reboot_and_a_recreated_container(day: DayOne) -> None:
+    """audit.logs is inventory/home.py's default, the host's journal: what a container logged is
+    kept past the container, so the trail does not end when a deploy recreates it."""
+    host, stack = day.host, day.stack()
+    assert stack.audit.logs == "journald"
+    redis = container_name(stack.name, "redis")
+    before = _journal_containers(host, redis)
+    assert before, "redis's lines are not in the journal"
+    host.ssh(f"sudo docker rm -f {redis} >/dev/null")
+    again = day.deploy()
+    assert again.returncode == 0, again.output[-6000:]
+    after = _journal_containers(host, redis)
+    assert before < after, (before, after)  # the removed container's lines and the new one's
+    day.need("authelia")
+    failed = [e for e in _audit(day) if e["outcome"] == "sign-in failed"]
+    # Logged before the reboot (step 2), by the Authelia container that ran then.
+    assert [(e["person"], e["detail"].split(" from ")[0]) for e in failed] == [("alice", "1FA failed")], failed
+    authelia = container_name(stack.name, "authelia")
+    host.ssh(f"sudo docker rm -f {authelia} >/dev/null")
+    assert day.deploy().returncode == 0
+    assert [e for e in _audit(day) if e["outcome"] == "sign-in failed"] == failed
 
 
 # --- 4. rebuild, interrupted ----------------------------------------------------------------------

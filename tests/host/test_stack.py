@@ -67,6 +67,28 @@ def test_every_container_runs_healthy_with_the_expected_image(
         assert info["HostConfig"]["ReadonlyRootfs"] is spec.read_only
 
 
+def test_the_containers_log_where_the_inventory_says(
+    host, stack: Stack, rendered: Rendered, components: tuple[str, ...]
+) -> None:
+    """audit.logs: the journal (kept past a container, as long as the drop-in says) or Docker's files."""
+    for spec in _deployed(stack, rendered, components):
+        log = _inspect(host, spec.name)["HostConfig"]["LogConfig"]
+        if stack.audit.logs == "journald":
+            assert log["Type"] == "journald", spec.name
+        else:
+            assert (log["Type"], log["Config"]) == ("json-file", {"max-size": "10m", "max-file": "3"}), spec.name
+    conf = host.file(f"/etc/systemd/journald.conf.d/{stack.name}.conf")
+    if rendered.journal is None:
+        assert not conf.exists
+        return
+    assert conf.exists and conf.content == rendered.journal.content
+    assert (conf.user, conf.mode) == ("root", 0o644)
+    # journald runs with it: the journal is on disk, and the container's lines are in it.
+    assert host.file("/var/log/journal").is_directory
+    name = container_name(stack.name, "authelia" if "authelia" in components else "redis")
+    assert host.run(f"journalctl -q --no-pager -n 1 CONTAINER_NAME={shlex.quote(name)}").stdout.strip(), name
+
+
 def test_only_the_ingress_is_published_and_only_on_loopback(host, stack: Stack) -> None:
     label = shlex.quote(f"{LABEL_STACK}={stack.name}")
     names = host.check_output(f"docker ps -a --filter label={label} --format '{{{{.Names}}}}'").split()

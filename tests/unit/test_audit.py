@@ -19,6 +19,7 @@ from mcpgate.audit import (
     check_filters,
     format_table,
     gateway_events,
+    journal_messages,
     log_begins,
     logfmt,
     parse_since,
@@ -292,6 +293,68 @@ def test_audit_settings_are_checked(stack_data: dict[str, Any]) -> None:
         load_stack("gateway.lan", {**stack_data, "audit": {"keep_forever": True}})
 
 
+def test_retention_settings_are_checked(stack_data: dict[str, Any]) -> None:
+    default = load_stack("gateway.lan", {**stack_data, "audit": {}}).audit
+    assert (default.logs, default.keep, default.max_disk) == ("journald", "90 days", "2G")
+    bad = {
+        "logs": ({"logs": "syslog"}, "'journald' or 'docker'"),
+        "keep with docker": ({"logs": "docker", "keep": "30d"}, "keep is the journal's limits, and logs is 'docker'"),
+        "max_disk with docker": ({"logs": "docker", "max_disk": "1G"}, "max_disk is the journal's limits"),
+        "size": ({"max_disk": "1.5G"}, "max_disk '1.5G' is no size for the journal"),
+        "tiny": ({"max_disk": "10M"}, 'at least "64M"'),
+        "no time": ({"keep": "0d"}, "lasts no time at all"),
+    }
+    for case, (audit, message) in bad.items():
+        with pytest.raises(InventoryError) as caught:
+            load_stack("gateway.lan", {**stack_data, "audit": audit})
+        assert message in str(caught.value), (case, str(caught.value))
+    # A default written out (as `mcpgate describe` does) is no explicit setting.
+    load_stack("gateway.lan", {**stack_data, "audit": {"logs": "docker", "keep": "90 days"}})
+
+
+def test_the_journal_keeps_what_the_inventory_says(stack_data: dict[str, Any], secrets: StackSecrets) -> None:
+    from mcpgate.container_specs import stack_containers
+
+    stack = load_stack("gateway.lan", {**stack_data, "audit": {"keep": "30d", "max_disk": "512M"}})
+    rendered = render_stack(stack, StackSecrets(secrets.store, stack))
+    assert rendered.journal is not None
+    assert rendered.journal.path == f"/etc/systemd/journald.conf.d/{stack.name}.conf"
+    assert (rendered.journal.mode, rendered.journal.owner, rendered.journal.secret) == (0o644, "0:0", False)
+    settings = [line for line in rendered.journal.content.decode().splitlines() if line and not line.startswith("#")]
+    assert settings == ["[Journal]", "Storage=persistent", f"MaxRetentionSec={30 * 86400}s", "SystemMaxUse=512M"]
+    for spec in stack_containers(stack, rendered):
+        assert spec.log_driver == "journald"
+        args = spec.run_args()
+        assert args[args.index("--log-driver") + 1] == "journald" and "--log-opt" not in args
+
+    docker = load_stack("gateway.lan", {**stack_data, "audit": {"logs": "docker"}})
+    rendered = render_stack(docker, StackSecrets(secrets.store, docker))
+    assert rendered.journal is None
+    specs = stack_containers(docker, rendered)
+    assert {s.log_driver for s in specs} == {"json-file"}
+    args = specs[0].run_args()
+    assert "--log-driver" not in args and args[args.index("--log-opt") + 1] == "max-size=10m"
+    # The journal is part of each container's spec: a deploy that switches recreates them to log there.
+    # (With Docker's files the hashes are those from before the setting existed: the operation fixtures pin them.)
+    journald_specs = {s.name: s.spec_hash for s in stack_containers(stack, render_stack(stack, secrets))}
+    assert all(journald_specs[s.name] != s.spec_hash for s in specs)
+
+
+def test_journal_entries_give_the_lines_back() -> None:
+    """``journalctl -o json`` as Docker's journald driver writes a container's output."""
+    entries = [
+        {"MESSAGE": GATEWAY[0], "CONTAINER_NAME": "mcpgate-agentgateway", "__REALTIME_TIMESTAMP": "1"},
+        # A line over 16 KiB comes in parts; bytes that are not UTF-8 as a list of numbers.
+        {"MESSAGE": "first half, ", "CONTAINER_PARTIAL_MESSAGE": "true"},
+        {"MESSAGE": "second half"},
+        {"MESSAGE": [104, 105, 255]},
+    ]
+    lines = [json.dumps(e) for e in entries] + ["", "not json", "[1, 2]"]
+    assert journal_messages(lines) == [GATEWAY[0], "first half, second half", "hi\ufffd"]
+    assert journal_messages([]) == []
+    assert log_begins(journal_messages(lines[:1])) == log_begins(GATEWAY)
+
+
 def test_a_stack_not_deployed_on_the_host_is_one_clear_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,3 +376,27 @@ def test_a_stack_not_deployed_on_the_host_is_one_clear_line(
         f"mcpgate: @local: reading the logs of {name}-agentgateway failed: "
         f"no container {name}-agentgateway on the host (deploy first)"
     ), err
+
+
+def test_the_host_is_read_as_the_deploy_runs_its_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the inventory's sudo settings: a non-root SSH user reads the journal or Docker's logs only so."""
+    from mcpgate.hostops.host_read import HostReader
+
+    inventory = tmp_path / "inv.py"
+    inventory.write_text("local = [('@local', {'_sudo': True, '_sudo_user': 'root', 'mcpgate': {}})]\n")
+    reader = HostReader(str(inventory), "@local")
+    seen: dict[str, Any] = {}
+
+    class Output:
+        stdout, stderr = "a line\n", ""
+
+    def run_shell_command(command: Any, **arguments: Any) -> tuple[bool, Output]:
+        seen.update(arguments)
+        return True, Output()
+
+    monkeypatch.setattr(reader.host, "run_shell_command", run_shell_command)
+    try:
+        assert reader.run("true", "nothing") == "a line\n"
+    finally:
+        reader.close()
+    assert (seen["_sudo"], seen["_sudo_user"]) == (True, "root") and "_su_user" not in seen

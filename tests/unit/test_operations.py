@@ -41,7 +41,7 @@ from pyinfra.api import FileUploadCommand
 from mcpgate.container_specs import ContainerSpec, stack_containers
 from mcpgate.egress import EgressFirewall, egress_firewall
 from mcpgate.hostops.docker_facts import NetworkInfo
-from mcpgate.hostops.file_facts import Deployed, PathInfo
+from mcpgate.hostops.file_facts import Deployed, JournalState, PathInfo
 from mcpgate.hostops.firewall import FirewallState
 from mcpgate.hostops.restic import BackupState
 from mcpgate.model import load_stack
@@ -138,6 +138,7 @@ _TYPES: dict[str, Callable[..., Any]] = {
         chains, frozenset(tuple(j) for j in jumps), systemd, unit_sha256, unit_enabled
     ),
     "BackupState": lambda _, tools, units, enabled, active: BackupState(frozenset(tools), units, enabled, active),
+    "JournalState": lambda _, journald, conf_sha256: JournalState(journald, conf_sha256),
     # StackVolumes' value of a volume: (owner, mode, mountpoint)
     "VolumeStat": lambda _, owner, mode, mountpoint: (owner, _mode(mode), mountpoint),
 }
