@@ -213,6 +213,18 @@ def _host_files() -> dict[str, str]:
     return files
 
 
+def test_logs_to_a_journal_the_host_lacks_are_refused_before_anything_changes(
+    deployer: Deployer, first_run: RunResult
+) -> None:
+    """audit.logs "journald" (inventory/home.py's default) on this machine, which has no systemd journal."""
+    before = started_at()
+    refused = deployer.deploy(deployer.inventory("_stack['audit'] = {'logs': 'journald'}"))
+    assert refused.returncode != 0
+    assert "audit.logs is 'journald' (the default) but this host has no systemd journal" in refused.output
+    assert 'set audit.logs to "docker"' in refused.output and "Traceback" not in refused.output
+    assert refused.changed_ops == [] and started_at() == before
+
+
 def test_rebuild_from_scratch_keeps_every_credential(deployer: Deployer, first_run: RunResult) -> None:
     authelia = deployer.has("authelia")
     before = _token_for(deployer) if authelia else None
