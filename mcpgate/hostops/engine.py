@@ -207,6 +207,7 @@ def docker_volume(volume: str, owner: str, stack: str):
 
 @operation()
 @snapshot.changes_host("images")
+@noop_when_unchanged()
 def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, str] | None = None):
     """
     Make an image present: pull a pinned reference, or build a content-addressed tag from a folder.
@@ -219,8 +220,7 @@ def docker_image(ref: str, build_dir: str | None = None, build_args: dict[str, s
         docker_image(ref="mcpgate-local/notes:0123abcd", build_dir="/opt/mcpgate/build/notes")
     """
     if ref in read_images(ref):
-        host.noop(f"image {ref} is present")
-        return
+        return f"image {ref} is present"
     if build_dir is None:
         yield shell_command("docker", "pull", ref)
         return
@@ -297,6 +297,7 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
 
 @operation()
 @snapshot.changes_host("containers", "ready")
+@noop_when_unchanged()
 def wait_healthy(container: str, timeout: int = 120, probe: str | None = None, own_check: str | None = None):
     """
     Wait until a container is healthy (or running, and ``probe`` succeeds, when it has no
@@ -311,8 +312,7 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None, o
         wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
     """
     if is_ready(container, probe, own_check):
-        host.noop(f"{container} is ready")
-        return
+        return f"{container} is ready"
     # Give up early on a crash loop: three restarts while waiting say enough.
     count = f"docker inspect --format '{{{{.RestartCount}}}}' {_q(container)}"
     # Asked five times a second: a restart is ready within a fifth of a second of being so.

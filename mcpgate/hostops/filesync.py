@@ -11,7 +11,6 @@ from __future__ import annotations
 import posixpath
 from shlex import quote as _q
 
-from pyinfra import host
 from pyinfra.api import operation
 
 from ..layout import MANIFEST
@@ -182,6 +181,7 @@ def prune_stack_files(base_dir: str, files: list[str]):
 
 @operation()
 @snapshot.changes_host("path")
+@noop_when_unchanged()
 def data_directory(path: str, owner: str | None):
     """
     A host folder a backend mounts (e.g. the notes vault): created private to the backend's user
@@ -208,8 +208,7 @@ def data_directory(path: str, owner: str | None):
             "name the real folder in the inventory"
         )
     if kind == "directory":
-        host.noop(f"{path} exists")
-        return
+        return f"{path} exists"
     if kind is not None:
         raise ValueError(f"{path} exists on the host and is a {kind}, not a folder")
     uid, gid = (owner or "0:0").split(":")

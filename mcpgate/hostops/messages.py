@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from pyinfra import host, logger
@@ -30,11 +30,13 @@ def say(message: str) -> None:
 
 
 def noop_when_unchanged(
-    description: str | Callable[[dict[str, Any]], str],
-) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    description: str | Callable[[dict[str, Any]], str] | None = None,
+) -> Callable[[Callable[..., Generator[Any, None, str | None]]], Callable[..., Iterator[Any]]]:
     """For an operation's function: when it yields no command, tell pyinfra why (``host.noop``,
-    shown with ``-v``), as pyinfra's own operations do. ``description`` is formatted with the
-    operation's arguments, or called with them. Put it under ``@operation()``.
+    shown with ``-v``), as pyinfra's own operations do. The reason is what the function returns,
+    when it knows it only from the host's facts (``return f"{path} exists"``), else
+    ``description``, formatted with the operation's arguments or called with them. Put it right
+    under ``@operation()`` and any ``@snapshot.changes_host``, so that it sees the return value.
 
     **Example:**
 
@@ -45,20 +47,30 @@ def noop_when_unchanged(
         def docker_volume(volume: str, owner: str, stack: str): ...
     """
 
-    def decorate(func: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def decorate(func: Callable[..., Generator[Any, None, str | None]]) -> Callable[..., Iterator[Any]]:
         signature = inspect.signature(func)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
             changed = False
-            for command in func(*args, **kwargs):
+            commands = func(*args, **kwargs)
+            while True:
+                try:
+                    command = next(commands)
+                except StopIteration as done:
+                    reason = done.value
+                    break
                 changed = True
                 yield command
-            if not changed:
+            if changed:
+                return
+            if reason is None and description is not None:
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()
                 given = bound.arguments
-                host.noop(description(given) if callable(description) else description.format(**given))
+                reason = description(given) if callable(description) else description.format(**given)
+            if reason is not None:
+                host.noop(reason)
 
         return wrapper
 

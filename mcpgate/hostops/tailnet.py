@@ -10,7 +10,7 @@ from pyinfra.api import FactBase, operation
 
 from ..errors import MCPGateError
 from ..funnel import backend_running, funnel_commands, funnel_noop, funnel_unavailable, node_name
-from .messages import refuse
+from .messages import noop_when_unchanged, refuse
 from .shell import shell_command
 from .upload import finish_private_upload, prepare_private_uploads, private_upload, staging_dir
 
@@ -40,6 +40,7 @@ class TailscaleStatus(FactBase):
 
 
 @operation()
+@noop_when_unchanged()
 def tailscale_up(
     auth_key: str | None,
     hostname: str,
@@ -75,8 +76,7 @@ def tailscale_up(
                 "the issuer and cookies would not match. Fix hostname in the inventory."
             )
             return
-        host.noop("tailscale is running")
-        return
+        return "tailscale is running"
     if key_problem is not None:
         yield refuse(f"tailscale is not logged in and the store's auth key cannot be used: {key_problem}")
         return
@@ -93,6 +93,7 @@ def tailscale_up(
 
 
 @operation()
+@noop_when_unchanged()
 def tailscale_funnel(hostname: str, ingress_port: int, funnel: bool = True):
     """
     Funnel on 443 to the ingress (``funnel``), or mcpgate's Funnel off; only mcpgate's own entry,
@@ -113,8 +114,7 @@ def tailscale_funnel(hostname: str, ingress_port: int, funnel: bool = True):
         yield refuse(str(err))
         return
     if not commands:
-        host.noop(funnel_noop(serve, hostname, funnel))
-        return
+        return funnel_noop(serve, hostname, funnel)
     if funnel:
         # Asked before the CLI, which without them fails or, on a tailnet that could enable Funnel
         # interactively, prints a URL and exits 0 having set nothing.

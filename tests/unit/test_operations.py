@@ -228,3 +228,16 @@ def test_every_operation_has_fixtures_including_a_host_that_already_matches() ->
         cases = [load_case(p) for p in sorted((FIXTURES / folder).glob("*.json"))]
         assert any(c.get("commands") == [] for c in cases), f"{folder}: no case where the host already matches"
         assert any(c.get("commands") for c in cases), f"{folder}: no case that changes the host"
+
+
+def test_operations_report_a_noop_one_way() -> None:
+    """Through ``noop_when_unchanged`` (a fixed description, or the reason the body returns), never
+    by calling pyinfra's ``host.noop`` inline: one place decides how a no-op reads."""
+    inline = [
+        f"{module.__name__}:{n}"
+        for module in hostops_modules()
+        if module.__name__ != "mcpgate.hostops.messages"
+        for n, line in enumerate(Path(module.__file__ or "").read_text().splitlines(), 1)
+        if "host.noop(" in line
+    ]
+    assert inline == []
