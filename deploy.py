@@ -37,7 +37,8 @@ from tasks.backup import backup_schedule, backup_tools, restore_first_check, res
 from tasks.container_logs import container_logs
 from tasks.docker_engine import docker_engine
 from tasks.ingress import ingress
-from tasks.networks import stack_leftovers, stack_prerequisites
+from tasks.leftovers import stack_leftovers
+from tasks.prerequisites import stack_prerequisites
 from tasks.redis import redis
 from tasks.stack_files import stack_files
 from tasks.tailscale import tailscale

@@ -1,11 +1,11 @@
-"""What the services stand on, before them: the egress firewall, networks, data volumes and backends'
-host folders; and after them, what the inventory no longer declares: its containers, then the networks left unused."""
+"""What the services stand on, made before them: the egress firewall, the stack's networks, its data
+volumes and the backends' host folders."""
 
 from pyinfra.api import deploy
 
 from mcpgate.egress import egress_firewall as egress_rules
 from mcpgate.hostops.context import DeployContext
-from mcpgate.hostops.engine import docker_networks, docker_volume, prune_containers, prune_networks
+from mcpgate.hostops.engine import docker_networks, docker_volume
 from mcpgate.hostops.filesync import data_directory
 from mcpgate.hostops.firewall import egress_firewall
 from mcpgate.model.network_plan import stack_networks
@@ -29,19 +29,3 @@ def stack_prerequisites(ctx: DeployContext) -> None:
         for v in backend.volumes:
             if v.is_host_path:
                 data_directory(name=f"{backend.name}: {v.source}", path=v.source, owner=backend.user)
-
-
-@deploy("Containers and networks no longer declared")
-def stack_leftovers(ctx: DeployContext, every_service_ran: bool, purge: tuple[str, ...] = ()) -> None:
-    """Data volumes and host folders are kept (and said so); a backend named in ``purge`` loses its volumes."""
-    wanted = [spec.name for spec in ctx.containers]
-    prune_containers(
-        name="containers the inventory no longer declares", containers=wanted, stack=ctx.stack.name, purge=purge
-    )
-    prune_networks(
-        name="networks the stack no longer uses",
-        networks=stack_networks(ctx.stack),
-        containers=wanted,
-        every_service_ran=every_service_ran,
-        stack=ctx.stack.name,
-    )
