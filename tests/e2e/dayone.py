@@ -205,7 +205,9 @@ class DayOneHost:
             f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n"
             f"  UserKnownHostsFile {self.known_hosts}\n  StrictHostKeyChecking yes\n"
             "  BatchMode yes\n  ConnectTimeout 5\n"
-            f"  ControlMaster auto\n  ControlPath {self.workdir}/cm-%C\n  ControlPersist 60\n"
+            # In /tmp under the host's own name, not the workdir: a socket's path holds at most 107
+            # bytes, and pytest-xdist's workers nest the workdir a level deeper.
+            f"  ControlMaster auto\n  ControlPath /tmp/{self.name}.cm-%C\n  ControlPersist 60\n"
         )
 
     def wait_booted(self, timeout: float = 120) -> str:
