@@ -1,4 +1,5 @@
-"""Third-party apt repositories (Docker's, Tailscale's) for the host's own release and architecture.
+"""The host's release and architecture as apt sources need them, and Docker's apt repository (Tailscale's is in
+:mod:`mcpgate.tailscale_node`, with the rest of the Tailscale node).
 
 Pure: the tasks pass in what pyinfra's ``LinuxDistribution`` and ``DebArch`` facts say.
 """
@@ -12,7 +13,6 @@ from .errors import MCPGateError
 
 DOCKER_KEY_URL = "https://download.docker.com/linux/{distro}/gpg"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
-TAILSCALE_KEYRING = "/usr/share/keyrings/tailscale-archive-keyring.gpg"
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,3 @@ def docker_source(release: AptRelease) -> str:
         f"deb [arch={release.arch} signed-by={DOCKER_KEYRING}] "
         f"https://download.docker.com/linux/{release.distro} {release.codename} stable"
     )
-
-
-def tailscale_base(release: AptRelease) -> str:
-    return f"https://pkgs.tailscale.com/stable/{release.distro}/{release.codename}"
-
-
-def tailscale_source(release: AptRelease) -> str:
-    """Tailscale's apt source line (https://pkgs.tailscale.com/stable/#debian-bookworm).
-
-    >>> tailscale_source(AptRelease("debian", "bookworm", "amd64")).split("] ")[1]
-    'https://pkgs.tailscale.com/stable/debian bookworm main'
-    """
-    repo = f"https://pkgs.tailscale.com/stable/{release.distro}"
-    return f"deb [signed-by={TAILSCALE_KEYRING}] {repo} {release.codename} main"

@@ -4,9 +4,9 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
-from mcpgate.apt import TAILSCALE_KEYRING, tailscale_base, tailscale_source
 from mcpgate.hostops.context import DeployContext, release_for
 from mcpgate.hostops.tailnet import tailscale_funnel, tailscale_up
+from mcpgate.tailscale_node import TAILSCALE_KEYRING, tailscale_base, tailscale_source
 
 
 @deploy("Tailscale and Funnel")

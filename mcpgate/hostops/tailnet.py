@@ -9,7 +9,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, operation
 
 from ..errors import MCPGateError
-from ..funnel import backend_running, funnel_commands, funnel_noop, funnel_unavailable, node_name
+from ..tailscale_node import backend_running, funnel_commands, funnel_noop, funnel_unavailable, node_name
 from .messages import noop_when_unchanged, refuse
 from .shell import shell_command
 from .upload import finish_private_upload, prepare_private_uploads, private_upload, staging_dir
@@ -97,7 +97,7 @@ def tailscale_up(
 def tailscale_funnel(hostname: str, ingress_port: int, funnel: bool = True):
     """
     Funnel on 443 to the ingress (``funnel``), or mcpgate's Funnel off; only mcpgate's own entry,
-    the mount ``/`` of ``https://<hostname>:443``, is ever changed (see :mod:`mcpgate.funnel`).
+    the mount ``/`` of ``https://<hostname>:443``, is ever changed (see :mod:`mcpgate.tailscale_node`).
     Changed only when ``tailscale funnel status --json`` differs.
 
     **Example:**

@@ -36,8 +36,8 @@ from typing import Any
 import pytest
 
 from mcpgate.errors import MCPGateError
-from mcpgate.funnel import funnel_commands, funnel_matches, funnel_target, funnel_unavailable
 from mcpgate.model import load_stack
+from mcpgate.tailscale_node import funnel_commands, funnel_matches, funnel_target, funnel_unavailable
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dayone import (
     HOME_INVENTORY_CHANGES,

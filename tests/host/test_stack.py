@@ -10,13 +10,13 @@ import time
 import pytest
 
 from mcpgate.container_specs import LABEL_STACK, stack_containers
-from mcpgate.funnel import backend_running, funnel_matches, node_name
 from mcpgate.layout import container_name
 from mcpgate.model import Stack
 from mcpgate.model.network_plan import stack_networks
 from mcpgate.render import Rendered
 from mcpgate.render_services import DISCOVERY_ALIASES
 from mcpgate.secrets import StackSecrets
+from mcpgate.tailscale_node import backend_running, funnel_matches, node_name
 from tests.host.probes import http_script, listening, parse_http, route_devices
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mcpgate.apt import AptRelease, apt_release, docker_source, tailscale_base, tailscale_source
+from mcpgate.apt import AptRelease, apt_release, docker_source
 from mcpgate.errors import MCPGateError
+from mcpgate.tailscale_node import tailscale_base, tailscale_source
 
 
 def _distribution(name: str, **meta: str) -> dict:

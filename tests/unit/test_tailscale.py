@@ -11,7 +11,9 @@ import copy
 import pytest
 
 from mcpgate.errors import InventoryError, MCPGateError
-from mcpgate.funnel import (
+from mcpgate.model import load_stack
+from mcpgate.secrets import StackSecrets
+from mcpgate.tailscale_node import (
     backend_running,
     funnel_commands,
     funnel_matches,
@@ -19,8 +21,6 @@ from mcpgate.funnel import (
     funnel_unavailable,
     node_name,
 )
-from mcpgate.model import load_stack
-from mcpgate.secrets import StackSecrets
 from tests.conftest import BASE_STACK
 
 HOST = "mcp-gateway.example-tailnet.ts.net"

@@ -1,4 +1,5 @@
-"""Tailscale state as the deploy reads it: pure decisions over ``tailscale ... --json`` output.
+"""The Tailscale node, as the deploy decides about it: where its package comes from (the apt source),
+and pure decisions over ``tailscale ... --json`` output.
 
 mcpgate owns one Serve entry on the node: the mount ``/`` of ``https://<hostname>:443`` (the stack's
 public URL), proxied to the ingress, with Funnel on for ``<hostname>:443`` when ``tailscale.funnel``
@@ -21,11 +22,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from .apt import AptRelease
 from .errors import MCPGateError
 
 FUNNEL_PORT = 443  # Claude.ai reaches 443 only; Funnel serves 443, 8443 and 10000
 MOUNT = "/"  # one mount at "/": tailscale strips the mount point from the path of any other
 FUNNEL_CAPS = ("https", "funnel")  # tailcfg.CapabilityHTTPS, tailcfg.NodeAttrFunnel
+
+TAILSCALE_KEYRING = "/usr/share/keyrings/tailscale-archive-keyring.gpg"
+
+
+def tailscale_base(release: AptRelease) -> str:
+    return f"https://pkgs.tailscale.com/stable/{release.distro}/{release.codename}"
+
+
+def tailscale_source(release: AptRelease) -> str:
+    """Tailscale's apt source line (https://pkgs.tailscale.com/stable/#debian-bookworm).
+
+    >>> tailscale_source(AptRelease("debian", "bookworm", "amd64")).split("] ")[1]
+    'https://pkgs.tailscale.com/stable/debian bookworm main'
+    """
+    repo = f"https://pkgs.tailscale.com/stable/{release.distro}"
+    return f"deb [signed-by={TAILSCALE_KEYRING}] {repo} {release.codename} main"
 
 
 def backend_running(status: dict[str, Any] | None) -> bool:
