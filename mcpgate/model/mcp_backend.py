@@ -31,6 +31,8 @@ from .strict import Strict, raise_all
 class Volume(Strict):
     """A mount into a backend container: a host folder or a named volume."""
 
+    # A host folder (an absolute path) or a volume's name, mounted at target in the container;
+    # read_only mounts it read-only.
     source: VolumeSource
     target: ContainerPath
     read_only: bool = False
@@ -51,6 +53,7 @@ class BackendSecret(Strict):
     ``mcpgate secrets set INVENTORY calendar-api-key``.
     """
 
+    # The store's secret (mcpgate secrets set INVENTORY <name>).
     name: SecretName
     # Mounted read-only at this path, mode 0400, owned by the backend's user.
     file: ContainerPath | None = None
@@ -71,6 +74,7 @@ class BackendSecret(Strict):
 class Limits(Strict):
     """Resource limits for a backend container."""
 
+    # memory (Docker's --memory), cpus (--cpus) and pids (--pids-limit) of the container.
     memory: Memory = "512m"
     cpus: float = Field(default=1.0, gt=0, le=64)
     pids: int = Field(default=256, ge=16, le=65536)
@@ -126,13 +130,19 @@ _CONTAINER_ONLY = (
 class Backend(Strict):
     """One MCP server behind the gateway: a container (``image`` or ``build``) or a remote ``url``."""
 
+    # The backend's name: its container's, and its tools' target (notes/search).
     name: BackendName
+    # False keeps it in the inventory but out of the stack (its data is kept).
     enabled: bool = True
+    # What it is, for people reading the inventory.
     description: str = ""
+    # An image to run, pinned to a version (or build, or url).
     image: PinnedImage | None = None
     build: BuildFolder | None = None  # a folder under files/ built into an image on the host
     base_image: PinnedImage | None = None  # BASE_IMAGE build argument for ``build``
+    # A remote MCP server the gateway forwards to, in place of a container.
     url: RemoteUrl | None = None
+    # The port the container's MCP server listens on, and its endpoint's path.
     port: int | None = Field(default=None, ge=1, le=65535)
     path: UrlPath = "/mcp"
     env: EnvVars = Field(default_factory=dict)  # not for secrets: see secrets
@@ -149,6 +159,7 @@ class Backend(Strict):
     allow_plain_http: bool = False
     user: UidGid | None = None  # uid:gid the container runs as; None keeps the image's
     limits: Annotated[Limits, BeforeValidator(_limits_are_a_dict)] = Field(default_factory=Limits)
+    # The container's root filesystem read-only (it writes to its volumes and /tmp).
     read_only_rootfs: bool = True
     # Off: the backend's only network is the one it shares with agentgateway (no route out). On:
     # it also joins a network of its own with a route out (still shared with no other container).

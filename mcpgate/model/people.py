@@ -25,9 +25,13 @@ CLAUDE_ACCESS_TOKEN_LIFESPAN = "8h"
 class User(Strict):
     """A person who may sign in (password + TOTP)."""
 
+    # The sign-in name; the store keeps the person's password, TOTP seed and subject under it.
     name: UserName
+    # The name Authelia's pages show.
     display_name: str = Field(min_length=1)
+    # Their address, as Authelia's users database needs one.
     email: Email
+    # The groups of Stack.groups this person is in.
     groups: GroupNames = Field(default_factory=list)
     # Scopes this person may use besides those their groups grant (see Stack.groups).
     scopes: list[str] | None = None
@@ -36,8 +40,12 @@ class User(Strict):
 class Client(Strict):
     """An OAuth client registered in Authelia (Claude.ai, Claude Code, MCP Inspector...)."""
 
+    # The OAuth client_id; the store keeps the client's secret under it.
     id: ClientId
+    # The name the consent page shows.
     name: str = Field(min_length=1)
+    # Where Authelia may send the client back with its code: exact URLs (Claude.ai's are
+    # CLAUDE_REDIRECT_URIS).
     redirect_uris: RedirectUris
     # Claude.ai sends its pre-registered secret in the POST body (client_secret_post).
     auth_method: Literal["client_secret_post", "client_secret_basic", "none"] = "client_secret_post"

@@ -41,6 +41,7 @@ class Images(Strict):
     """Pinned images for the stack's own services: by default the versions proven here (pins.py);
     another pin is allowed, and `mcpgate check` warns that it is unproven."""
 
+    # redis, authelia, agentgateway, ingress: each an image pinned to a version (name:tag or a digest).
     redis: PinnedImage = PROVEN_IMAGES["redis"]
     authelia: AutheliaImage = PROVEN_IMAGES["authelia"]
     agentgateway: PinnedImage = PROVEN_IMAGES["agentgateway"]
@@ -58,7 +59,9 @@ class Docker(Strict):
 class Tailscale(Strict):
     """Tailscale node and Funnel. Off for the local demo and CI."""
 
+    # On: the deploy installs Tailscale, joins the tailnet and serves the ingress through Funnel.
     enabled: bool = True
+    # The store's secret holding the auth key the node joins with, once (mcpgate secrets set ...).
     auth_key_secret: SecretName = "tailscale-auth-key"
     # False after True turns mcpgate's Funnel off (removes its mount / of https://<hostname>:443).
     funnel: bool = True
@@ -74,6 +77,7 @@ class Tailscale(Strict):
 class ServiceUids(Strict):
     """uid:gid each stack service runs as; config and secret files on the host are owned by it."""
 
+    # redis, authelia, agentgateway, ingress: uid:gid, a different uid each.
     redis: ServiceUidGid = "10379:10379"
     authelia: ServiceUidGid = "10091:10091"
     agentgateway: ServiceUidGid = "10300:10300"
@@ -167,6 +171,7 @@ class RateLimits(Strict):
     # agentgateway's token bucket for /mcp. agentgateway 1.4 keeps local buckets per route, not per
     # client, so this caps all clients together: a flood cannot reach the backends.
     mcp_requests_per_second: int = Field(default=20, ge=1, le=100000)
+    # How many requests above that rate the bucket lets through at once.
     mcp_burst: int = Field(default=200, ge=1, le=1000000)
 
 
@@ -236,6 +241,7 @@ class Retention(Strict):
     """How many snapshots restic keeps (``restic forget --keep-*``): the newest of each of the last
     N days, weeks, months and years; every other snapshot of this stack is removed after a backup."""
 
+    # daily, weekly, monthly, yearly: how many of each kind restic keeps (0: none of that kind).
     daily: int = Field(default=7, ge=0, le=3660)
     weekly: int = Field(default=4, ge=0, le=520)
     monthly: int = Field(default=6, ge=0, le=1200)
@@ -268,7 +274,8 @@ class Backup(Strict):
     keep: Annotated[Retention, BeforeValidator(_keep_is_a_dict)] = Field(default_factory=Retention)
     # The host checks fail when the newest snapshot is older than this.
     max_age: Duration = "2 days"
-    # For an s3: repository: the store's secrets holding the access key id and secret key.
+    # For an s3: repository: the store's secrets holding the access key id (s3_access_key_secret)
+    # and the secret key (s3_secret_key_secret).
     s3_access_key_secret: SecretName = "backup-s3-access-key-id"
     s3_secret_key_secret: SecretName = "backup-s3-secret-access-key"
 

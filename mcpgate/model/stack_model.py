@@ -46,13 +46,17 @@ _EMPTY_HINTS = {
 class Stack(Strict):
     """One host's whole stack."""
 
+    # The public name clients reach the stack at (https://<hostname>): with Tailscale, the node's
+    # <node>.<tailnet>.ts.net name. The OAuth issuer, the MCP resource and every URL derive from it.
     hostname: Hostname
     # Prefix of every container, network and volume the stack owns on the host's engine; two
     # stacks with different names never touch each other's (the tests deploy under their own).
     name: StackName = "mcpgate"
     # The stack's own folder on the host; normalised ("/opt/mcpgate/" is "/opt/mcpgate").
     base_dir: BaseDir = "/opt/mcpgate"
+    # The port the ingress is published on, on the host's loopback only (Tailscale Funnel proxies to it).
     ingress_port: int = Field(default=8088, ge=1024, le=65535)
+    # agentgateway's port inside the stack's networks (never published on the host).
     gateway_port: int = Field(default=AGENTGATEWAY.port, ge=1024, le=65535)
     # The private IPv4 range the stack's Docker networks are carved from (a /28 each: the edge
     # network, Redis/Authelia's, the gateway's, and one per backend). Change it only if it clashes
@@ -74,6 +78,8 @@ class Stack(Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict)
     backends: list[Backend]
     clients: list[Client]
+    # How long an access token (the JWT the gateway checks) and a refresh token live
+    # (refresh_token_lifespan), for every client that sets no lifespan of its own.
     access_token_lifespan: Duration = "1h"
     refresh_token_lifespan: Duration = "30d"
 
