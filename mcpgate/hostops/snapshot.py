@@ -168,8 +168,11 @@ def current() -> Snapshot | None:
     cached = _cache.get(host.name)
     if cached is not None and cached.stage != stage and cached.holds_into_execute:
         cached.stage = stage
-    # Facts read while pyinfra prepares describe the host before any operation ran.
-    if cached is None or cached.stage != stage:
+    # Facts read while pyinfra prepares describe the host before any operation ran. While the
+    # deploy runs, a snapshot taken before Docker was there is read again each time: pyinfra's own
+    # operations (apt installing Docker) do not say that they changed the host.
+    no_engine_yet = cached is not None and stage == StateStage.Execute and not cached.snapshot.docker
+    if cached is None or cached.stage != stage or no_engine_yet:
         sections = host.get_fact(StackSnapshot, query=query)
         cached = _Cached(Snapshot(query, sections, "docker" in sections), stage)
         _cache[host.name] = cached

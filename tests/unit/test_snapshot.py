@@ -82,3 +82,45 @@ def test_an_operation_names_only_sections_that_exist() -> None:
 
     with pytest.raises(ValueError, match="unknown snapshot sections"):
         changes_host("container")
+
+
+def test_the_journal_is_in_the_snapshot_when_asked() -> None:
+    from dataclasses import replace
+
+    query = replace(QUERY, journal_conf="/etc/systemd/journald.conf.d/mcpgate.conf")
+    assert "@@mcpgate-snapshot:journal" in snapshot_command(query, snapshot_facts())
+    assert "@@mcpgate-snapshot:journal" not in snapshot_command(QUERY, snapshot_facts())
+    facts = snapshot_facts()["journal"]
+    assert facts.process(["J", "C|ab12"]).journald and facts.process(["J", "C|ab12"]).conf_sha256 == "ab12"
+    assert facts.process([]) == facts.default()
+
+
+def test_while_the_deploy_runs_a_snapshot_without_docker_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker is installed by pyinfra's own apt operation, which does not mark the snapshot stale: a
+    snapshot taken before it (an operation that ran first read it) must not hide the engine after."""
+    from types import SimpleNamespace
+
+    from pyinfra.api.state import StateStage
+
+    from mcpgate.hostops import snapshot
+
+    engine: list[bool] = [False]
+    gathered: list[bool] = []
+
+    def get_fact(fact, **kwargs):
+        gathered.append(engine[0])
+        return {"tree": [], **({"docker": [], "images": ["redis:7.4.2-alpine|sha256:aa"]} if engine[0] else {})}
+
+    fake = SimpleNamespace(
+        name="gateway.lan", state=SimpleNamespace(current_stage=StateStage.Prepare), get_fact=get_fact
+    )
+    monkeypatch.setattr(snapshot, "host", fake)
+    monkeypatch.setattr(snapshot, "_queries", {})
+    monkeypatch.setattr(snapshot, "_cache", {})
+    snapshot.register(QUERY)
+    assert not snapshot.current().docker  # prepared on a host without Docker
+    fake.state.current_stage = StateStage.Execute
+    assert not snapshot.current().docker  # an operation before Docker's install reads it again
+    engine[0] = True  # apt installed Docker
+    assert snapshot.current().docker and snapshot.current().lines("images")
+    assert gathered == [False, False, True]  # once the engine is there, the snapshot holds again
