@@ -4,8 +4,9 @@ the Go module proxy (bin/test runs build.sh and package.sh; where that fails, it
 ``$MCPGATE_TAILSCALE_UNAVAILABLE_FILE`` and the tests skip with it).
 
 headscale has no Funnel and no HTTPS certificates (headscale#3435, #1921): everything on the node's
-side runs for real, Funnel's public relay nowhere offline. No DERP relay either (none can be
-reached here; headscale's map names one that is nowhere): nodes talk directly over the docker bridge.
+side runs for real, Funnel's public relay nowhere offline. headscale's embedded STUN server answers
+the nodes' netchecks; its DERP relay is unreachable (plain HTTP here, nodes speak DERP over TLS), so
+nodes talk directly over the docker bridge.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def free_port(address: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_udp_port(address: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
 def wait_for(what: str, check: Any, timeout: float = 60, every: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -82,6 +89,7 @@ class Headscale:
     address: str
     base_domain: str
     port: int = 0
+    stun_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,9 +103,16 @@ class Headscale:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port(self.address)
+        self.stun_port = free_udp_port(self.address)
         d = self.workdir
-        # Only what differs from headscale's defaults (config-example.yaml at v0.26.1), and no
-        # DERP map (its default is fetched from controlplane.tailscale.com, unreachable here).
+        # Only what differs from headscale's defaults (config-example.yaml at v0.26.1). The DERP map
+        # is headscale's own embedded region alone (the default one is fetched from
+        # controlplane.tailscale.com, unreachable here), for its STUN server: a node whose netcheck
+        # can send no STUN packet marks IPv4 unusable and rebinds its sockets on every endpoint
+        # update, every few seconds, dropping its direct paths each time (magicsock.go,
+        # "last netcheck reported send error") -- the tailnet then barely carries a connection.
+        # The region's DERP relay itself is not reachable (headscale serves plain HTTP here, nodes
+        # speak DERP over TLS): nodes talk directly over the docker bridge.
         self.config.write_text(
             f"server_url: {self.url}\n"
             f"listen_addr: {self.address}:{self.port}\n"
@@ -105,8 +120,11 @@ class Headscale:
             f"grpc_listen_addr: 127.0.0.1:{free_port()}\n"
             f"noise:\n  private_key_path: {d}/noise_private.key\n"
             "prefixes:\n  v4: 100.64.0.0/10\n  v6: fd7a:115c:a1e0::/48\n  allocation: sequential\n"
-            f"derp:\n  server:\n    enabled: false\n  urls: []\n  paths: [{d}/derp.yaml]\n"
-            "  auto_update_enabled: false\n"
+            f"derp:\n  server:\n    enabled: true\n    region_id: 999\n    region_code: test\n"
+            f"    region_name: headscale (test)\n    stun_listen_addr: {self.address}:{self.stun_port}\n"
+            f"    private_key_path: {d}/derp_server_private.key\n"
+            f"    automatically_add_embedded_derp_region: true\n    ipv4: {self.address}\n"
+            "  urls: []\n  paths: []\n  auto_update_enabled: false\n"
             "disable_check_updates: true\n"
             f"database:\n  type: sqlite\n  sqlite:\n    path: {d}/db.sqlite\n"
             "log:\n  level: info\n"
@@ -116,13 +134,6 @@ class Headscale:
             "  nameservers:\n    global: []\n"
             f"unix_socket: {d}/headscale.sock\n"
             'unix_socket_permission: "0700"\n'
-        )
-        # headscale refuses an empty DERP map; this region's one server is nowhere (STUN off, a
-        # loopback port nothing listens on): the nodes reach each other directly.
-        (d / "derp.yaml").write_text(
-            "regions:\n  900:\n    regionid: 900\n    regioncode: none\n    regionname: no relay (test)\n"
-            "    nodes:\n      - name: 900a\n        regionid: 900\n        hostname: derp.invalid\n"
-            "        ipv4: 127.0.0.1\n        stunport: -1\n        stunonly: false\n        derpport: 9\n"
         )
         log = (d / "headscale.log").open("ab")
         self.proc = subprocess.Popen(
@@ -158,6 +169,10 @@ class Headscale:
     def nodes(self) -> dict[str, dict[str, Any]]:
         """Every node, by its given name (the MagicDNS label)."""
         return {n["given_name"]: n for n in self.cli("nodes", "list") or []}
+
+    def log_tail(self, chars: int = 6000) -> str:
+        path = self.workdir / "headscale.log"
+        return path.read_text(errors="replace")[-chars:] if path.is_file() else "(no log)"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -237,6 +252,10 @@ class Node:
             out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
             return -1, out + f"[no answer in {timeout} s]"
         return proc.returncode, (proc.stdout + proc.stderr)
+
+    def log_tail(self, chars: int = 6000) -> str:
+        path = self.workdir / "tailscaled.log"
+        return path.read_text(errors="replace")[-chars:] if path.is_file() else "(no log)"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -424,11 +424,14 @@ def test_4_tailnet_reaches_the_host_but_not_the_ingress(day: Tailnet, tmp_path: 
         probe.start()
         probe.up(day.hs.url, day.key)
         ip = next(ip for ip in day.status()["Self"]["TailscaleIPs"] if "." in ip)
-        rc, out = wait_for(
-            "the probe reaches the host's sshd over the tailnet",
-            lambda: (r := probe.connect(ip, 22, 30))[0] == 0 and "SSH-2.0" in r[1] and r,
-            240,
-        )
+        try:
+            rc, out = wait_for(
+                "the probe reaches the host's sshd over the tailnet",
+                lambda: (r := probe.connect(ip, 22, 30))[0] == 0 and "SSH-2.0" in r[1] and r,
+                240,
+            )
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{_diagnosis(day, probe, ip)}") from None
         # The ingress answers on the host's loopback (published on 127.0.0.1 only)...
         (ingress,) = [c for n, c in day.host.containers().items() if n.endswith("ingress")]
         bindings = [b for bs in ingress["HostConfig"]["PortBindings"].values() for b in bs]
@@ -440,6 +443,35 @@ def test_4_tailnet_reaches_the_host_but_not_the_ingress(day: Tailnet, tmp_path: 
         assert rc != 0 and "SSH" not in out, out
     finally:
         probe.stop()
+
+
+def _peers(status: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = ("HostName", "TailscaleIPs", "Online", "CurAddr", "Addrs", "Relay", "LastHandshake")
+    return [{k: peer.get(k) for k in keys} for peer in (status.get("Peer") or {}).values()]
+
+
+def _diagnosis(day: Tailnet, probe: Node, ip: str) -> str:
+    """What the two nodes and headscale say when the probe cannot reach the host: for a failure's reader."""
+    parts: list[str] = []
+
+    def add(title: str, what: Any) -> None:
+        try:
+            parts.append(f"--- {title}:\n{what()}")
+        except Exception as err:  # a diagnosis never hides the failure it explains
+            parts.append(f"--- {title}: could not be read: {err!r}")
+
+    add("the probe's peers", lambda: json.dumps(_peers(probe.status()), indent=1))
+    add("the host's peers", lambda: json.dumps(_peers(day.status()), indent=1))
+    add("tailscale ping from the probe", lambda: (r := probe.cli("ping", "--c=3", "--timeout=5s", ip, check=False,
+                                                                 timeout=30)).stdout + r.stderr)  # fmt: skip
+    add("the host's addresses", lambda: day.host.ssh("ip -br addr", check=False).stdout)
+    add("the host's tailscaled", lambda: day.host.ssh("sudo journalctl -u tailscaled --no-pager -o cat -n 120",
+                                                     check=False, timeout=60).stdout)  # fmt: skip
+    add("headscale", lambda: day.hs.log_tail())
+    add("the probe's tailscaled", lambda: probe.log_tail())
+    text = "\n".join(parts)
+    (day.workdir / "tailnet-diagnosis.txt").write_text(text)
+    return text
 
 
 def test_5_funnel_off_and_a_persons_entry_survives(day: Tailnet) -> None:
