@@ -464,7 +464,7 @@ def _diagnosis(day: Tailnet, probe: Node, ip: str) -> str:
     add("the host's peers", lambda: json.dumps(_peers(day.status()), indent=1))
     add("tailscale ping from the probe", lambda: (r := probe.cli("ping", "--c=3", "--timeout=5s", ip, check=False,
                                                                  timeout=30)).stdout + r.stderr)  # fmt: skip
-    add("the host's addresses", lambda: day.host.ssh("ip -br addr", check=False).stdout)
+    add("the host's addresses", lambda: day.host.ssh("hostname -I", check=False).stdout)
     add("the host's tailscaled", lambda: day.host.ssh("sudo journalctl -u tailscaled --no-pager -o cat -n 120",
                                                      check=False, timeout=60).stdout)  # fmt: skip
     add("headscale", lambda: day.hs.log_tail())
