@@ -170,11 +170,14 @@ class BenchError(RuntimeError):
 class Bench:
     """A stack of the bench's own (name, folders, network pool, ingress port) and how to deploy it."""
 
-    def __init__(self, workdir: Path, runs: int, sizes: list[int], log_dir: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path, runs: int, sizes: list[int], log_dir: Path | None = None, profile_dir: Path | None = None
+    ) -> None:
         self.workdir = workdir
         self.runs = runs
         self.sizes = sizes
         self.log_dir = log_dir  # every pyinfra run's output, numbered, when given
+        self.profile_dir = profile_dir  # every pyinfra run under cProfile, its stats numbered, when given
         self.deploys = 0
         # Every name is this run's own: nothing a real deploy or a test stack made is seen or touched.
         self.name = f"mcpgate-bench-{secrets.token_hex(3)}"
@@ -255,6 +258,10 @@ class Bench:
     def deploy(self, inventory: Path = LOCAL_INVENTORY, deploy_file: str = "deploy.py") -> DeployRun:
         """One pyinfra run, exactly as a user runs it, timed."""
         cmd = [sys.executable, "-m", "pyinfra", "-y", str(inventory), deploy_file, *self.components_args]
+        if self.profile_dir:
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            stats = self.profile_dir / f"{self.deploys + 1:03d}-{inventory.stem}-{Path(deploy_file).stem}.prof"
+            cmd[1:1] = ["-m", "cProfile", "-o", str(stats)]
         proc = run_timed(cmd, self.env, DEPLOY_TIMEOUT)
         self.deploys += 1
         if self.log_dir:
@@ -969,6 +976,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calls-per-client", type=int, default=100, help="calls per client at 16 clients (default 100)")
     p.add_argument("--logs", type=Path, help="keep every pyinfra run's output in this folder")
     p.add_argument(
+        "--profile",
+        type=Path,
+        help="run every pyinfra run under cProfile, its stats in this folder (read with python -m pstats);\n"
+        "the profiler slows the runs: their figures are not for comparing with goals",
+    )
+    p.add_argument(
         "--baseline", type=Path, help="another checkout (e.g. ../mcpgate-before) whose CLI the cli section also times"
     )
     p.add_argument("--request-seconds", type=float, default=60, help="time bound of one load run (default 60)")
@@ -1025,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     before = machine()
     workdir = Path(tempfile.mkdtemp(prefix="mcpgate-bench-"))
-    b = Bench(workdir, args.runs, args.size_list, args.logs)
+    b = Bench(workdir, args.runs, args.size_list, args.logs, args.profile)
     print(f"[bench] stack {b.name}, port {b.port}, pool {b.pool}, work folder {workdir}", file=sys.stderr)
     rows: list[Row] = []
     try:
@@ -1046,6 +1059,8 @@ def report(b: Bench, args: argparse.Namespace, rows: list[Row], started: str, be
     judge(rows)
     if args.runs < 3:
         b.notes.append(f"only {args.runs} run(s) per figure: a trial, not a result")
+    if args.profile:
+        b.notes.append(f"every pyinfra run ran under cProfile (stats in {args.profile}): its figures are slowed")
     header = (
         f"mcpgate converge benchmark, {started}, commit {before['commit']}, {args.runs} run(s) per figure, "
         f"{before['cpus']} CPUs, load {before['loadavg'][0]:.2f} -> {os.getloadavg()[0]:.2f}, "
@@ -1058,7 +1073,7 @@ def report(b: Bench, args: argparse.Namespace, rows: list[Row], started: str, be
     data = {
         "started": started,
         "command": " ".join(["bench/converge.py", *sys.argv[1:]]),
-        "complete": set(args.sections) == set(SECTIONS) and args.runs >= 3 and not b.failed,
+        "complete": set(args.sections) == set(SECTIONS) and args.runs >= 3 and not b.failed and not args.profile,
         "runs": args.runs,
         "sections": args.sections,
         "machine": before | {"loadavg_after": os.getloadavg()},

@@ -285,6 +285,11 @@ def backup_unit(stack: str, kind: str) -> str:
 SYSTEMD_UNIT_DIR = "/etc/systemd/system"
 
 
+def backup_unit_paths(stack: str) -> tuple[str, str]:
+    """Where the backup's service and timer units live on the host."""
+    return f"{SYSTEMD_UNIT_DIR}/{backup_unit(stack, 'service')}", f"{SYSTEMD_UNIT_DIR}/{backup_unit(stack, 'timer')}"
+
+
 def journald_conf(stack: str) -> str:
     """The stack's drop-in for the host's journald (audit.logs "journald"): how long and how much
     of the journal is kept."""

@@ -6,20 +6,22 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 from mcpgate.hostops.context import DeployContext, Restore
-from mcpgate.hostops.restic import BACKUP_PACKAGES, backup_state, backup_timer, restore_check, restore_data
+from mcpgate.hostops.restic import backup_state, backup_timer, restore_check, restore_data
+from mcpgate.hostops.system_facts import BACKUP_PACKAGES
 from mcpgate.layout import (
     BACKUP_ENV,
     BACKUP_PASSWORD,
     RESTORE_SCRIPT,
     SYSTEMD_UNIT_DIR,
     backup_unit,
+    backup_unit_paths,
 )
 from mcpgate.render_backup import restore_check_script
 
 
 def _units(ctx: DeployContext) -> tuple[str, str, list[str]]:
     service, timer = (backup_unit(ctx.stack.name, kind) for kind in ("service", "timer"))
-    return service, timer, [f"{SYSTEMD_UNIT_DIR}/{service}", f"{SYSTEMD_UNIT_DIR}/{timer}"]
+    return service, timer, list(backup_unit_paths(ctx.stack.name))
 
 
 @deploy("Backup tools")

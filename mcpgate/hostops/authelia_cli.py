@@ -27,7 +27,7 @@ from .upload import finish_private_upload, prepare_private_uploads, private_uplo
 
 
 @operation()
-@snapshot.changes_host("marker")
+@snapshot.changes_host("marker", "volfile")
 @noop_when_unchanged("Authelia's users database in {volume} lists the inventory's people as it says")
 def authelia_users(volume: str, owner: str, base_dir: str, users: dict[str, dict[str, Any]]):
     """
@@ -54,7 +54,13 @@ def authelia_users(volume: str, owner: str, base_dir: str, users: dict[str, dict
                              "password": "$argon2id$..."}},
         )
     """
-    seen = host.get_fact(VolumeFile, volume=volume, file=AUTHELIA_USERS)
+    seen = read_fact(
+        VolumeFile,
+        f"volfile:{volume}:{AUTHELIA_USERS}",
+        lambda q: (volume, AUTHELIA_USERS) in q.volume_files,
+        volume=volume,
+        file=AUTHELIA_USERS,
+    )
     applied = _marker(volume, PASSWORDS_MARKER)
     try:
         merged = merge_users(seen["content"], users, applied, where=f"{AUTHELIA_USERS} in volume {volume}")

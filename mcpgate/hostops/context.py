@@ -21,7 +21,16 @@ from ..apt import AptRelease, apt_release
 from ..backup_plan import restore_selection, yes
 from ..container_specs import GATEWAY_READINESS_PORT, ContainerSpec, stack_containers
 from ..errors import MCPGateError
-from ..layout import LABEL_STACK, PASSWORDS_MARKER, SUBJECTS_MARKER, TOTP_MARKER, journald_conf
+from ..layout import (
+    AUTHELIA_USERS,
+    LABEL_STACK,
+    PASSWORDS_MARKER,
+    SUBJECTS_MARKER,
+    TOTP_MARKER,
+    backup_unit,
+    backup_unit_paths,
+    journald_conf,
+)
 from ..model import Stack, load_stack
 from ..model.network_plan import stack_networks
 from ..render import Rendered, render_stack
@@ -225,4 +234,8 @@ def snapshot_query(ctx: DeployContext) -> SnapshotQuery:
         paths=tuple(v.source for b in ctx.stack.enabled_backends for v in b.volumes if v.is_host_path),
         probes=tuple((c.name, probe) for c in ctx.containers if (probe := ctx.ready_probe(c.service))),
         journal_conf=journald_conf(ctx.stack.name),
+        volume_files=tuple((v, AUTHELIA_USERS) for v in authelia_volumes[:1]),
+        firewall=ctx.stack.name,
+        backup_units=backup_unit_paths(ctx.stack.name),
+        backup_timer=backup_unit(ctx.stack.name, "timer"),
     )

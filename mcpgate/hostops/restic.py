@@ -15,60 +15,17 @@ restore (the deploy's ``mcpgate_restore``) that is checked before anything else 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 from shlex import quote as _q
 
-from pyinfra import host
 from pyinfra.api import FactBase, operation
 
 from ..rendered import HostFile
 from . import snapshot
 from .messages import noop_when_unchanged
 from .shell import shell_command
+from .snapshot import read_fact
+from .system_facts import BackupHost, BackupState
 from .upload import finish_private_upload, prepare_private_uploads, private_upload, staging_dir
-
-BACKUP_PACKAGES = ("restic", "sqlite3")
-
-
-@dataclass(frozen=True)
-class BackupState:
-    tools: frozenset[str]  # the commands of BACKUP_PACKAGES that are installed
-    units: dict[str, str | None]  # unit file path -> sha256 of its content (None: absent)
-    enabled: str  # systemctl is-enabled of the timer ("" when unknown)
-    active: str  # systemctl is-active of the timer
-
-
-class BackupHost(FactBase):
-    """The backup's tools, unit files and timer on the host, in one command."""
-
-    def command(self, units: list[str], timer: str) -> str:
-        tools = " ".join(f"command -v {t} >/dev/null 2>&1 && echo C\\|{t};" for t in BACKUP_PACKAGES)
-        files = " ".join(
-            f"if [ -f {_q(u)} ]; then echo \"U|{u}|$(sha256sum < {_q(u)} | cut -d' ' -f1)\"; fi;" for u in units
-        )
-        t = _q(timer)
-        return (
-            f"{tools} {files} "
-            f'echo "T|$(systemctl is-enabled {t} 2>/dev/null)|$(systemctl is-active {t} 2>/dev/null)"; true'
-        )
-
-    def process(self, output: list[str]) -> BackupState:
-        tools: set[str] = set()
-        units: dict[str, str | None] = {}
-        enabled = active = ""
-        for line in output:
-            kind, _, rest = line.strip().partition("|")
-            if kind == "C":
-                tools.add(rest)
-            elif kind == "U":
-                path, _, digest = rest.rpartition("|")
-                units[path] = digest
-            elif kind == "T":
-                enabled, _, active = rest.partition("|")
-        return BackupState(frozenset(tools), units, enabled, active)
-
-    def default(self) -> BackupState:
-        return BackupState(frozenset(), {}, "", "")
 
 
 class DataPresent(FactBase):
@@ -92,10 +49,16 @@ class DataPresent(FactBase):
 
 
 def backup_state(units: list[str], timer: str) -> BackupState:
-    return host.get_fact(BackupHost, units=units, timer=timer)
+    """The backup's tools, units and timer, from the deploy's snapshot when it asked for them."""
+
+    def covered(query: snapshot.SnapshotQuery) -> bool:
+        return query.backup_units == tuple(units) and query.backup_timer == timer
+
+    return read_fact(BackupHost, "backup", covered, units=units, timer=timer)
 
 
 @operation()
+@snapshot.changes_host("backup")
 @noop_when_unchanged(
     lambda a: (
         f"{a['timer']} is enabled and running, its units as rendered"

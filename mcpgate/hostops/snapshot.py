@@ -24,9 +24,10 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.api.state import StateStage
 
-from .authelia_facts import VolumeMarker
+from .authelia_facts import VolumeFile, VolumeMarker
 from .docker_facts import ContainerReady, EngineVersion, ImageIds, StackContainers, StackNetworks, StackVolumes
 from .file_facts import DeployedFiles, JournalConf, PathExists, StackTree
+from .system_facts import BackupHost, EgressFirewallState
 
 SECTION = "@@mcpgate-snapshot:"
 
@@ -44,6 +45,10 @@ class SnapshotQuery:
     paths: tuple[str, ...]  # host folders backends mount
     probes: tuple[tuple[str, str], ...]  # (container, shell probe) for containers without a healthcheck
     journal_conf: str = ""  # the stack's journald drop-in ("": not asked)
+    volume_files: tuple[tuple[str, str], ...] = ()  # (volume, file at its root) read whole
+    firewall: str = ""  # the stack whose egress firewall is read ("": not asked)
+    backup_units: tuple[str, ...] = ()  # the backup's unit files, with its timer:
+    backup_timer: str = ""  # ("": not asked)
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,11 @@ def _q(value: str) -> str:
 
 # What an operation may change, by the sections that describe it (a section "ready:x" is "ready").
 KINDS = frozenset(
-    {"tree", "deployed", "path", "engine", "containers", "networks", "volumes", "images", "marker", "ready", "journal"}
-)
+    {
+        "tree", "deployed", "path", "engine", "containers", "networks", "volumes", "images", "marker", "ready",
+        "journal", "volfile", "firewall", "backup",
+    }
+)  # fmt: skip
 
 
 def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: frozenset[str] = KINDS) -> str:
@@ -79,6 +87,11 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
             parts.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
     if "journal" in only and query.journal_conf:
         parts.append(f"echo {SECTION}journal; {facts['journal'].command(query.journal_conf)}")
+    if "firewall" in only and query.firewall:
+        parts.append(f"echo {SECTION}firewall; {facts['firewall'].command(query.firewall)}")
+    if "backup" in only and query.backup_timer:
+        command = facts["backup"].command(list(query.backup_units), query.backup_timer)
+        parts.append(f"echo {SECTION}backup; {command}")
     docker = [f"echo {SECTION}docker"]
     simple = {
         "engine": lambda: facts["engine"].command(),
@@ -91,6 +104,9 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
     if "marker" in only:
         for volume, marker in query.markers:
             docker.append(f"echo {_q(f'{SECTION}marker:{volume}:{marker}')}; {facts['marker'].command(volume, marker)}")
+    if "volfile" in only:
+        for volume, file in query.volume_files:
+            docker.append(f"echo {_q(f'{SECTION}volfile:{volume}:{file}')}; {facts['volfile'].command(volume, file)}")
     if "ready" in only:
         for container, probe in query.probes:
             docker.append(f"echo {_q(f'{SECTION}ready:{container}')}; {facts['ready'].command(container, probe)}")
@@ -112,6 +128,9 @@ def snapshot_facts() -> dict[str, FactBase]:
         "marker": VolumeMarker(),
         "ready": ContainerReady(),
         "journal": JournalConf(),
+        "volfile": VolumeFile(),
+        "firewall": EgressFirewallState(),
+        "backup": BackupHost(),
     }
 
 
@@ -126,12 +145,16 @@ class StackSnapshot(FactBase):
         current: list[str] | None = None
         for line in output:
             before, heading, name = line.partition(SECTION)
+            if not heading:
+                # Every line, empty ones too: a section parses as its fact's own output (a file's text).
+                if current is not None:
+                    current.append(line)
+                continue
             # Output that does not end in a newline (a marker file's content) shares its last
             # line with the next heading, which always fills the rest of its line.
             if before and current is not None:
                 current.append(before)
-            if heading:
-                current = sections.setdefault(name, [])
+            current = sections.setdefault(name, [])
         return sections
 
     def default(self) -> dict[str, list[str]]:

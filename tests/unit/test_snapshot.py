@@ -124,3 +124,61 @@ def test_while_the_deploy_runs_a_snapshot_without_docker_is_read_again(monkeypat
     engine[0] = True  # apt installed Docker
     assert snapshot.current().docker and snapshot.current().lines("images")
     assert gathered == [False, False, True]  # once the engine is there, the snapshot holds again
+
+
+def test_the_users_file_firewall_and_backup_parse_as_when_read_alone(tmp_path) -> None:
+    """Real sh, a real volume folder (a ``docker`` on PATH that only answers ``volume inspect``): the
+    Authelia users file (blank lines and all), the egress firewall and the backup's units come in the
+    snapshot exactly as their own facts read them, one round trip instead of four."""
+    from dataclasses import replace
+
+    mountpoint = tmp_path / "volume"
+    mountpoint.mkdir()
+    (mountpoint / "users_database.yml").write_text("users:\n\n  alice:\n    displayname: Alice\n\n")
+    unit = tmp_path / "mcpgate-backup.service"
+    unit.write_text("[Service]\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(
+        f'#!/bin/sh\n[ "$1 $2" = "volume inspect" ] && echo {mountpoint}\nexit 0\n'
+    )  # fmt: skip
+    (bin_dir / "docker").chmod(0o755)
+    query = replace(
+        QUERY,
+        volume_files=(("mcpgate-authelia-data", "users_database.yml"),),
+        firewall="mcpgate",
+        backup_units=(str(unit), str(tmp_path / "mcpgate-backup.timer")),
+        backup_timer="mcpgate-backup.timer",
+    )
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+    def run(command: str) -> list[str]:
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, check=True).stdout.split(
+            "\n"
+        )[:-1]
+
+    facts = snapshot_facts()
+    sections = StackSnapshot().process(run(snapshot_command(query, facts)))
+    alone = {
+        "volfile:mcpgate-authelia-data:users_database.yml": facts["volfile"].command(
+            "mcpgate-authelia-data", "users_database.yml"
+        ),
+        "firewall": facts["firewall"].command("mcpgate"),
+        "backup": facts["backup"].command(list(query.backup_units), query.backup_timer),
+    }
+    for section, command in alone.items():
+        kind = section.split(":", 1)[0]
+        assert facts[kind].process(sections[section]) == facts[kind].process(run(command)), section
+    users = facts["volfile"].process(sections["volfile:mcpgate-authelia-data:users_database.yml"])
+    assert users["content"] == "users:\n\n  alice:\n    displayname: Alice\n"
+    assert facts["backup"].process(sections["backup"]).units == {str(unit): unit_digest(unit)}
+    # Not asked, not read.
+    assert not {"volfile", "firewall", "backup"} & {
+        h.split(":", 1)[0] for h in re.findall(r"@@mcpgate-snapshot:([\w:./-]+)", snapshot_command(QUERY, facts))
+    }
+
+
+def unit_digest(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
