@@ -92,7 +92,10 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
     if "backup" in only and query.backup_timer:
         command = facts["backup"].command(list(query.backup_units), query.backup_timer)
         parts.append(f"echo {SECTION}backup; {command}")
-    docker = [f"echo {SECTION}docker"]
+    # The engine's sections that each ask Docker (a CLI start and an API call or a ``docker exec``,
+    # 20-150 ms apiece) run side by side, each into its own file of a private folder, and are printed
+    # in order; a file's content (markers, the users file) is read in order after them, never staged.
+    at_once: list[tuple[str, str]] = []
     simple = {
         "engine": lambda: facts["engine"].command(),
         "containers": lambda: facts["containers"].command(),
@@ -100,18 +103,34 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
         "volumes": lambda: facts["volumes"].command(list(query.volumes)),
         "images": lambda: facts["images"].command(list(query.images)),
     }
-    docker += [f"echo {SECTION}{kind}; {command()}" for kind, command in simple.items() if kind in only]
-    if "marker" in only:
-        for volume, marker in query.markers:
-            docker.append(f"echo {_q(f'{SECTION}marker:{volume}:{marker}')}; {facts['marker'].command(volume, marker)}")
-    if "volfile" in only:
-        for volume, file in query.volume_files:
-            docker.append(f"echo {_q(f'{SECTION}volfile:{volume}:{file}')}; {facts['volfile'].command(volume, file)}")
+    at_once += [(kind, command()) for kind, command in simple.items() if kind in only]
     if "ready" in only:
-        for container, probe in query.probes:
-            docker.append(f"echo {_q(f'{SECTION}ready:{container}')}; {facts['ready'].command(container, probe)}")
-    parts.append("if command -v docker >/dev/null 2>&1; then " + "; ".join(docker) + "; fi")
+        at_once += [(f"ready:{c}", facts["ready"].command(c, probe)) for c, probe in query.probes]
+    in_order: list[tuple[str, str]] = []
+    if "marker" in only:
+        in_order += [(f"marker:{v}:{m}", facts["marker"].command(v, m)) for v, m in query.markers]
+    if "volfile" in only:
+        in_order += [(f"volfile:{v}:{f}", facts["volfile"].command(v, f)) for v, f in query.volume_files]
+    docker = [f"echo {SECTION}docker", _side_by_side(at_once), *_one_by_one(in_order)]
+    parts.append("if command -v docker >/dev/null 2>&1; then " + "; ".join(p for p in docker if p) + "; fi")
     return "; ".join(parts) + "; true"
+
+
+def _one_by_one(sections: list[tuple[str, str]]) -> list[str]:
+    return [f"echo {_q(SECTION + heading)}; {command}" for heading, command in sections]
+
+
+def _side_by_side(sections: list[tuple[str, str]]) -> str:
+    """Run the sections' commands at once, then print each heading and its output in order. The
+    folder is mktemp's (mode 0700) and removed after; without mktemp they run one by one."""
+    if not sections:
+        return ""
+    start = " ".join(f'( {command} ) >"$d/{i}" &' for i, (_, command) in enumerate(sections))
+    show = "; ".join(f'echo {_q(SECTION + heading)}; cat "$d/{i}"' for i, (heading, _) in enumerate(sections))
+    return (
+        f'if d=$(mktemp -d 2>/dev/null); then {start} wait; {show}; rm -rf "$d"; '
+        f"else {'; '.join(_one_by_one(sections))}; fi"
+    )
 
 
 def snapshot_facts() -> dict[str, FactBase]:

@@ -182,3 +182,23 @@ def unit_digest(path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_engines_sections_run_side_by_side_and_print_in_order(tmp_path) -> None:
+    """Section a waits for a file section b makes: run one after the other they would never end.
+    Where mktemp is missing they run one by one, printing the same."""
+    from mcpgate.hostops.snapshot import _side_by_side
+
+    flag = tmp_path / "b-ran"
+    sections = [("a", f"while [ ! -e {flag} ]; do sleep 0.05; done; echo A"), ("b", f"touch {flag}; printf B")]
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}  # mktemp's folder: removed after
+    out = subprocess.run(
+        ["sh", "-c", _side_by_side(sections)], capture_output=True, text=True, timeout=20, check=True, env=env
+    )
+    assert StackSnapshot().process(out.stdout.splitlines()) == {"a": ["A"], "b": ["B"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b-ran"]
+
+    one_by_one = [("a", "echo A"), ("b", "printf B")]
+    script = "mktemp() { return 1; }; " + _side_by_side(one_by_one)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=20, check=True)
+    assert StackSnapshot().process(out.stdout.splitlines()) == {"a": ["A"], "b": ["B"]}
