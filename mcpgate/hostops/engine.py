@@ -171,7 +171,7 @@ def prune_networks(networks: list[NetworkSpec], containers: list[str], every_ser
 
 
 @operation()
-@snapshot.changes_host("volumes", "marker")
+@snapshot.changes_host("volumes", "marker", "volfile")
 @noop_when_unchanged("volume {volume} exists, its root owned by {owner}")
 def docker_volume(volume: str, owner: str, stack: str):
     """

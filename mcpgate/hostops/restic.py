@@ -144,7 +144,7 @@ def restore_check(snapshot: str | None, script: str, env: str, password: str, wo
 
 
 @operation()
-@snapshot.changes_host("containers", "ready", "marker", "volumes", "path")
+@snapshot.changes_host("containers", "ready", "marker", "volfile", "volumes", "path")
 @noop_when_unchanged("no restore asked (mcpgate_restore)")
 def restore_data(snapshot: str | None, script: str, overwrite: bool = False):
     """
