@@ -17,8 +17,6 @@ from .messages import noop_when_unchanged, say
 from .snapshot import read_fact
 from .system_facts import EgressFirewallState, FirewallState
 
-UNIT_DIR = SYSTEMD_UNIT_DIR
-
 
 def as_wanted(state: FirewallState, wanted: EgressFirewall) -> bool:
     for role, parent in FIREWALL_ROLES.items():
@@ -57,7 +55,7 @@ def egress_firewall(stack: str, wanted: EgressFirewall | None):
     """
     state: FirewallState = read_fact(EgressFirewallState, "firewall", lambda q: q.firewall == stack, stack=stack)
     unit = firewall_unit(stack)
-    unit_path = f"{UNIT_DIR}/{unit}"
+    unit_path = f"{SYSTEMD_UNIT_DIR}/{unit}"
     if wanted is None:
         ours = {firewall_chain(stack, role) for role in FIREWALL_ROLES}
         if set(state.chains) & ours or any(chain in ours for _, chain in state.jumps):

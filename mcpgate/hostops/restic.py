@@ -1,7 +1,8 @@
 """Backups on the host: restic and sqlite3 present, the systemd service and timer that back up, and a
 restore (the deploy's ``mcpgate_restore``) that is checked before anything else runs.
 
-- :class:`BackupHost` reads which tools are there, the units' content and the timer's state;
+- :func:`backup_state` reads which tools are there, the units' content and the timer's state
+  (:class:`~.system_facts.BackupHost`, from the deploy's snapshot when it asked for them);
 - :func:`backup_timer` writes the units and keeps the timer enabled and running (or removes them
   when the inventory no longer sets ``backup``);
 - :func:`restore_check` asks the repository, with the store's password, for the snapshot to restore,
