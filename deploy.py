@@ -29,6 +29,7 @@ from mcpgate.hostops.context import (
     restore_for,
     snapshot_query,
 )
+from mcpgate.hostops.deploy_file import name_deploy_file
 from mcpgate.hostops.snapshot import register
 from tasks.agentgateway import agentgateway
 from tasks.authelia import authelia
@@ -42,6 +43,9 @@ from tasks.prerequisites import stack_prerequisites
 from tasks.redis import redis
 from tasks.stack_files import stack_files
 from tasks.tailscale import tailscale
+
+# pyinfra orders operations from the call stack; this file named as a module keeps that cheap.
+name_deploy_file(__file__)
 
 # Validate the inventory and render everything before any operation touches the host; every task
 # is handed this one context.
