@@ -28,7 +28,7 @@ def read_networks(stack: str, names: list[str]) -> dict[str, NetworkInfo]:
 
 
 def is_ready(container: str, probe: str | None, own_check: str | None = None) -> bool:
-    snap = snapshot.current()
+    snap = snapshot.current(needs="ready" if probe else "containers")
     if snap is not None and probe is None:
         state = (read_containers().get(container) or {}).get("State") or {}
         health = (state.get("Health") or {}).get("Status")
@@ -52,7 +52,7 @@ def read_stack_containers(stack: str) -> dict[str, Any]:
 
 def engine_version() -> str | None:
     """The running Docker engine's version, from the snapshot (None: no engine answers)."""
-    snap = snapshot.current()
+    snap = snapshot.current(needs="engine")
     if snap is None:
         raise RuntimeError("no snapshot registered for this host")
     lines = [line.strip() for line in snap.lines("engine") if line.strip()]

@@ -235,7 +235,9 @@ def _state_file(base_dir: str, name: str) -> str:
 
 
 @operation()
-@snapshot.changes_host("containers", "networks", "tree", "deployed", "ready")
+# A restart or start changes only the container's state, which only its readiness is read for (and
+# the wait after it does not read, see wait_healthy); creating or joining a network changes more.
+@snapshot.changes_host("tree", "deployed", "ready")
 @noop_when_unchanged(lambda a: f"container {a['spec'].name} runs as specified, with the current files")
 def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
     """
@@ -270,40 +272,46 @@ def docker_container(spec: ContainerSpec, base_dir: str, config_digest: str):
     image_id = read_images(spec.image).get(spec.image)
     stale_image = have is not None and image_id is not None and have.get("Image") != image_id
     if have is None or labels.get(LABEL_SPEC) != spec.spec_hash or stale_image:
+        snapshot.note_started(spec.name)
+        snapshot.changing("containers", "networks")
         if have is not None:
             yield shell_command("docker", "rm", "-f", spec.name)
         yield shell_command("docker", "create", *spec.run_args())
         for network in spec.networks[1:]:
             yield shell_command("docker", "network", "connect", network, spec.name)
-        yield shell_command("docker", "start", spec.name)
-        yield record
+        # One round trip: the digest is recorded once the container runs with the files.
+        yield f"{shell_command('docker', 'start', spec.name)} && {record}"
         return
     # A network recreated under it (docker_networks disconnects what is attached) is joined again.
     attached = (have.get("NetworkSettings") or {}).get("Networks")
     if attached is not None:
         for network in spec.networks:
             if network not in attached:
+                snapshot.changing("containers", "networks")
                 aliases = (
                     [a for alias in spec.aliases for a in ("--alias", alias)] if network == spec.networks[0] else []
                 )
                 yield shell_command("docker", "network", "connect", *aliases, network, spec.name)
     running = have.get("State", {}).get("Running", False)
     if not applied_ok:
-        yield shell_command("docker", "restart", "--time", "10", spec.name)
-        yield record
+        snapshot.note_started(spec.name)
+        yield f"{shell_command('docker', 'restart', '--time', '10', spec.name)} && {record}"
     elif not running:
+        snapshot.note_started(spec.name)
         yield shell_command("docker", "start", spec.name)
 
 
 @operation()
-@snapshot.changes_host("containers", "ready")
+@snapshot.changes_host("ready")  # waiting changes nothing but what the probes answer
 @noop_when_unchanged()
 def wait_healthy(container: str, timeout: int = 120, probe: str | None = None, own_check: str | None = None):
     """
     Wait until a container is healthy (or running, and ``probe`` succeeds, when it has no
     healthcheck); fail loudly with its last log lines otherwise. A ready container costs nothing.
     ``own_check`` (:func:`own_healthcheck`) is the container's healthcheck, run here while Docker's
-    first one is not due yet, so a (re)start is not waited on for a whole interval.
+    first one is not due yet, so a (re)start is not waited on for a whole interval. A container this
+    deploy (re)started is waited for at once, without first reading the host to learn that it has
+    only just started (the wait's first check passes at once if it is ready).
 
     **Example:**
 
@@ -311,7 +319,7 @@ def wait_healthy(container: str, timeout: int = 120, probe: str | None = None, o
 
         wait_healthy(name="Authelia is healthy", container="mcpgate-authelia", timeout=120)
     """
-    if is_ready(container, probe, own_check):
+    if not snapshot.started_by_this_deploy(container) and is_ready(container, probe, own_check):
         return f"{container} is ready"
     # Give up early on a crash loop: three restarts while waiting say enough.
     count = f"docker inspect --format '{{{{.RestartCount}}}}' {_q(container)}"

@@ -36,7 +36,8 @@ def _components(dirs: list[HostDir], files: list[HostFile]) -> str:
 
 
 @operation()
-@snapshot.changes_host("tree", "deployed")
+# Not "deployed": the files written here are rendered ones, which the prune keeps whatever it reads.
+@snapshot.changes_host("tree")
 @noop_when_unchanged(lambda a: f"{_components(a['dirs'], a['files'])}: the files under {a['base_dir']} are as rendered")
 def stack_files(base_dir: str, dirs: list[HostDir], files: list[HostFile]):
     """

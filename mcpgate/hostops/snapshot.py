@@ -192,17 +192,30 @@ class _Cached:
 
 _queries: dict[str, SnapshotQuery] = {}
 _cache: dict[str, _Cached] = {}
+_started: dict[str, set[str]] = {}  # the containers this deploy (re)started, per host
 
 
 def register(query: SnapshotQuery) -> None:
     """Let the operations on the current host read from one snapshot answering ``query``."""
     _queries[host.name] = query
     _cache.pop(host.name, None)
+    _started.pop(host.name, None)
 
 
-def current() -> Snapshot | None:
+def note_started(container: str) -> None:
+    """An operation is (re)starting ``container``: whether it is ready is not worth a read of the
+    host now (it has only just started), it is waited for (:func:`started_by_this_deploy`)."""
+    _started.setdefault(host.name, set()).add(container)
+
+
+def started_by_this_deploy(container: str) -> bool:
+    return container in _started.get(host.name, ())
+
+
+def current(needs: str | None = None) -> Snapshot | None:
     """The host's snapshot, gathered now if there is none or the host changed since; None when the
-    deploy registered no query for this host."""
+    deploy registered no query for this host. With ``needs`` (a section's kind, see KINDS), what
+    operations changed since is read again only when that kind is among it."""
     query = _queries.get(host.name)
     if query is None:
         return None
@@ -218,7 +231,7 @@ def current() -> Snapshot | None:
         sections = host.get_fact(StackSnapshot, query=query)
         cached = _Cached(Snapshot(query, sections, "docker" in sections), stage)
         _cache[host.name] = cached
-    elif cached.stale:
+    elif cached.stale and (needs is None or needs in cached.stale):
         # Only what the operations since changed is read again.
         only = frozenset(cached.stale)
         fresh = host.get_fact(StackSnapshot, query=query, only=only)
@@ -238,7 +251,7 @@ def read_fact(fact: type[FactBase], section: str, covered: Callable[[SnapshotQue
 
         read_fact(StackTree, "tree", lambda q: q.base_dir == base, base=base)
     """
-    snap = current()
+    snap = current(needs=section.split(":", 1)[0])
     if snap is None or not covered(snap.query):
         return host.get_fact(fact, **kwargs)
     if section not in snap.sections and not snap.docker:  # no engine yet: what the fact says then
@@ -267,13 +280,23 @@ def changes_host(*kinds: str) -> Callable[[Callable[..., Iterator[Any]]], Callab
         def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
             first = True
             for command in func(*args, **kwargs):
-                if first and host.state.current_stage == StateStage.Execute:
-                    cached = _cache.get(host.name)
-                    if cached is not None:
-                        cached.stale.update(kinds)
+                if first:
+                    changing(*kinds)
                     first = False
                 yield command
 
         return wrapper
 
     return decorate
+
+
+def changing(*kinds: str) -> None:
+    """From an operation's body, before it yields: the sections of ``kinds`` are stale from now on,
+    besides those its :func:`changes_host` names (for what only some of its commands change)."""
+    unknown = set(kinds) - KINDS
+    if unknown:
+        raise ValueError(f"unknown snapshot sections: {sorted(unknown)}")
+    if host.state.current_stage == StateStage.Execute:
+        cached = _cache.get(host.name)
+        if cached is not None:
+            cached.stale.update(kinds)

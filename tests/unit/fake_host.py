@@ -69,9 +69,12 @@ def hostops_modules() -> list[ModuleType]:
     return [importlib.import_module(name) for name in sorted(names)]
 
 
-def run_operation(op: Any, host: FakeHost, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any]) -> list[Any]:
+def run_operation(
+    op: Any, host: FakeHost, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], started: list[str] | None = None
+) -> list[Any]:
     """The commands the operation's body yields against ``host``, which every module of the adapter
-    layer that holds pyinfra's host sees (no snapshot registered: each fact comes from the case)."""
+    layer that holds pyinfra's host sees (no snapshot registered: each fact comes from the case);
+    ``started``: the containers an earlier operation of the deploy (re)started."""
     for module in hostops_modules():
         if hasattr(module, "host"):
             monkeypatch.setattr(module, "host", host)
@@ -79,4 +82,5 @@ def run_operation(op: Any, host: FakeHost, monkeypatch: pytest.MonkeyPatch, kwar
     monkeypatch.setattr(messages, "_said", set())
     monkeypatch.setattr(snapshot, "_queries", {})
     monkeypatch.setattr(snapshot, "_cache", {})
+    monkeypatch.setattr(snapshot, "_started", {host.name: set(started or [])})
     return list(op.__wrapped__(**kwargs))

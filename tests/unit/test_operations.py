@@ -14,6 +14,10 @@ Each case is a JSON file in ``tests/unit/operations/<module>.<operation>/`` (mod
   (``host.noop``), or ``null`` when it says nothing;
 - ``said``: the lines it writes to pyinfra's output besides (:func:`mcpgate.hostops.messages.say`);
 - ``raises``: instead of ``commands``, a substring of ``"<exception class>: <message>"``;
+- ``started``: the containers an earlier operation of the same deploy (re)started
+  (:func:`mcpgate.hostops.snapshot.note_started`); none when absent;
+- ``starts``: the containers the operation (re)starts, which the deploy's wait then waits for
+  without reading the host first; none when absent;
 - ``comment``: what the case is about, for the reader;
 - ``xfail``: why the operation does not yet do what the case says (a known bug; strict: the case
   fails once the operation is fixed, so the mark goes then).
@@ -40,6 +44,7 @@ from pyinfra.api import FileUploadCommand
 
 from mcpgate.container_specs import ContainerSpec, stack_containers
 from mcpgate.egress import EgressFirewall, egress_firewall
+from mcpgate.hostops import snapshot
 from mcpgate.hostops.docker_facts import NetworkInfo
 from mcpgate.hostops.file_facts import Deployed, JournalState, PathInfo
 from mcpgate.hostops.firewall import FirewallState
@@ -53,7 +58,9 @@ from tests.conftest import BASE_STACK
 from tests.unit.fake_host import FakeHost, hostops_modules, run_operation
 
 FIXTURES = Path(__file__).parent / "operations"
-CASE_KEYS = {"comment", "kwargs", "facts", "commands", "noop_description", "said", "raises", "xfail"}
+CASE_KEYS = {
+    *("comment", "kwargs", "facts", "commands", "noop_description", "said", "raises", "xfail", "started", "starts")
+}
 
 
 def encode_command(command: Any) -> Any:
@@ -188,10 +195,10 @@ def test_operation(path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
 
     if "raises" in case:
         with pytest.raises(Exception) as err:  # any class: the case names it in its substring
-            run_operation(op, host, monkeypatch, kwargs)
+            run_operation(op, host, monkeypatch, kwargs, case.get("started", []))
         assert case["raises"] in f"{type(err.value).__name__}: {err.value}"
     else:
-        yielded = run_operation(op, host, monkeypatch, kwargs)
+        yielded = run_operation(op, host, monkeypatch, kwargs, case.get("started", []))
         commands = [encode_command(c) for c in yielded]
         assert commands == case["commands"]
         assert host.noops == ([] if case.get("noop_description") is None else [case["noop_description"]])
@@ -199,6 +206,9 @@ def test_operation(path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
             content = upload.src.getvalue().decode()  # type: ignore[union-attr]
             assert not [c for c in commands if isinstance(c, str) and content in c], "an upload's content in a command"
     assert host.said == case.get("said", [])
+    if "raises" not in case:
+        noted = snapshot._started.get(host.name, set()) - set(case.get("started", []))
+        assert sorted(noted) == sorted(case.get("starts", [])), "the containers it notes as (re)started"
     given = {(name, key) for name, by_args in case["facts"].items() for key in by_args}
     assert given <= host.asked, f"facts the case gives but the operation never asks: {sorted(given - host.asked)}"
 

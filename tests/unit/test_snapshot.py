@@ -202,3 +202,38 @@ def test_the_engines_sections_run_side_by_side_and_print_in_order(tmp_path) -> N
     script = "mktemp() { return 1; }; " + _side_by_side(one_by_one)
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=20, check=True)
     assert StackSnapshot().process(out.stdout.splitlines()) == {"a": ["A"], "b": ["B"]}
+
+
+def test_a_read_gathers_again_only_when_its_own_section_was_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operation changed the files: reading the containers costs no round trip, reading the
+    files does, and it reads only what was changed."""
+    from types import SimpleNamespace
+
+    from pyinfra.api.state import StateStage
+
+    from mcpgate.hostops import snapshot
+    from mcpgate.hostops.docker_facts import StackContainers
+    from mcpgate.hostops.file_facts import StackTree
+
+    gathered: list[list[str]] = []
+
+    def get_fact(fact, query, only=snapshot.KINDS):
+        gathered.append(sorted(only))
+        return {"tree": [], "docker": [], "containers": []}
+
+    fake = SimpleNamespace(
+        name="gateway.lan", state=SimpleNamespace(current_stage=StateStage.Execute), get_fact=get_fact
+    )
+    monkeypatch.setattr(snapshot, "host", fake)
+    monkeypatch.setattr(snapshot, "_queries", {})
+    monkeypatch.setattr(snapshot, "_cache", {})
+    snapshot.register(QUERY)
+    snapshot.read_fact(StackContainers, "containers", lambda q: True)
+    assert len(gathered) == 1  # the whole snapshot, once
+    snapshot.changing("tree", "ready")
+    snapshot.read_fact(StackContainers, "containers", lambda q: True)
+    assert len(gathered) == 1
+    snapshot.read_fact(StackTree, "tree", lambda q: True, base=QUERY.base_dir)
+    assert gathered[1:] == [["ready", "tree"]]
+    snapshot.read_fact(StackTree, "tree", lambda q: True, base=QUERY.base_dir)
+    assert len(gathered) == 2
