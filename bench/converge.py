@@ -57,6 +57,8 @@ INVENTORY_HOST = "127.0.0.1"  # the inventory's host name with MCPGATE_SSH_PORT 
 DEFAULT_GATEWAY_IMAGE = "mcpgate-local/agentgateway:v1.4.1"
 SECTIONS = ("floor", "cold", "noop", "change", "memory", "requests", "scale", "cli")
 DEPLOY_TIMEOUT = 1800
+# The venv's own pyinfra command (bench runs with the venv's python).
+PYINFRA = Path(sys.executable).with_name("pyinfra")
 
 # The one-scope change: "read" moves from notes:read to notes:write, and back on the next run.
 SCOPE_CHANGE = "_stack['backends'][0]['tools'] = {'notes:read': ['search'], 'notes:write': ['read', 'write', 'delete']}"
@@ -202,16 +204,22 @@ class Bench:
         return None, f"no local agentgateway image {ref} (set MCPGATE_AGENTGATEWAY_IMAGE to one)"
 
     def _env(self) -> dict[str, str]:
-        """What tests/e2e/harness.py's Deployer sets, with this bench's names."""
-        return local_deploy_env(
-            secrets_dir=self.secrets_dir,
-            name=self.name,
-            base_dir=self.base_dir,
-            port=self.port,
-            pool=self.pool,
-            vault=str(self.vault),
-            gateway_image=self.gateway_image,
-        )
+        """What tests/e2e/harness.py's Deployer sets, with this bench's names; Python keeps its
+        bytecode as a user's shell lets it (an inherited PYTHONDONTWRITEBYTECODE would have every
+        run compile mcpgate, the tasks and deploy.py from source again: ~0.1 s a run)."""
+        return {
+            k: v
+            for k, v in local_deploy_env(
+                secrets_dir=self.secrets_dir,
+                name=self.name,
+                base_dir=self.base_dir,
+                port=self.port,
+                pool=self.pool,
+                vault=str(self.vault),
+                gateway_image=self.gateway_image,
+            ).items()
+            if k != "PYTHONDONTWRITEBYTECODE"
+        }
 
     @property
     def components_args(self) -> list[str]:
@@ -255,14 +263,20 @@ class Bench:
 
     # running things
 
-    def deploy(self, inventory: Path = LOCAL_INVENTORY, deploy_file: str = "deploy.py") -> DeployRun:
-        """One pyinfra run, exactly as a user runs it, timed."""
-        cmd = [sys.executable, "-m", "pyinfra", "-y", str(inventory), deploy_file, *self.components_args]
+    def deploy(
+        self, inventory: Path = LOCAL_INVENTORY, deploy_file: str = "deploy.py", checkout: Path = PROJECT_ROOT
+    ) -> DeployRun:
+        """One pyinfra run, exactly as a user runs it, timed; from another ``checkout`` (``--baseline``)
+        its deploy.py, tasks and mcpgate, with this venv."""
+        # The venv's `pyinfra` script, as the README runs it (`python -m pyinfra` would add runpy's frames
+        # to the stack pyinfra inspects for every operation).
+        cmd = [str(PYINFRA), "-y", str(inventory), deploy_file, *self.components_args]
         if self.profile_dir:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
             stats = self.profile_dir / f"{self.deploys + 1:03d}-{inventory.stem}-{Path(deploy_file).stem}.prof"
-            cmd[1:1] = ["-m", "cProfile", "-o", str(stats)]
-        proc = run_timed(cmd, self.env, DEPLOY_TIMEOUT)
+            cmd[0:0] = [sys.executable, "-m", "cProfile", "-o", str(stats)]
+        env = self.env if checkout == PROJECT_ROOT else self.env | {"PYTHONPATH": str(checkout)}
+        proc = run_timed(cmd, env, DEPLOY_TIMEOUT, cwd=checkout)
         self.deploys += 1
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +308,19 @@ class Bench:
         if not ids:
             return {}
         return {c["Name"].lstrip("/"): c["State"]["StartedAt"] for c in json.loads(docker("inspect", *ids).stdout)}
+
+    def settle(self, timeout: float = 60) -> None:
+        """Until no container of the stack is in its healthcheck's start (health "starting"), untimed.
+        Right after a (re)start a no-op runs the container's own check itself (Docker 20.10 has no
+        start interval): a run then pays ~0.3 s a container that a later run does not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ids = docker("ps", "-q", "--filter", f"label={LABEL_STACK}={self.name}").stdout.split()
+            states = [c["State"] for c in json.loads(docker("inspect", *ids).stdout)] if ids else []
+            if all((st.get("Health") or {}).get("Status") != "starting" for st in states):
+                return
+            time.sleep(0.5)
+        self.notes.append(f"a container's health was still 'starting' {timeout:.0f} s after a deploy")
 
     # setting up and tearing down
 
@@ -349,28 +376,47 @@ def section_floor(b: Bench) -> list[Row]:
     return [timed_row("1", "floor", "pyinfra floor (connect, no operations)", procs)]
 
 
-def noop_runs(b: Bench, inventory: Path) -> tuple[list[Proc], str]:
-    """``runs`` deploys of an already converged inventory; only runs with 0 changes and no restart count."""
-    procs, bad = [], []
+def in_turn(checkouts: list[Path], run: int) -> list[Path]:
+    """The checkouts in the order of run ``run``: who goes first alternates, so neither always does."""
+    return checkouts if run % 2 == 0 else checkouts[::-1]
+
+
+def noop_runs(
+    b: Bench, inventory: Path, checkouts: tuple[Path, ...] = (PROJECT_ROOT,)
+) -> dict[Path, tuple[list[Proc], str]]:
+    """``runs`` deploys of an already converged inventory by each checkout in turn, once its
+    containers are past their healthchecks' start; only runs with 0 changes and no restart count."""
+    b.settle()
+    procs: dict[Path, list[Proc]] = {c: [] for c in checkouts}
+    bad: dict[Path, list[str]] = {c: [] for c in checkouts}
     for i in range(b.runs):
-        before = b.started_at()
-        run = b.deploy(inventory)
-        if not run.ok:
-            raise BenchError(f"no-op deploy failed:\n{run.tail()}")
-        if run.changed_ops or b.started_at() != before:
-            what = run.changed_ops or "no operation, but a container restarted"
-            bad.append(f"run {i + 1} ({run.proc.wall:.1f} s) changed {what}")
-            continue
-        procs.append(run.proc)
-    return procs, "; ".join(f"excluded: {x}" for x in bad)
+        for checkout in in_turn(list(checkouts), i):
+            before = b.started_at()
+            run = b.deploy(inventory, checkout=checkout)
+            if not run.ok:
+                raise BenchError(f"no-op deploy ({checkout}) failed:\n{run.tail()}")
+            if run.changed_ops or b.started_at() != before:
+                what = run.changed_ops or "no operation, but a container restarted"
+                bad[checkout].append(f"run {i + 1} ({run.proc.wall:.1f} s) changed {what}")
+                continue
+            procs[checkout].append(run.proc)
+    return {c: (procs[c], "; ".join(f"excluded: {x}" for x in bad[c])) for c in checkouts}
 
 
-def section_noop(b: Bench) -> list[Row]:
-    """2. the full stack deployed again: 0 changes, no restart."""
+def section_noop(b: Bench, baseline: Path | None = None) -> list[Row]:
+    """2. the full stack deployed again: 0 changes, no restart (and by the baseline's deploy.py, in turn)."""
     b.converge()
-    procs, note = noop_runs(b, LOCAL_INVENTORY)
+    if baseline:
+        b.deploy(checkout=baseline)  # untimed: its first run writes its bytecode
+    checkouts = (PROJECT_ROOT, baseline) if baseline else (PROJECT_ROOT,)
+    runs = noop_runs(b, LOCAL_INVENTORY, checkouts)
+    procs, note = runs[PROJECT_ROOT]
     b.noop_samples = procs
-    return [timed_row("2", "noop", "no-op, full stack (0 changes)", procs, note)]
+    rows = [timed_row("2", "noop", "no-op, full stack (0 changes)", procs, note)]
+    if baseline:
+        procs, note = runs[baseline]
+        rows.append(timed_row("2", "noop_baseline", "  the same, baseline", procs, note or str(baseline)))
+    return rows
 
 
 def gateway_restart_to_ready(b: Bench) -> float:
@@ -387,36 +433,48 @@ def gateway_restart_to_ready(b: Bench) -> float:
     return time.monotonic() - start
 
 
-def section_change(b: Bench) -> list[Row]:
+def section_change(b: Bench, baseline: Path | None = None) -> list[Row]:
     """3. a one-scope change, alternating with the inventory as it is so that every run changes
-    something; only runs that restart agentgateway alone (and change only its operations) count."""
+    something (by this tree and the baseline's in turn); only runs that restart agentgateway alone
+    (and change only its operations) count."""
     if not b.gateway_image:
         return [Row("3", "change", "one-scope change", "s", note=f"skipped: {b.gateway_missing}")]
     changed_inv = b.variant("scope_change", SCOPE_CHANGE)
     b.converge()
     gateway = b.container("agentgateway")
-    procs, bad = [], []
+    checkouts = [PROJECT_ROOT, baseline] if baseline else [PROJECT_ROOT]
+    procs: dict[Path, list[Proc]] = {c: [] for c in checkouts}
+    bad: dict[Path, list[str]] = {c: [] for c in checkouts}
+    changes = 0
     for i in range(b.runs):
-        inventory = changed_inv if i % 2 == 0 else LOCAL_INVENTORY
-        before = b.started_at()
-        run = b.deploy(inventory)
-        if not run.ok:
-            raise BenchError(f"one-scope change deploy failed:\n{run.tail()}")
-        after = b.started_at()
-        restarted = {n for n in after if after[n] != before.get(n)}
-        only_gateway = restarted == {gateway} and all("agentgateway" in op for op in run.changed_ops)
-        if not only_gateway:
-            bad.append(f"run {i + 1} ({run.proc.wall:.1f} s) restarted {sorted(restarted)}, changed {run.changed_ops}")
-            continue
-        procs.append(run.proc)
-    if b.runs % 2:
+        for checkout in in_turn(checkouts, i):
+            inventory = changed_inv if changes % 2 == 0 else LOCAL_INVENTORY
+            changes += 1
+            b.settle()
+            before = b.started_at()
+            run = b.deploy(inventory, checkout=checkout)
+            if not run.ok:
+                raise BenchError(f"one-scope change deploy ({checkout}) failed:\n{run.tail()}")
+            after = b.started_at()
+            restarted = {n for n in after if after[n] != before.get(n)}
+            only_gateway = restarted == {gateway} and all("agentgateway" in op for op in run.changed_ops)
+            if not only_gateway:
+                what = f"restarted {sorted(restarted)}, changed {run.changed_ops}"
+                bad[checkout].append(f"run {i + 1} ({run.proc.wall:.1f} s) {what}")
+                continue
+            procs[checkout].append(run.proc)
+    if changes % 2:
         b.converge()  # end on the inventory as it is
     restarts = [gateway_restart_to_ready(b) for _ in range(b.runs)]
-    note = "; ".join(f"excluded: {x}" for x in bad)
-    return [
-        timed_row("3", "change", "one-scope change (agentgateway restarts)", procs, note),
-        Row("3", "gateway_restart", "  agentgateway restart-to-ready", "s", restarts, note="docker restart + probe"),
-    ]
+    note = "; ".join(f"excluded: {x}" for x in bad[PROJECT_ROOT])
+    rows = [timed_row("3", "change", "one-scope change (agentgateway restarts)", procs[PROJECT_ROOT], note)]
+    if baseline:
+        note = "; ".join(f"excluded: {x}" for x in bad[baseline]) or str(baseline)
+        rows.append(timed_row("3", "change_baseline", "  the same, baseline", procs[baseline], note))
+    rows.append(
+        Row("3", "gateway_restart", "  agentgateway restart-to-ready", "s", restarts, note="docker restart + probe")
+    )
+    return rows
 
 
 def section_cold(b: Bench) -> list[Row]:
@@ -454,12 +512,12 @@ def section_scale(b: Bench) -> list[Row]:
         by_size[1] = b.noop_samples  # section 2 measured it in this invocation
     else:
         b.converge()
-        by_size[1], note = noop_runs(b, LOCAL_INVENTORY)
+        by_size[1], note = noop_runs(b, LOCAL_INVENTORY)[PROJECT_ROOT]
         rows.append(timed_row("4", "noop_1", "no-op, 1 backend", by_size[1], note))
     for size in b.sizes:
         inventory = b.scaled(size)
         b.converge(inventory)
-        by_size[size], note = noop_runs(b, inventory)
+        by_size[size], note = noop_runs(b, inventory)[PROJECT_ROOT]
         rows.append(timed_row("4", f"noop_{size}", f"no-op, {size} backends", by_size[size], note))
     b.converge()  # back to the one backend: the stand-ins, their networks and files go
     sizes = sorted(by_size)
@@ -982,7 +1040,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the profiler slows the runs: their figures are not for comparing with goals",
     )
     p.add_argument(
-        "--baseline", type=Path, help="another checkout (e.g. ../mcpgate-before) whose CLI the cli section also times"
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. ../mcpgate-before) whose deploy (noop, change) and CLI (cli) are timed in turn",
     )
     p.add_argument("--request-seconds", type=float, default=60, help="time bound of one load run (default 60)")
     args = p.parse_args(argv)
@@ -991,6 +1051,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or args.runs < 1:
         p.error(f"unknown sections {sorted(unknown)}" if unknown else "--runs must be at least 1")
     args.size_list = sorted({int(s) for s in args.sizes.split(",") if s.strip()} - {1})
+    if args.baseline:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "deploy.py").is_file() or not (args.baseline / "mcpgate").is_dir():
+            p.error(f"--baseline {args.baseline}: no mcpgate checkout there (deploy.py and mcpgate/)")
     return args
 
 
@@ -1000,8 +1064,8 @@ def run_sections(b: Bench, args: argparse.Namespace) -> list[Row]:
     sections: dict[str, Callable[[], list[Row]]] = {
         "floor": lambda: section_floor(b),
         "cold": lambda: section_cold(b),
-        "noop": lambda: section_noop(b),
-        "change": lambda: section_change(b),
+        "noop": lambda: section_noop(b, args.baseline),
+        "change": lambda: section_change(b, args.baseline),
         "memory": lambda: section_memory(b, args),
         "requests": lambda: section_requests(b, args),
         "scale": lambda: section_scale(b),
