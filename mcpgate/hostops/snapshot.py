@@ -77,24 +77,26 @@ KINDS = frozenset(
 def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: frozenset[str] = KINDS) -> str:
     """One shell script printing every section of the kinds in ``only``; each section is the output
     of the fact that owns it (``facts``), so it parses exactly as when that fact is gathered alone."""
-    parts = []
+    # Sections read on the host itself (files, units): printed as they run.
+    direct: list[str] = []
     if "tree" in only:
-        parts.append(f"echo {SECTION}tree; {facts['tree'].command(query.base_dir)}")
+        direct.append(f"echo {SECTION}tree; {facts['tree'].command(query.base_dir)}")
     if "deployed" in only:
-        parts.append(f"echo {SECTION}deployed; {facts['deployed'].command(query.base_dir)}")
+        direct.append(f"echo {SECTION}deployed; {facts['deployed'].command(query.base_dir)}")
     if "path" in only:
         for path in query.paths:
-            parts.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
+            direct.append(f"echo {_q(SECTION + 'path:' + path)}; {facts['path'].command(path)}")
     if "journal" in only and query.journal_conf:
-        parts.append(f"echo {SECTION}journal; {facts['journal'].command(query.journal_conf)}")
+        direct.append(f"echo {SECTION}journal; {facts['journal'].command(query.journal_conf)}")
     if "firewall" in only and query.firewall:
-        parts.append(f"echo {SECTION}firewall; {facts['firewall'].command(query.firewall)}")
+        direct.append(f"echo {SECTION}firewall; {facts['firewall'].command(query.firewall)}")
     if "backup" in only and query.backup_timer:
         command = facts["backup"].command(list(query.backup_units), query.backup_timer)
-        parts.append(f"echo {SECTION}backup; {command}")
+        direct.append(f"echo {SECTION}backup; {command}")
     # The engine's sections that each ask Docker (a CLI start and an API call or a ``docker exec``,
     # 20-150 ms apiece) run side by side, each into its own file of a private folder, and are printed
-    # in order; a file's content (markers, the users file) is read in order after them, never staged.
+    # after; meanwhile the sections above and the files in volumes (markers, the users file) are read
+    # and printed in order, their content never staged.
     at_once: list[tuple[str, str]] = []
     simple = {
         "engine": lambda: facts["engine"].command(),
@@ -106,30 +108,35 @@ def snapshot_command(query: SnapshotQuery, facts: dict[str, FactBase], only: fro
     at_once += [(kind, command()) for kind, command in simple.items() if kind in only]
     if "ready" in only:
         at_once += [(f"ready:{c}", facts["ready"].command(c, probe)) for c, probe in query.probes]
-    in_order: list[tuple[str, str]] = []
+    in_volumes: list[tuple[str, str]] = []
     if "marker" in only:
-        in_order += [(f"marker:{v}:{m}", facts["marker"].command(v, m)) for v, m in query.markers]
+        in_volumes += [(f"marker:{v}:{m}", facts["marker"].command(v, m)) for v, m in query.markers]
     if "volfile" in only:
-        in_order += [(f"volfile:{v}:{f}", facts["volfile"].command(v, f)) for v, f in query.volume_files]
-    docker = [f"echo {SECTION}docker", _side_by_side(at_once), *_one_by_one(in_order)]
-    parts.append("if command -v docker >/dev/null 2>&1; then " + "; ".join(p for p in docker if p) + "; fi")
-    return "; ".join(parts) + "; true"
+        in_volumes += [(f"volfile:{v}:{f}", facts["volfile"].command(v, f)) for v, f in query.volume_files]
+    with_docker = f"echo {SECTION}docker; " + _side_by_side(at_once, [*direct, *_one_by_one(in_volumes)])
+    without = "; ".join(direct) or ":"
+    return f"if command -v docker >/dev/null 2>&1; then {with_docker}; else {without}; fi; true"
 
 
 def _one_by_one(sections: list[tuple[str, str]]) -> list[str]:
     return [f"echo {_q(SECTION + heading)}; {command}" for heading, command in sections]
 
 
-def _side_by_side(sections: list[tuple[str, str]]) -> str:
-    """Run the sections' commands at once, then print each heading and its output in order. The
-    folder is mktemp's (mode 0700) and removed after; without mktemp they run one by one."""
+def _side_by_side(sections: list[tuple[str, str]], meanwhile: list[str] | None = None) -> str:
+    """Run the sections' commands at once and, while they run, the ``meanwhile`` commands (printing
+    as they go); then print each section's heading and output in order. The folder is mktemp's
+    (mode 0700) and removed after; without mktemp everything runs one by one."""
+    # In a subshell: a fact's command sets shell variables of its own (one sets "d"), which must
+    # never change the folder removed below.
+    later = f"( {'; '.join(meanwhile)} )" if meanwhile else ":"
     if not sections:
-        return ""
-    start = " ".join(f'( {command} ) >"$d/{i}" &' for i, (_, command) in enumerate(sections))
-    show = "; ".join(f'echo {_q(SECTION + heading)}; cat "$d/{i}"' for i, (heading, _) in enumerate(sections))
+        return later
+    d = "mcpgate_snapshot_dir"
+    start = " ".join(f'( {command} ) >"${d}/{i}" &' for i, (_, command) in enumerate(sections))
+    show = "; ".join(f'echo {_q(SECTION + heading)}; cat "${d}/{i}"' for i, (heading, _) in enumerate(sections))
     return (
-        f'if d=$(mktemp -d 2>/dev/null); then {start} wait; {show}; rm -rf "$d"; '
-        f"else {'; '.join(_one_by_one(sections))}; fi"
+        f'if {d}=$(mktemp -d 2>/dev/null); then {start} {later}; wait; {show}; rm -rf "${d}"; '
+        f"else {later}; {'; '.join(_one_by_one(sections))}; fi"
     )
 
 

@@ -62,6 +62,8 @@ def test_the_command_runs_in_a_posix_shell_on_a_host_without_docker(tmp_path) ->
     info = tree[str(base / ".state" / "mcpgate-redis.config")]
     assert info.kind == "f" and info.sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert snapshot_facts()["path"].process(sections[f"path:{tmp_path}"]) == "directory"
+    # Nothing but mktemp's own folder is removed: not the folder a path's fact looked at, nor its parent.
+    assert base.is_dir() and tmp_path.parent.is_dir()
 
 
 def test_every_query_part_has_its_section() -> None:
@@ -202,6 +204,29 @@ def test_the_engines_sections_run_side_by_side_and_print_in_order(tmp_path) -> N
     script = "mktemp() { return 1; }; " + _side_by_side(one_by_one)
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=20, check=True)
     assert StackSnapshot().process(out.stdout.splitlines()) == {"a": ["A"], "b": ["B"]}
+
+
+def test_the_host_and_volume_sections_are_read_while_the_engines_run(tmp_path) -> None:
+    """Section a waits for a file that a section read meanwhile makes; that one prints directly
+    (never staged), and all of them parse; without mktemp the same, one after the other."""
+    from mcpgate.hostops.snapshot import SECTION, _side_by_side
+
+    flag = tmp_path / "c-ran"
+    sections = [("a", f"while [ ! -e {flag} ]; do sleep 0.05; done; echo A"), ("b", "printf B")]
+    # A fact's command with variables of its own (PathExists sets d): they stay its own.
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    setting = f"d={keep}; mcpgate_snapshot_dir={keep}"
+    meanwhile = [f"echo {SECTION}c; touch {flag}; {setting}; printf C", f"echo {SECTION}d; echo D"]
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    script = _side_by_side(sections, meanwhile)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=20, check=True, env=env)
+    assert StackSnapshot().process(out.stdout.splitlines()) == {"a": ["A"], "b": ["B"], "c": ["C"], "d": ["D"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c-ran", "keep"]  # mktemp's folder went, no other
+    flag.unlink()
+    script = "mktemp() { return 1; }; " + _side_by_side(sections, meanwhile)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=20, check=True, env=env)
+    assert StackSnapshot().process(out.stdout.splitlines()) == {"a": ["A"], "b": ["B"], "c": ["C"], "d": ["D"]}
 
 
 def test_a_read_gathers_again_only_when_its_own_section_was_changed(monkeypatch: pytest.MonkeyPatch) -> None:
