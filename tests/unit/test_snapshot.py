@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,21 @@ QUERY = SnapshotQuery(
     paths=("/srv/notes",),
     probes=(("mcpgate-agentgateway", "docker exec mcpgate-ingress wget -q -O /dev/null http://agentgateway:15021/"),),
 )
+
+
+def _deploy_on_fake_host(monkeypatch: pytest.MonkeyPatch, stage: Any, get_fact: Any) -> Any:
+    """pyinfra's host as the snapshot sees it, at ``stage``, its facts from ``get_fact``; QUERY registered."""
+    from types import SimpleNamespace
+
+    from mcpgate.hostops import snapshot
+
+    fake = SimpleNamespace(name="gateway.lan", state=SimpleNamespace(current_stage=stage), get_fact=get_fact)
+    monkeypatch.setattr(snapshot, "host", fake)
+    monkeypatch.setattr(snapshot, "_queries", {})
+    monkeypatch.setattr(snapshot, "_cache", {})
+    monkeypatch.setattr(snapshot, "_started", {})
+    snapshot.register(QUERY)
+    return fake
 
 
 def test_sections_split_where_an_output_has_no_final_newline() -> None:
@@ -100,7 +116,6 @@ def test_the_journal_is_in_the_snapshot_when_asked() -> None:
 def test_while_the_deploy_runs_a_snapshot_without_docker_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """Docker is installed by pyinfra's own apt operation, which does not mark the snapshot stale: a
     snapshot taken before it (an operation that ran first read it) must not hide the engine after."""
-    from types import SimpleNamespace
 
     from pyinfra.api.state import StateStage
 
@@ -113,13 +128,7 @@ def test_while_the_deploy_runs_a_snapshot_without_docker_is_read_again(monkeypat
         gathered.append(engine[0])
         return {"tree": [], **({"docker": [], "images": ["redis:7.4.2-alpine|sha256:aa"]} if engine[0] else {})}
 
-    fake = SimpleNamespace(
-        name="gateway.lan", state=SimpleNamespace(current_stage=StateStage.Prepare), get_fact=get_fact
-    )
-    monkeypatch.setattr(snapshot, "host", fake)
-    monkeypatch.setattr(snapshot, "_queries", {})
-    monkeypatch.setattr(snapshot, "_cache", {})
-    snapshot.register(QUERY)
+    fake = _deploy_on_fake_host(monkeypatch, StateStage.Prepare, get_fact)
     assert not snapshot.current().docker  # prepared on a host without Docker
     fake.state.current_stage = StateStage.Execute
     assert not snapshot.current().docker  # an operation before Docker's install reads it again
@@ -232,7 +241,6 @@ def test_the_host_and_volume_sections_are_read_while_the_engines_run(tmp_path) -
 def test_a_read_gathers_again_only_when_its_own_section_was_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     """An operation changed the files: reading the containers costs no round trip, reading the
     files does, and it reads only what was changed."""
-    from types import SimpleNamespace
 
     from pyinfra.api.state import StateStage
 
@@ -246,13 +254,7 @@ def test_a_read_gathers_again_only_when_its_own_section_was_changed(monkeypatch:
         gathered.append(sorted(only))
         return {"tree": [], "docker": [], "containers": []}
 
-    fake = SimpleNamespace(
-        name="gateway.lan", state=SimpleNamespace(current_stage=StateStage.Execute), get_fact=get_fact
-    )
-    monkeypatch.setattr(snapshot, "host", fake)
-    monkeypatch.setattr(snapshot, "_queries", {})
-    monkeypatch.setattr(snapshot, "_cache", {})
-    snapshot.register(QUERY)
+    _deploy_on_fake_host(monkeypatch, StateStage.Execute, get_fact)
     snapshot.read_fact(StackContainers, "containers", lambda q: True)
     assert len(gathered) == 1  # the whole snapshot, once
     snapshot.changing("tree", "ready")
